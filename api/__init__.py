@@ -1,0 +1,1 @@
+"""gaitstream api (see README)."""

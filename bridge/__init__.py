@@ -1,0 +1,1 @@
+"""gaitstream bridge (see README)."""

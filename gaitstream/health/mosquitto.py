@@ -1,0 +1,49 @@
+"""Mosquitto health: publish a QoS 1 message as the bridge user and receive it back."""
+from __future__ import annotations
+
+import threading
+import uuid
+
+import paho.mqtt.client as mqtt
+
+from gaitstream.config import Config
+
+TIMEOUT_S = 3.0
+
+
+def check(cfg: Config, user: str | None = None, password: str | None = None) -> str:
+    m = cfg.mqtt
+    topic = f"gs-health/{uuid.uuid4().hex}"
+    payload = uuid.uuid4().bytes
+    connected, received = threading.Event(), threading.Event()
+    result: dict[str, object] = {}
+
+    def on_connect(client, userdata, flags, reason_code, properties):
+        result["connect"] = reason_code
+        if not reason_code.is_failure:
+            client.subscribe(topic, qos=1)
+        connected.set()
+
+    def on_subscribe(client, userdata, mid, reason_codes, properties):
+        client.publish(topic, payload, qos=1)
+
+    def on_message(client, userdata, message):
+        if message.payload == payload:
+            received.set()
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"gs-health-{uuid.uuid4().hex[:8]}")
+    client.username_pw_set(user or m["bridge_user"], password or m["bridge_password"])
+    client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
+    client.connect(m["host"], int(m["port"]), keepalive=10)
+    client.loop_start()
+    try:
+        if not connected.wait(TIMEOUT_S):
+            raise TimeoutError("no CONNACK")
+        if result["connect"].is_failure:
+            raise PermissionError(f"connection refused: {result['connect']}")
+        if not received.wait(TIMEOUT_S):
+            raise TimeoutError(f"QoS 1 message on {topic} not received back")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return f"mosquitto {m['host']}:{m['port']} QoS 1 round-trip ok"

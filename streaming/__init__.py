@@ -1,0 +1,1 @@
+"""gaitstream streaming (see README)."""
