@@ -1,6 +1,7 @@
 """``gaitstream``: the one command-line entry point; subcommands grow with the pipeline."""
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
@@ -21,6 +22,74 @@ def main(ctx: click.Context) -> None:
         ctx.obj = config.load()
     except config.ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("kafka", "cassandra"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@main.command("replay")
+@click.option("--study", "studies", multiple=True, type=click.Choice(["Ga", "Ju", "Si"]), help="Only these studies (repeatable).")
+@click.option("--group", "groups", multiple=True, type=click.Choice(["Co", "Pt"]), help="Only controls (Co) or patients (Pt).")
+@click.option("--subject", "subjects", multiple=True, help="Only these subject ids, e.g. GaCo01 (repeatable).")
+@click.option("--walk", "walks", multiple=True, help="Only these walk ids, e.g. GaCo01_02 (repeatable).")
+@click.option("--one-per-subject", is_flag=True, help="Only each subject's first walk (the real-time cohort).")
+@click.option("--speed", type=float, default=None, help="Multiple of real time; 0 = as fast as possible. [replay.speed]")
+@click.option("--batch-size", type=click.IntRange(1, 1000), default=None, help="Samples per MQTT message. [replay.batch_size]")
+@click.option("--data-dir", type=click.Path(exists=True, file_okay=False), default=None, help="gaitpdb folder. [data.gaitpdb_dir]")
+@click.option("--no-progress", is_flag=True, help="No progress bar (logs only).")
+@click.option("-v", "--verbose", is_flag=True)
+@click.pass_obj
+def replay_cmd(cfg: config.Config, studies, groups, subjects, walks, one_per_subject, speed, batch_size,
+               data_dir, no_progress, verbose) -> None:
+    """Publish gaitpdb walks to Mosquitto as live sensor streams (QoS 1, one topic per walk).
+
+    Reads [mqtt] host/port/replay_user/replay_password/topic_prefix and [replay]. Ctrl-C stops
+    cleanly and reports what was sent.
+    """
+    from pathlib import Path
+
+    from bridge import replay
+    from gaitstream import gaitpdb
+
+    _setup_logging(verbose)
+    folder = Path(data_dir) if data_dir else cfg.path("data.gaitpdb_dir")
+    refs, missing = gaitpdb.list_walks(folder)
+    chosen = replay.select_walks(refs, studies, groups, subjects, walks, one_per_subject)
+    if not chosen:
+        raise click.ClickException("no walk matches the selection")
+    speed = cfg.replay["speed"] if speed is None else speed
+    batch = batch_size or int(cfg.replay["batch_size"])
+    click.echo(f"replaying {len(chosen)} walks at {'max speed' if speed == 0 else f'{speed}x real time'}, "
+               f"{batch} samples/message", err=True)
+    try:
+        report = replay.replay(cfg, chosen, speed=float(speed), batch_size=batch, data_dir=folder,
+                               missing=missing if not (studies or groups or subjects or walks) else (),
+                               progress=not no_progress)
+    except ConnectionError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(report.summary(), err=True)
+    sys.exit(130 if report.interrupted else 0)
+
+
+@main.command("bridge")
+@click.option("--client-id", default=None, help="MQTT client id (persistent session). [bridge.client_id]")
+@click.option("--shared-group", default=None, help="Join $share/<group>/ to split load with other bridges. [bridge.shared_group]")
+@click.option("-v", "--verbose", is_flag=True)
+@click.pass_obj
+def bridge_cmd(cfg: config.Config, client_id, shared_group, verbose) -> None:
+    """Forward sensor messages from Mosquitto to Kafka; ack MQTT only after Kafka confirmed.
+
+    Reads [mqtt], [kafka] (samples_topic, dead_letter_topic, partitions) and [bridge]. Invalid
+    payloads go to the dead-letter topic with the reason. SIGTERM/Ctrl-C: flush, then exit.
+    """
+    from bridge.bridge import run_bridge
+
+    _setup_logging(verbose)
+    sys.exit(run_bridge(cfg, client_id=client_id, shared_group=shared_group))
 
 
 @main.command("config")

@@ -1,0 +1,111 @@
+"""The sensor payload, schema version 1: one MQTT message = a batch of consecutive samples.
+
+JSON object (msgspec validates types strictly; unknown fields are rejected)::
+
+    {"v": 1,                      # schema version
+     "study": "Ga", "subject_id": "GaCo01", "walk_id": "GaCo01_01",
+     "seq": 1200,                 # per-walk sequence number of the first sample (0-based)
+     "sent_at_ms": 1764120000123, # publisher's wall clock, for latency measurement
+     "samples": [[time_s, l1..l8, r1..r8, total_l, total_r], ...]}   # 19 numbers each
+
+Sample ``i`` of a message has sequence number ``seq + i``. Labels never travel with samples.
+The bridge forwards valid payloads to Kafka byte for byte; :func:`validate` gives the reason a
+payload is refused, which the bridge writes to the dead-letter topic with the original bytes.
+"""
+from __future__ import annotations
+
+import math
+import re
+
+import msgspec
+
+from gaitstream import gaitpdb
+
+SCHEMA_VERSION = 1
+SAMPLE_WIDTH = len(gaitpdb.COLUMNS)  # 19
+MAX_SEQ = 100_000_000
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+class SampleBatch(msgspec.Struct, forbid_unknown_fields=True):
+    v: int
+    study: str
+    subject_id: str
+    walk_id: str
+    seq: int
+    sent_at_ms: int
+    samples: list[list[float]]
+
+
+class InvalidPayload(ValueError):
+    """Why a payload cannot enter the pipeline (the dead-letter reason)."""
+
+
+class _Version(msgspec.Struct):
+    v: int
+
+
+_version_decoder = msgspec.json.Decoder(_Version)
+_decoder = msgspec.json.Decoder(SampleBatch)
+_encoder = msgspec.json.Encoder()
+
+
+def topic_for(prefix: str, study: str, subject_id: str, walk_id: str) -> str:
+    """The MQTT topic of one walk's stream: ``<prefix>/<study>/<subject>/<walk>``."""
+    return f"{prefix}/{study}/{subject_id}/{walk_id}"
+
+
+def kafka_key(batch: SampleBatch) -> bytes:
+    """``<subject>/<walk>``: one walk stays in one partition, in order."""
+    return f"{batch.subject_id}/{batch.walk_id}".encode()
+
+
+def encode(batch: SampleBatch) -> bytes:
+    return _encoder.encode(batch)
+
+
+def validate(raw: bytes, *, max_bytes: int, max_samples: int, mqtt_topic: str | None = None,
+             topic_prefix: str | None = None) -> SampleBatch:
+    """Decode and check one payload; raise :class:`InvalidPayload` with a one-line reason."""
+    if len(raw) > max_bytes:
+        raise InvalidPayload(f"oversized: {len(raw)} bytes > {max_bytes}")
+    try:
+        # The version first, so a future schema is named as such rather than as "unknown field".
+        version = _version_decoder.decode(raw).v
+        if version != SCHEMA_VERSION:
+            raise InvalidPayload(f"unknown schema version {version} (expected {SCHEMA_VERSION})")
+        batch = _decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        raise InvalidPayload(f"schema: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise InvalidPayload(f"bad JSON: {exc}") from None
+    for name in ("study", "subject_id", "walk_id"):
+        if not _ID.match(getattr(batch, name)):
+            raise InvalidPayload(f"bad {name}: {getattr(batch, name)[:70]!r}")
+    if not batch.walk_id.startswith(batch.subject_id + "_"):
+        raise InvalidPayload(f"walk_id {batch.walk_id!r} is not a walk of subject {batch.subject_id!r}")
+    if mqtt_topic is not None and topic_prefix is not None:
+        expected = topic_for(topic_prefix, batch.study, batch.subject_id, batch.walk_id)
+        if mqtt_topic != expected:
+            raise InvalidPayload(f"topic {mqtt_topic!r} does not match payload (expected {expected!r})")
+    if batch.sent_at_ms < 0:
+        raise InvalidPayload(f"sent_at_ms {batch.sent_at_ms} is negative")
+    if not 0 <= batch.seq <= MAX_SEQ:
+        raise InvalidPayload(f"seq {batch.seq} out of range [0, {MAX_SEQ}]")
+    if not batch.samples:
+        raise InvalidPayload("no samples")
+    if len(batch.samples) > max_samples:
+        raise InvalidPayload(f"too many samples: {len(batch.samples)} > {max_samples}")
+    previous_time = -math.inf
+    for i, sample in enumerate(batch.samples):
+        if len(sample) != SAMPLE_WIDTH:
+            raise InvalidPayload(f"sample {i}: {len(sample)} values, expected {SAMPLE_WIDTH}")
+        if not all(math.isfinite(x) for x in sample):
+            raise InvalidPayload(f"sample {i}: NaN or infinite value")
+        time_s = sample[0]
+        if not 0.0 <= time_s <= gaitpdb.TIME_MAX_S or time_s <= previous_time:
+            raise InvalidPayload(f"sample {i}: time {time_s} out of range or not increasing")
+        previous_time = time_s
+        if min(sample[1:]) < gaitpdb.FORCE_MIN_N or max(sample[1:]) > gaitpdb.FORCE_MAX_N:
+            raise InvalidPayload(f"sample {i}: force outside [{gaitpdb.FORCE_MIN_N}, {gaitpdb.FORCE_MAX_N}] N")
+    return batch

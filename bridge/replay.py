@@ -1,0 +1,261 @@
+"""Replay gaitpdb walks as live sensor traffic: each walk's samples published to Mosquitto.
+
+One topic per walk (``<prefix>/<study>/<subject>/<walk>``), QoS 1, as the replayer user,
+payload schema v1 (:mod:`bridge.payload`) with per-walk sequence numbers. Speed is a multiple
+of real time (1.0 = 100 Hz per walk, every selected walk at once) or 0 for as fast as possible.
+Walk files are verified against SHA256SUMS; a corrupt one is reported (file, line) and skipped,
+a listed but absent one is skipped with a notice.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import paho.mqtt.client as mqtt
+from tqdm import tqdm
+
+from bridge import payload as payload_schema
+from gaitstream import gaitpdb
+from gaitstream.config import Config
+
+log = logging.getLogger("gaitstream.replay")
+
+
+@dataclass
+class ReplayReport:
+    walks_selected: int = 0
+    walks_done: int = 0
+    samples: int = 0
+    messages: int = 0
+    seconds: float = 0.0
+    skipped: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    # Samples sent per walk: (walk_id → count), so a caller can check what arrived downstream.
+    per_walk: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        rate = self.samples / self.seconds if self.seconds else 0.0
+        state = "interrupted" if self.interrupted else "done"
+        return (f"replay {state}: {self.samples} samples in {self.messages} messages from "
+                f"{self.walks_done}/{self.walks_selected} walks in {self.seconds:.1f}s ({rate:,.0f} samples/s); "
+                f"{len(self.skipped)} corrupt skipped, {len(self.missing)} listed but absent")
+
+
+def select_walks(refs: Iterable[gaitpdb.WalkRef], studies: Sequence[str] = (), groups: Sequence[str] = (),
+                 subjects: Sequence[str] = (), walks: Sequence[str] = (), one_per_subject: bool = False,
+                 ) -> list[gaitpdb.WalkRef]:
+    """Filter walks by study (Ga/Ju/Si), group (Co/Pt), subject id, walk id; all when empty."""
+    chosen, seen = [], set()
+    for ref in refs:
+        group = ref.subject_id[2:4]
+        if studies and ref.study not in studies or groups and group not in groups:
+            continue
+        if subjects and ref.subject_id not in subjects or walks and ref.walk_id not in walks:
+            continue
+        if one_per_subject and ref.subject_id in seen:
+            continue
+        seen.add(ref.subject_id)
+        chosen.append(ref)
+    return chosen
+
+
+class Publisher:
+    """A paho client that bounds the number of unacknowledged QoS 1 publishes."""
+
+    def __init__(self, cfg: Config, max_outstanding: int, qos: int = 1):
+        m = cfg.mqtt
+        self.qos = qos
+        self.capacity = threading.BoundedSemaphore(max_outstanding)
+        self.answered = threading.Event()
+        self.refused: str | None = None
+        client_id = f"{cfg.replay['client_id_prefix']}-{os.getpid()}-{threading.get_ident() % 10000}"
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
+        self.client.username_pw_set(m["replay_user"], m["replay_password"])
+        self.client.max_inflight_messages_set(max_outstanding)
+        self.client.max_queued_messages_set(0)
+        self.client.on_connect = self._on_connect
+        self.client.on_publish = lambda *args: self.capacity.release()
+        self.client.connect(m["host"], int(m["port"]), keepalive=30)
+        self.client.loop_start()
+        if not self.answered.wait(10) or self.refused:
+            self.close()
+            raise ConnectionError(self.refused or f"no answer from MQTT broker {m['host']}:{m['port']}")
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        if reason_code.is_failure:
+            self.refused = f"MQTT broker refused the replayer: {reason_code}"
+            client.disconnect()
+        self.answered.set()
+
+    def publish(self, topic: str, body: bytes) -> None:
+        self.capacity.acquire()
+        self.client.publish(topic, body, qos=self.qos)
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until every publish is acknowledged by the broker."""
+        deadline = time.monotonic() + timeout
+        held = 0
+        try:
+            while held < self.capacity._initial_value:  # type: ignore[attr-defined]
+                if not self.capacity.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                    return False
+                held += 1
+            return True
+        finally:
+            for _ in range(held):
+                self.capacity.release()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+class _WalkCursor:
+    """A loaded walk and how far it has been published."""
+
+    def __init__(self, walk: gaitpdb.Walk, topic: str):
+        self.walk = walk
+        self.topic = topic
+        self.rows = np.column_stack([walk.time, walk.forces])
+        self.sent = 0
+
+    @property
+    def done(self) -> bool:
+        return self.sent >= len(self.rows)
+
+    def next_message(self, upto: int) -> tuple[bytes, int]:
+        """Encode samples [sent, upto) as one payload; returns (body, sample count)."""
+        ref = self.walk.ref
+        batch = payload_schema.SampleBatch(
+            v=payload_schema.SCHEMA_VERSION, study=ref.study, subject_id=ref.subject_id, walk_id=ref.walk_id,
+            seq=self.sent, sent_at_ms=int(time.time() * 1000), samples=self.rows[self.sent:upto].tolist())
+        count = upto - self.sent
+        self.sent = upto
+        return payload_schema.encode(batch), count
+
+
+def _load(refs: Sequence[gaitpdb.WalkRef], data_dir: Path, report: ReplayReport, ahead: int) -> Iterator[gaitpdb.Walk]:
+    """Verified walks in order, read `ahead` files in advance on a thread pool."""
+    checksums = gaitpdb.read_checksums(data_dir)
+
+    def read(ref):
+        try:
+            return gaitpdb.read_walk(ref, checksums.get(f"{ref.walk_id}.txt"))
+        except gaitpdb.WalkFileError as exc:
+            return exc
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        pending: list[concurrent.futures.Future] = []
+        queue = iter(refs)
+        for ref in queue:
+            pending.append(pool.submit(read, ref))
+            if len(pending) >= ahead:
+                break
+        while pending:
+            result = pending.pop(0).result()
+            nxt = next(queue, None)
+            if nxt is not None:
+                pending.append(pool.submit(read, nxt))
+            if isinstance(result, gaitpdb.WalkFileError):
+                log.warning("skipping corrupt walk file: %s", result)
+                report.skipped.append(str(result))
+                continue
+            yield result
+
+
+def replay(cfg: Config, refs: Sequence[gaitpdb.WalkRef], *, speed: float, batch_size: int,
+           data_dir: Path, missing: Sequence[str] = (), progress: bool = True,
+           stop: threading.Event | None = None) -> ReplayReport:
+    """Publish the walks; returns what was sent. Ctrl-C (or ``stop``) ends it cleanly."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    if speed < 0:
+        raise ValueError("speed must be >= 0 (0 = as fast as possible)")
+    stop = stop or threading.Event()
+    report = ReplayReport(walks_selected=len(refs), missing=list(missing))
+    for name in missing:
+        log.info("listed in SHA256SUMS but absent, skipped: %s", name)
+    prefix = cfg.mqtt["topic_prefix"]
+    publisher = Publisher(cfg, int(cfg.replay["max_outstanding"]))
+    bar = tqdm(total=None, unit=" samples", unit_scale=True, disable=not progress, desc="replay",
+               dynamic_ncols=True)
+    started = time.monotonic()
+
+    def send(cursor: _WalkCursor, upto: int) -> None:
+        body, count = cursor.next_message(upto)
+        publisher.publish(cursor.topic, body)
+        report.samples += count
+        report.messages += 1
+        report.per_walk[cursor.walk.ref.walk_id] = cursor.sent
+        bar.update(count)
+        if cursor.done:
+            report.walks_done += 1
+
+    def cursor_for(walk: gaitpdb.Walk) -> _WalkCursor:
+        ref = walk.ref
+        return _WalkCursor(walk, payload_schema.topic_for(prefix, ref.study, ref.subject_id, ref.walk_id))
+
+    try:
+        if speed == 0:
+            _as_fast_as_possible(refs, data_dir, report, int(cfg.replay["max_active_walks"]), batch_size,
+                                 cursor_for, send, stop)
+        else:
+            _real_time(refs, data_dir, report, speed, batch_size, cursor_for, send, stop, bar)
+    except KeyboardInterrupt:
+        report.interrupted = True
+    finally:
+        report.interrupted = report.interrupted or stop.is_set()
+        if not publisher.drain(timeout=30):
+            log.warning("some publishes were not acknowledged by the broker within 30 s")
+        publisher.close()
+        bar.close()
+        report.seconds = time.monotonic() - started
+    return report
+
+
+def _as_fast_as_possible(refs, data_dir, report, max_active, batch_size, cursor_for, send, stop) -> None:
+    """Round-robin over a bounded set of active walks, one batch each, until all are sent."""
+    source = _load(refs, data_dir, report, ahead=4)
+    active: list[_WalkCursor] = []
+    exhausted = False
+    while not stop.is_set():
+        while not exhausted and len(active) < max_active:
+            walk = next(source, None)
+            if walk is None:
+                exhausted = True
+            else:
+                active.append(cursor_for(walk))
+        if not active:
+            return
+        for cursor in active:
+            send(cursor, min(cursor.sent + batch_size, len(cursor.rows)))
+        active = [c for c in active if not c.done]
+
+
+def _real_time(refs, data_dir, report, speed, batch_size, cursor_for, send, stop, bar) -> None:
+    """All walks at once; sample k of every walk is due k / (100 Hz × speed) after the start."""
+    cursors = [cursor_for(w) for w in _load(refs, data_dir, report, ahead=4)]
+    bar.total = sum(len(c.rows) for c in cursors)
+    rate = gaitpdb.SAMPLE_RATE_HZ * speed
+    t0 = time.monotonic()
+    while cursors and not stop.is_set():
+        due = int((time.monotonic() - t0) * rate) + 1  # samples due per walk by now
+        next_due = math.inf
+        for cursor in cursors:
+            n = len(cursor.rows)
+            while not cursor.done and (cursor.sent + batch_size <= due or due >= n):
+                send(cursor, min(cursor.sent + batch_size, n))
+            if not cursor.done:
+                next_due = min(next_due, t0 + (cursor.sent + batch_size) / rate)
+        cursors = [c for c in cursors if not c.done]
+        if cursors:
+            stop.wait(max(0.0, next_due - time.monotonic()))

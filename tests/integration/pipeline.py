@@ -1,0 +1,143 @@
+"""Test helpers for the MQTT → Kafka leg: isolated names, a bridge subprocess, a Kafka reader."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+from kafka import KafkaConsumer, TopicPartition
+
+from bridge import payload as payload_schema
+from gaitstream import config as gs_config
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def isolated_config(**extra: str) -> tuple[gs_config.Config, dict[str, str]]:
+    """A config whose MQTT prefix, Kafka topics and bridge session are unique to one test."""
+    tag = uuid.uuid4().hex[:10]
+    env = {
+        "GAITSTREAM_MQTT_TOPIC_PREFIX": f"gait/t{tag}",
+        "GAITSTREAM_KAFKA_SAMPLES_TOPIC": f"test.samples.{tag}",
+        "GAITSTREAM_KAFKA_DEAD_LETTER_TOPIC": f"test.deadletter.{tag}",
+        "GAITSTREAM_BRIDGE_CLIENT_ID": f"test-bridge-{tag}",
+        "GAITSTREAM_BRIDGE_STATS_INTERVAL": "2",
+        **extra,
+    }
+    full_env = {**os.environ, **env}
+    return gs_config.load(env=full_env), full_env
+
+
+class BridgeProcess:
+    """``gaitstream bridge`` as a real subprocess, with its log kept for assertions."""
+
+    def __init__(self, env: dict[str, str], log_path: Path):
+        self.env, self.log_path = env, log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, wait_subscribed: bool = True, timeout: float = 60) -> "BridgeProcess":
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "gaitstream.cli", "bridge"], env=self.env,
+                                     cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+        if wait_subscribed:
+            deadline = time.monotonic() + timeout
+            while "subscribing" not in self.log():
+                assert self.proc.poll() is None, f"bridge exited early:\n{self.log()[-3000:]}"
+                assert time.monotonic() < deadline, f"bridge not subscribed after {timeout}s:\n{self.log()[-3000:]}"
+                time.sleep(0.2)
+            time.sleep(0.5)  # SUBACK
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self, sig: int = signal.SIGKILL, timeout: float = 60) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+@dataclass
+class TopicContents:
+    """What a Kafka topic holds, decoded: (walk, seq) arrivals in offset order per walk."""
+
+    records: int = 0
+    arrivals: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    headers: list[dict[str, bytes]] = field(default_factory=list)
+    values: list[bytes] = field(default_factory=list)
+
+    def distinct(self) -> set[tuple[str, int]]:
+        return {(walk, seq) for walk, seqs in self.arrivals.items() for seq in seqs}
+
+    def first_occurrence_order(self, walk: str) -> list[int]:
+        seen, order = set(), []
+        for seq in self.arrivals[walk]:
+            if seq not in seen:
+                seen.add(seq)
+                order.append(seq)
+        return order
+
+
+def read_topic(cfg: gs_config.Config, topic: str, *, until=lambda contents: False, timeout: float = 120,
+               decode_samples: bool = True, idle_after_done: float = 0.0) -> TopicContents:
+    """Read a topic from the beginning until ``until(contents)`` holds or ``timeout`` passes."""
+    consumer = KafkaConsumer(bootstrap_servers=f"{cfg.kafka['host']}:{cfg.kafka['port']}", group_id=None,
+                             enable_auto_commit=False, consumer_timeout_ms=1000)
+    contents = TopicContents()
+    decoder = msgspec.json.Decoder(payload_schema.SampleBatch)
+    try:
+        deadline = time.monotonic() + timeout
+        while not consumer.partitions_for_topic(topic):
+            assert time.monotonic() < deadline, f"topic {topic} never appeared"
+            time.sleep(0.5)
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        done_at = None
+        while time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500, max_records=5000).values():
+                for record in batch:
+                    contents.records += 1
+                    if decode_samples:
+                        msg = decoder.decode(record.value)
+                        contents.arrivals[msg.walk_id].extend(range(msg.seq, msg.seq + len(msg.samples)))
+                    else:
+                        contents.values.append(record.value)
+                        contents.headers.append(dict(record.headers or []))
+            if done_at is None and until(contents):
+                done_at = time.monotonic()
+            if done_at is not None and time.monotonic() - done_at >= idle_after_done:
+                break
+    finally:
+        consumer.close()
+    return contents
+
+
+def expected_pairs(per_walk: dict[str, int]) -> set[tuple[str, int]]:
+    return {(walk, seq) for walk, count in per_walk.items() for seq in range(count)}
+
+
+def replay_in_thread(cfg, refs, data_dir, batch_size=10, speed=0.0):
+    """Run a replay in a thread; returns (thread, result holder)."""
+    from bridge import replay
+
+    result: dict = {}
+
+    def run():
+        result["report"] = replay.replay(cfg, refs, speed=speed, batch_size=batch_size,
+                                         data_dir=data_dir, progress=False)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, result

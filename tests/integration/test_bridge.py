@@ -1,0 +1,168 @@
+"""Replay → Mosquitto → bridge → Kafka on the real brokers: nothing lost, order kept per walk,
+faults survived, malformed payloads dead-lettered with a reason, bad credentials refused."""
+from __future__ import annotations
+
+import json
+import random
+import signal
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from bridge import replay
+from gaitstream import gaitpdb
+from tests.conftest import run_stack
+from tests.integration.pipeline import (BridgeProcess, expected_pairs, isolated_config, read_topic,
+                                        replay_in_thread)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def walks(stack):
+    folder = stack.path("data.gaitpdb_dir")
+    refs, _missing = gaitpdb.list_walks(folder)
+    return folder, refs
+
+
+def _assert_exactly_once_in_order(contents, per_walk):
+    expected = expected_pairs(per_walk)
+    got = contents.distinct()
+    assert not expected - got, f"{len(expected - got)} samples lost, e.g. {sorted(expected - got)[:5]}"
+    assert not got - expected, f"unexpected samples {sorted(got - expected)[:5]}"
+    for walk, count in per_walk.items():
+        assert contents.first_occurrence_order(walk) == list(range(count)), f"{walk} out of order"
+
+
+def _wait_all(cfg, per_walk, timeout=240):
+    expected = expected_pairs(per_walk)
+    return read_topic(cfg, cfg.kafka["samples_topic"], until=lambda c: expected <= c.distinct(), timeout=timeout)
+
+
+def test_every_sample_arrives_exactly_once_in_order(stack, walks, tmp_path):
+    folder, refs = walks
+    cfg, env = isolated_config()
+    chosen = replay.select_walks(refs, studies=["Si"])[:10]
+    bridge = BridgeProcess(env, tmp_path / "bridge.log").start()
+    report = replay.replay(cfg, chosen, speed=0, batch_size=10, data_dir=folder, progress=False)
+    assert report.samples >= 100_000 and not report.interrupted
+    contents = _wait_all(cfg, report.per_walk)
+    _assert_exactly_once_in_order(contents, report.per_walk)
+    assert bridge.kill(signal.SIGTERM) == 0, bridge.log()[-2000:]
+    assert "stopped:" in bridge.log()
+
+
+def test_sigkill_of_the_bridge_mid_replay_loses_nothing(stack, walks, tmp_path):
+    folder, refs = walks
+    cfg, env = isolated_config()
+    chosen = replay.select_walks(refs, studies=["Ju"])[:5]
+    bridge = BridgeProcess(env, tmp_path / "bridge.log").start()
+    thread, result = replay_in_thread(cfg, chosen, folder)
+    time.sleep(4)
+    bridge.kill(signal.SIGKILL)
+    time.sleep(2)
+    bridge.start()
+    thread.join(300)
+    report = result["report"]
+    contents = _wait_all(cfg, report.per_walk)
+    _assert_exactly_once_in_order(contents, report.per_walk)
+    print(f"after SIGKILL: {contents.records} records for {len(contents.distinct())} samples "
+          f"({sum(len(s) for s in contents.arrivals.values()) - len(contents.distinct())} duplicates)")
+    bridge.kill(signal.SIGTERM)
+
+
+def test_kafka_restart_mid_replay_loses_nothing(stack, walks, tmp_path):
+    folder, refs = walks
+    cfg, env = isolated_config()
+    chosen = replay.select_walks(refs, studies=["Ga"], groups=["Co"])[:5]
+    bridge = BridgeProcess(env, tmp_path / "bridge.log").start()
+    thread, result = replay_in_thread(cfg, chosen, folder)
+    time.sleep(3)
+    run_stack("kafka.sh", "restart")
+    thread.join(300)
+    report = result["report"]
+    contents = _wait_all(cfg, report.per_walk)
+    _assert_exactly_once_in_order(contents, report.per_walk)
+    assert bridge.alive(), bridge.log()[-3000:]
+    bridge.kill(signal.SIGTERM)
+
+
+def _fuzz_payloads(rng: random.Random, prefix: str, n: int) -> list[tuple[str, bytes]]:
+    """``n`` malformed (topic, payload) pairs of many kinds, all on topics the bridge reads."""
+    good = {"v": 1, "study": "Ga", "subject_id": "GaCo01", "walk_id": "GaCo01_01", "seq": 0,
+            "sent_at_ms": 0, "samples": [[0.0] + [1.0] * 18]}
+    topic = f"{prefix}/Ga/GaCo01/GaCo01_01"
+    raw_good = json.dumps(good)
+    kinds = [
+        lambda: bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200))),
+        lambda: raw_good[: rng.randrange(1, len(raw_good) - 1)].encode(),
+        lambda: json.dumps({**good, rng.choice(list(good)): rng.choice(["x", -1, None, [], {}, 1.5, True])}).encode(),
+        lambda: (lambda drop: json.dumps({k: v for k, v in good.items() if k != drop}).encode())(rng.choice(list(good))),
+        lambda: json.dumps({**good, "v": rng.randrange(2, 99)}).encode(),
+        lambda: raw_good.replace("1.0", rng.choice(["NaN", "Infinity", "-Infinity", "1e999"]), 1).encode(),
+        lambda: json.dumps({**good, "samples": [[0.0] + [rng.choice([-1e5, 1e7])] * 18]}).encode(),
+        lambda: json.dumps({**good, "samples": [[0.0] * rng.choice([0, 1, 18, 20, 40])]}).encode(),
+        lambda: json.dumps({**good, "samples": []}).encode(),
+        lambda: json.dumps({**good, "seq": rng.choice([-5, 10**12])}).encode(),
+        lambda: json.dumps(rng.choice([[], 1, "s", None, True])).encode(),
+        lambda: b"{" * rng.randrange(1, 5000),
+        lambda: b" " * 300_000,  # over bridge.max_payload_bytes
+        lambda: json.dumps({**good, "label": "PD"}).encode(),
+    ]
+    out = []
+    for i in range(n):
+        kind = kinds[i % len(kinds)]
+        body = kind()
+        if i % 17 == 0:  # a valid payload on the wrong walk's topic
+            out.append((f"{prefix}/Ga/GaCo02/GaCo02_01", raw_good.encode()))
+        else:
+            out.append((topic, body))
+    return out
+
+
+def test_fuzzed_payloads_all_go_to_dead_letter_with_a_reason(stack, tmp_path):
+    cfg, env = isolated_config()
+    bridge = BridgeProcess(env, tmp_path / "bridge.log").start()
+    payloads = _fuzz_payloads(random.Random(20261126), cfg.mqtt["topic_prefix"], 10_000)
+    m = cfg.mqtt
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"fuzz-{cfg.bridge['client_id']}",
+                         protocol=mqtt.MQTTv311)
+    client.username_pw_set(m["replay_user"], m["replay_password"])
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    client.connect(m["host"], int(m["port"]))
+    client.loop_start()
+    infos = [client.publish(topic, body, qos=1) for topic, body in payloads]
+    # One valid message after the storm: the bridge must still forward.
+    valid = json.dumps({"v": 1, "study": "Ga", "subject_id": "GaCo01", "walk_id": "GaCo01_01", "seq": 7,
+                        "sent_at_ms": 0, "samples": [[0.07] + [1.0] * 18]}).encode()
+    infos.append(client.publish(f"{m['topic_prefix']}/Ga/GaCo01/GaCo01_01", valid, qos=1))
+    for info in infos:
+        info.wait_for_publish(60)
+    client.disconnect()
+    client.loop_stop()
+
+    dead = read_topic(cfg, cfg.kafka["dead_letter_topic"], until=lambda c: c.records >= len(payloads),
+                      timeout=240, decode_samples=False, idle_after_done=2)
+    main = read_topic(cfg, cfg.kafka["samples_topic"], until=lambda c: c.records >= 1, timeout=60,
+                      idle_after_done=2)
+    assert bridge.alive(), bridge.log()[-3000:]
+    assert dead.records == len(payloads)
+    assert all(h.get("reason") and h.get("mqtt_topic") for h in dead.headers)
+    assert sorted(dead.values) == sorted(body for _topic, body in payloads)  # original bytes kept
+    reasons = {h["reason"].decode().split(":")[0].split(" ")[0] for h in dead.headers}
+    assert len(reasons) >= 8, reasons
+    assert main.records == 1 and main.distinct() == {("GaCo01_01", 7)}
+    bridge.kill(signal.SIGTERM)
+
+
+def test_wrong_credentials_are_refused(stack, walks, tmp_path):
+    folder, refs = walks
+    cfg, env = isolated_config(GAITSTREAM_MQTT_BRIDGE_PASSWORD="wrong", GAITSTREAM_MQTT_REPLAY_PASSWORD="wrong")
+    bridge = BridgeProcess(env, tmp_path / "bridge.log").start(wait_subscribed=False)
+    assert bridge.proc.wait(60) == 1
+    assert "refused" in bridge.log()
+    with pytest.raises(ConnectionError, match="refused"):
+        replay.replay(cfg, refs[:1], speed=0, batch_size=10, data_dir=folder, progress=False)

@@ -1,0 +1,67 @@
+"""Payload schema v1: valid batches pass byte for byte, every kind of bad payload gets a reason."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bridge import payload
+
+LIMITS = dict(max_bytes=16384, max_samples=50)
+
+
+def _batch(**overrides) -> dict:
+    body = {"v": 1, "study": "Ga", "subject_id": "GaCo01", "walk_id": "GaCo01_01", "seq": 100,
+            "sent_at_ms": 1, "samples": [[1.0 + i / 100] + [10.0] * 18 for i in range(3)]}
+    body.update(overrides)
+    return body
+
+
+def _raw(body) -> bytes:
+    return json.dumps(body).encode()
+
+
+def test_valid_batch_round_trips():
+    batch = payload.validate(_raw(_batch()), **LIMITS)
+    assert (batch.subject_id, batch.walk_id, batch.seq, len(batch.samples)) == ("GaCo01", "GaCo01_01", 100, 3)
+    assert payload.kafka_key(batch) == b"GaCo01/GaCo01_01"
+    assert payload.validate(payload.encode(batch), **LIMITS) == batch
+
+
+def test_topic_must_match_payload():
+    topic = payload.topic_for("gait", "Ga", "GaCo01", "GaCo01_01")
+    payload.validate(_raw(_batch()), mqtt_topic=topic, topic_prefix="gait", **LIMITS)
+    with pytest.raises(payload.InvalidPayload, match="does not match"):
+        payload.validate(_raw(_batch()), mqtt_topic="gait/Ga/GaCo02/GaCo02_01", topic_prefix="gait", **LIMITS)
+
+
+BAD = {
+    "not json": (b"{nope", "bad JSON"),
+    "not utf8": (b"\xff\xfe\x00", "bad JSON"),
+    "empty": (b"", "bad JSON"),
+    "array": (b"[1,2]", "schema"),
+    "missing field": (_raw({k: v for k, v in _batch().items() if k != "seq"}), "schema"),
+    "wrong type": (_raw(_batch(seq="100")), "schema"),
+    "bool sample": (_raw(_batch(samples=[[True] * 19])), "schema"),
+    "unknown field": (_raw(_batch(label="PD")), "schema"),
+    "NaN": (_raw(_batch()).replace(b"10.0", b"NaN", 1), "bad JSON"),
+    "infinite": (_raw(_batch()).replace(b"10.0", b"1e999", 1), "schema"),
+    "future version": (_raw(_batch(v=2, other=1)), "unknown schema version 2"),
+    "negative seq": (_raw(_batch(seq=-1)), "seq"),
+    "negative clock": (_raw(_batch(sent_at_ms=-1)), "sent_at_ms"),
+    "no samples": (_raw(_batch(samples=[])), "no samples"),
+    "short sample": (_raw(_batch(samples=[[1.0] * 18])), "18 values"),
+    "absurd force": (_raw(_batch(samples=[[1.0] + [1e6] * 18])), "force outside"),
+    "time backwards": (_raw(_batch(samples=[[2.0] + [1.0] * 18, [1.0] + [1.0] * 18])), "not increasing"),
+    "too many samples": (_raw(_batch(samples=[[i / 100] + [1.0] * 18 for i in range(51)])), "too many"),
+    "oversized": (b" " * 20000, "oversized"),
+    "bad id": (_raw(_batch(subject_id="Ga Co/01", walk_id="Ga Co/01_01")), "bad subject_id"),
+    "walk of other subject": (_raw(_batch(walk_id="GaCo02_01")), "not a walk of subject"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_bad_payload_has_a_reason(name):
+    raw, reason = BAD[name]
+    with pytest.raises(payload.InvalidPayload, match=reason):
+        payload.validate(raw, **LIMITS)
