@@ -92,6 +92,47 @@ def bridge_cmd(cfg: config.Config, client_id, shared_group, verbose) -> None:
     sys.exit(run_bridge(cfg, client_id=client_id, shared_group=shared_group))
 
 
+@main.command("schema")
+@click.option("--keyspace", default=None, help="Another keyspace than [cassandra] keyspace.")
+@click.option("--print", "print_only", is_flag=True, help="Print the CQL instead of running it.")
+@click.pass_obj
+def schema_cmd(cfg: config.Config, keyspace, print_only) -> None:
+    """Create the Cassandra keyspace and tables if missing (idempotent).
+
+    Reads [cassandra] host, port, keyspace, replication_class, replication_factor.
+    """
+    from streaming import schema
+
+    if print_only:
+        click.echo(";\n\n".join(schema.statements(cfg, keyspace)) + ";")
+        return
+    try:
+        ddl = schema.create(cfg, keyspace)
+    except Exception as exc:  # the driver raises NoHostAvailable/OperationTimedOut, among others
+        c = cfg.cassandra
+        raise click.ClickException(f"Cassandra at {c['host']}:{c['port']} did not take the schema "
+                                   f"({type(exc).__name__}: {exc}); is it up? stack/cassandra.sh start") from exc
+    for statement in ddl:
+        click.echo(statement.splitlines()[0].rstrip(" ("))
+
+
+@main.command("api")
+@click.option("--host", default=None, help="Bind address. [api.host]")
+@click.option("--port", type=int, default=None, help="Port. [api.port]")
+@click.pass_obj
+def api_cmd(cfg: config.Config, host, port) -> None:
+    """Serve the Litestar API and dashboard with uvicorn.
+
+    Reads [api], [cassandra], [mongo] and [data]. Ctrl-C/SIGTERM shut down cleanly.
+    """
+    import uvicorn
+
+    from api.app import create_app
+
+    uvicorn.run(create_app(cfg), host=host or cfg.api["host"], port=port or int(cfg.api["port"]),
+                log_level="info")
+
+
 @main.command("config")
 @click.argument("key", required=False)
 @click.pass_obj
