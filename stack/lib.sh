@@ -96,11 +96,15 @@ gs_stop() {
   gs_say "stopped"
 }
 
+# gs_rss_mb PID: resident memory (MiB) of the whole session PID leads (the service and its children).
+gs_rss_mb() { ps -o rss= -s "$1" 2>/dev/null | awk '{kb += $1} END {printf "%d", kb / 1024}'; }
+
 gs_status() {
-  local name="$1" pid; pid="$(gs_pid "$name")"
+  local name="$1" pid out; pid="$(gs_pid "$name")"
   if [[ -z "$pid" ]]; then gs_say "stopped"; return 3; fi
-  if out="$(gs_health "$name" 2>&1)"; then gs_say "running (pid $pid), healthy: $out"; return 0; fi
-  gs_say "running (pid $pid) but NOT healthy: ${out##*$'\n'}"; return 1
+  local mem; mem="$(gs_rss_mb "$pid") MiB RSS"
+  if out="$(gs_health "$name" 2>&1)"; then gs_say "running (pid $pid, $mem), healthy: $out"; return 0; fi
+  gs_say "running (pid $pid, $mem) but NOT healthy: ${out##*$'\n'}"; return 1
 }
 
 # gs_ensure_venv: the project's interpreter with the package installed (re-run when setup.cfg changes).

@@ -67,6 +67,29 @@ class BridgeProcess:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def stop(self) -> None:
+        """SIGTERM the bridge, then end its persistent MQTT session so the broker frees its queue."""
+        if self.alive():
+            self.kill(signal.SIGTERM)
+        end_session(self.env)
+
+
+def end_session(env: dict[str, str]) -> None:
+    """Connect once with clean_session=True under the bridge's client id: the broker drops the session."""
+    import paho.mqtt.client as mqtt
+
+    cfg = gs_config.load(env=env)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cfg.bridge["client_id"],
+                         protocol=mqtt.MQTTv311, clean_session=True)
+    client.username_pw_set(cfg.mqtt["bridge_user"], cfg.mqtt["bridge_password"])
+    connected = threading.Event()
+    client.on_connect = lambda *args: connected.set()
+    client.connect(cfg.mqtt["host"], int(cfg.mqtt["port"]))
+    client.loop_start()
+    connected.wait(5)
+    client.disconnect()
+    client.loop_stop()
+
 
 @dataclass
 class TopicContents:

@@ -52,6 +52,7 @@ def test_every_sample_arrives_exactly_once_in_order(stack, walks, tmp_path):
     _assert_exactly_once_in_order(contents, report.per_walk)
     assert bridge.kill(signal.SIGTERM) == 0, bridge.log()[-2000:]
     assert "stopped:" in bridge.log()
+    bridge.stop()
 
 
 def test_sigkill_of_the_bridge_mid_replay_loses_nothing(stack, walks, tmp_path):
@@ -70,7 +71,7 @@ def test_sigkill_of_the_bridge_mid_replay_loses_nothing(stack, walks, tmp_path):
     _assert_exactly_once_in_order(contents, report.per_walk)
     print(f"after SIGKILL: {contents.records} records for {len(contents.distinct())} samples "
           f"({sum(len(s) for s in contents.arrivals.values()) - len(contents.distinct())} duplicates)")
-    bridge.kill(signal.SIGTERM)
+    bridge.stop()
 
 
 def test_kafka_restart_mid_replay_loses_nothing(stack, walks, tmp_path):
@@ -86,7 +87,7 @@ def test_kafka_restart_mid_replay_loses_nothing(stack, walks, tmp_path):
     contents = _wait_all(cfg, report.per_walk)
     _assert_exactly_once_in_order(contents, report.per_walk)
     assert bridge.alive(), bridge.log()[-3000:]
-    bridge.kill(signal.SIGTERM)
+    bridge.stop()
 
 
 def _fuzz_payloads(rng: random.Random, prefix: str, n: int) -> list[tuple[str, bytes]]:
@@ -155,7 +156,7 @@ def test_fuzzed_payloads_all_go_to_dead_letter_with_a_reason(stack, tmp_path):
     reasons = {h["reason"].decode().split(":")[0].split(" ")[0] for h in dead.headers}
     assert len(reasons) >= 8, reasons
     assert main.records == 1 and main.distinct() == {("GaCo01_01", 7)}
-    bridge.kill(signal.SIGTERM)
+    bridge.stop()
 
 
 def test_wrong_credentials_are_refused(stack, walks, tmp_path):
