@@ -4,9 +4,9 @@ PY := var/venv/bin/python
 
 .PHONY: demo test unit integration venv up down status clean
 
-## demo: install what is missing, start the stack, run the pipeline end to end.
-demo:
-	bash scripts/demo.sh
+## demo: install what is missing, start the stack, run the pipeline end to end (Ctrl-C stops all).
+demo: venv
+	var/venv/bin/gaitstream demo
 
 ## test: install what is missing, start the real services, run every test (unit + integration).
 test: venv

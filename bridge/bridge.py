@@ -10,7 +10,9 @@ original bytes as the value and the reason and MQTT topic as headers, then is ac
 """
 from __future__ import annotations
 
+import json
 import logging
+import os
 import signal
 import threading
 import time
@@ -169,14 +171,29 @@ class Bridge:
         self.mqtt.loop_start()
         interval = float(self.cfg.bridge["stats_interval"])
         last, last_t = BridgeStats(**{**self.stats.__dict__}), time.monotonic()
+        self.write_stats(0.0)
         try:
             while not self.stopping.wait(interval):
                 now = time.monotonic()
+                rate = (self.stats.forwarded - last.forwarded) / max(now - last_t, 1e-9)
                 log.info(self.stats.line(last, now - last_t))
+                self.write_stats(rate)
                 last, last_t = BridgeStats(**{**self.stats.__dict__}), now
         finally:
             self.shutdown()
         return 1 if self.refused else 0
+
+    def write_stats(self, rate: float) -> None:
+        """Atomically rewrite the stats file (a heartbeat: its timestamp says the bridge is alive)."""
+        path = self.cfg.path("bridge.stats_file")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        doc = {"client_id": self.client_id, "pid": os.getpid(), "updated_at": time.time(),
+               "mqtt_connected": self.connected.is_set(), "received": self.stats.received,
+               "forwarded": self.stats.forwarded, "dead_lettered": self.stats.dead_lettered,
+               "resent": self.stats.resent, "pending": self.stats.pending, "forwarded_per_s": round(rate, 1)}
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(doc))
+        os.replace(tmp, path)
 
     def request_stop(self, *_args) -> None:
         self.stopping.set()

@@ -133,6 +133,26 @@ def api_cmd(cfg: config.Config, host, port) -> None:
                 log_level="info")
 
 
+@main.command("demo")
+@click.option("--speed", type=float, default=0.0, show_default=True,
+              help="Replay speed: multiple of real time, 0 = as fast as the pipeline takes it.")
+@click.option("--batch-size", type=click.IntRange(1, 1000), default=50, show_default=True, help="Samples per MQTT message.")
+@click.option("--replay-all", is_flag=True, help="Replay every walk even if its windows are already stored.")
+@click.option("--no-wait", is_flag=True, help="Return after the report, leaving everything running.")
+@click.option("--timeout", type=float, default=1800, show_default=True, help="Seconds to wait for Cassandra.")
+@click.pass_obj
+def demo_cmd(cfg: config.Config, speed, batch_size, replay_all, no_wait, timeout) -> None:
+    """Run the whole pipeline end to end on the gaitpdb data set, then wait for Ctrl-C.
+
+    Starts the stack, creates the schema, starts the bridge, the streaming job and the API,
+    replays the walks, waits until Cassandra holds every window, retrains over HTTP and prints
+    a report with the subject-wise metrics and the URLs. Reads every section of the config.
+    """
+    from gaitstream.demo import run_demo
+
+    run_demo(cfg, speed=speed, batch_size=batch_size, replay_all=replay_all, wait=not no_wait, timeout=timeout)
+
+
 @main.command("config")
 @click.argument("key", required=False)
 @click.pass_obj

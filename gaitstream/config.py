@@ -108,7 +108,7 @@ def _shell_lines(cfg: Config) -> list[str]:
     for dotted, value in cfg.flat().items():
         if isinstance(value, bool):
             value = "1" if value else "0"
-        elif dotted.endswith(("_dir", ".dir")):
+        elif dotted.endswith(("_dir", ".dir", "_file")):
             value = cfg.path(dotted)
         name = "GS_" + dotted.replace(".", "_").upper()
         lines.append(f"{name}={shlex.quote(str(value))}")

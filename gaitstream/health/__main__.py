@@ -5,12 +5,12 @@ import argparse
 import sys
 
 from gaitstream import config
-from gaitstream.health import SERVICES, check
+from gaitstream.health import COMPONENTS, SERVICES, check
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gaitstream.health", description=__doc__)
-    parser.add_argument("service", choices=SERVICES + ("yarn",))
+    parser.add_argument("service", choices=SERVICES + COMPONENTS + ("yarn",))
     args = parser.parse_args(argv)
     try:
         print(check(args.service, config.load()))

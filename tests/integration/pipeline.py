@@ -30,6 +30,7 @@ def isolated_config(**extra: str) -> tuple[gs_config.Config, dict[str, str]]:
         "GAITSTREAM_KAFKA_DEAD_LETTER_TOPIC": f"test.deadletter.{tag}",
         "GAITSTREAM_BRIDGE_CLIENT_ID": f"test-bridge-{tag}",
         "GAITSTREAM_BRIDGE_STATS_INTERVAL": "2",
+        "GAITSTREAM_BRIDGE_STATS_FILE": f"/tmp/gs-bridge-stats-{tag}.json",
         **extra,
     }
     full_env = {**os.environ, **env}

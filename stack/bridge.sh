@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The MQTT → Kafka bridge (gaitstream bridge) as a managed background process.
+GS_SERVICE=bridge
+GS_HELP="Runs var/venv/bin/gaitstream bridge. Config keys: [mqtt], [kafka], [bridge]
+(client_id, stats_file, stats_interval). Log: var/log/bridge.log. Needs mosquitto and kafka."
+source "$(dirname "$0")/lib.sh"
+
+svc_start() {
+  gs_ensure_venv
+  if gs_running "$GS_SERVICE"; then gs_say "already running"; return 0; fi
+  rm -f "$GS_BRIDGE_STATS_FILE"  # a stale heartbeat must not pass the health check
+  gs_spawn "$GS_SERVICE" "$GS_VENV/bin/gaitstream" bridge
+  gs_wait_healthy "$GS_SERVICE" "$GS_RUNTIME_START_TIMEOUT" gs_health "$GS_SERVICE"
+}
+svc_stop() { gs_stop "$GS_SERVICE" 45; }
+gs_main "$@"
