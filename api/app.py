@@ -1,0 +1,93 @@
+"""The Litestar application: ``create_app(cfg)`` wires settings, services, routes and error mapping.
+
+Services (Cassandra store, MongoDB client and run store, model registry, promoted model, trainer)
+are created in the lifespan, kept on ``app.state`` and injected into handlers by name; they are
+closed at shutdown. ``/`` is left for the dashboard.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+
+from api import errors
+from api.data import CassandraStore
+from api.metrics import Metrics
+from api.registry import Registry
+from api.routes.diagnose import DiagnoseController
+from api.routes.models import ModelsController
+from api.routes.ops import OpsController
+from api.routes.training import TrainingController
+from api.runs import RunStore, mongo_client
+from api.settings import ApiSettings
+from api.training import ModelHolder, Trainer
+from gaitstream import __version__
+from gaitstream.config import Config
+
+log = logging.getLogger("api")
+SERVICES = ("settings", "store", "runs", "registry", "holder", "trainer", "metrics")
+
+
+def load_current_model(registry: Registry, holder: ModelHolder) -> None:
+    """Load the promoted version if any; a tampered artifact is logged and not loaded."""
+    version = registry.current_version()
+    if version is None:
+        return
+    try:
+        holder.set(registry.load(version))
+        log.info("model %s loaded", version)
+    except errors.ApiError as exc:
+        log.error("current model not loaded: %s", exc.message)
+
+
+def create_app(cfg: Config, settings: ApiSettings | None = None) -> Litestar:
+    settings = settings or ApiSettings.from_config(cfg)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        store = CassandraStore(cfg, settings.keyspace, settings.backend_timeout)
+        client = mongo_client(cfg, settings.backend_timeout)
+        runs = RunStore(client, settings.mongo_database, settings.runs_collection)
+        registry = Registry(settings.registry_dir)
+        holder = ModelHolder()
+        load_current_model(registry, holder)
+        trainer = Trainer(settings, store, runs, registry, holder)
+        try:
+            stale = runs.fail_unfinished("interrupted: the API process that ran it stopped")
+            if stale:
+                log.warning("%d unfinished run(s) from a previous process marked failed", stale)
+        except Exception as exc:  # MongoDB down at startup: the API still starts and answers 503
+            log.warning("MongoDB unavailable at startup (%s); run history will answer 503 until it is back", exc)
+        app.state.update(settings=settings, store=store, runs=runs, registry=registry, holder=holder,
+                         trainer=trainer, metrics=Metrics())
+        try:
+            yield
+        finally:
+            trainer.close()
+            store.close()
+            client.close()
+
+    def provider(name: str) -> Provide:
+        def from_state(state: State):
+            return state[name]
+
+        return Provide(from_state, sync_to_thread=False)
+
+    return Litestar(
+        route_handlers=[TrainingController, ModelsController, DiagnoseController, OpsController],
+        lifespan=[lifespan],
+        dependencies={name: provider(name) for name in SERVICES},
+        exception_handlers=errors.handlers(),
+        request_max_body_size=settings.max_upload_bytes,
+        openapi_config=OpenAPIConfig(
+            title="gaitstream API", version=__version__, path="/schema",
+            description="Retrain on demand with subject-wise evaluation, model registry, runs in MongoDB, diagnosis.",
+            components=Components(security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer")}),
+        ),
+    )

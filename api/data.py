@@ -1,0 +1,96 @@
+"""Reads of the streaming tables (``windows``, ``walk_features``) through prepared statements.
+
+One :class:`CassandraStore` per process, created at startup and shut down at exit. It connects
+lazily and retries on the next call, so the API starts (and answers 503) while Cassandra is down.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gaitstream.config import Config
+from gaitstream.gaitpdb import FORCE_CHANNELS
+from streaming.schema import FEATURES_TABLE, WINDOWS_TABLE
+
+log = logging.getLogger("api.data")
+FETCH_SIZE = 5000
+WALK_COLUMNS = ("subject_id", "walk_id", "study", "samples", "final", "feature_version", "features")
+WINDOW_KEY_COLUMNS = ("subject_id", "walk_id", "window_index", "sample_count", "partial")
+
+
+class CassandraStore:
+    """The session and the prepared statements of the API's keyspace."""
+
+    def __init__(self, cfg: Config, keyspace: str, timeout: float):
+        self.cfg, self.keyspace, self.timeout = cfg, keyspace, timeout
+        self._lock = threading.Lock()
+        self._cluster = self._session = None
+        self._statements: dict[str, Any] = {}
+
+    def session(self):
+        """The connected session (connecting now if needed); driver errors mean 503 upstream."""
+        with self._lock:
+            if self._session is None:
+                from gaitstream.health.cassandra import connect
+
+                self._cluster, self._session = connect(self.cfg, request_timeout=max(self.timeout, 10.0))
+            return self._session
+
+    def prepared(self, name: str):
+        session = self.session()
+        if name not in self._statements:
+            ks, walks, windows = self.keyspace, FEATURES_TABLE, WINDOWS_TABLE
+            channels = ", ".join(FORCE_CHANNELS)
+            cql = {
+                "all_walks": f"SELECT {', '.join(WALK_COLUMNS)} FROM {ks}.{walks}",
+                "subject_walks": f"SELECT {', '.join(WALK_COLUMNS)} FROM {ks}.{walks} WHERE subject_id = ?",
+                "all_windows": f"SELECT {', '.join(WINDOW_KEY_COLUMNS)}, {channels} FROM {ks}.{windows}",
+                "walk_windows": f"SELECT {', '.join(WINDOW_KEY_COLUMNS)}, {channels} FROM {ks}.{windows} "
+                                "WHERE subject_id = ? AND walk_id = ?",
+            }[name]
+            statement = session.prepare(cql)
+            statement.fetch_size = FETCH_SIZE
+            self._statements[name] = statement
+        return self._statements[name]
+
+    def ping(self) -> str:
+        row = self.session().execute("SELECT release_version FROM system.local", timeout=self.timeout).one()
+        return str(row.release_version)
+
+    def walk_features(self, subject_id: str | None = None) -> pd.DataFrame:
+        """One row per walk: key columns plus one column per feature (NaN where the map has none)."""
+        if subject_id is None:
+            rows = self.session().execute(self.prepared("all_walks"), timeout=self.timeout)
+        else:
+            rows = self.session().execute(self.prepared("subject_walks"), (subject_id,), timeout=self.timeout)
+        return walks_frame(list(rows))
+
+    def windows(self, subject_id: str | None = None, walk_ids: list[str] | None = None) -> pd.DataFrame:
+        """One row per 100-sample window: key columns and the 18 channel means."""
+        if subject_id is None:
+            rows = list(self.session().execute(self.prepared("all_windows"), timeout=self.timeout))
+        else:
+            rows = [row for walk_id in walk_ids or []
+                    for row in self.session().execute(self.prepared("walk_windows"), (subject_id, walk_id),
+                                                      timeout=self.timeout)]
+        columns = list(WINDOW_KEY_COLUMNS) + list(FORCE_CHANNELS)
+        return pd.DataFrame([tuple(row) for row in rows], columns=columns)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._cluster is not None:
+                self._cluster.shutdown()
+            self._cluster = self._session = None
+            self._statements.clear()
+
+
+def walks_frame(rows: list[Any]) -> pd.DataFrame:
+    """``walk_features`` rows → a frame with the feature map spread into float columns."""
+    keys = [{c: getattr(row, c) for c in WALK_COLUMNS if c != "features"} for row in rows]
+    features = pd.DataFrame([dict(row.features or {}) for row in rows], dtype=np.float64)
+    frame = pd.DataFrame(keys, columns=[c for c in WALK_COLUMNS if c != "features"])
+    return pd.concat([frame.reset_index(drop=True), features.reset_index(drop=True)], axis=1)

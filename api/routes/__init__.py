@@ -1,0 +1,1 @@
+"""HTTP routes: thin handlers that validate, call a service function and return a typed body."""

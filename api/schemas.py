@@ -1,0 +1,113 @@
+"""Typed request and response bodies (msgspec Structs); Litestar derives the OpenAPI schema from them."""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+Family = Literal["knn", "forest", "logreg"]
+FeatureSet = Literal["windows", "gait", "both"]
+Evaluation = Literal["full", "subject_kfold"]
+RunStatus = Literal["queued", "running", "succeeded", "failed"]
+SubjectId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="demographics ID, e.g. GaPt03")]
+
+
+class ErrorBody(msgspec.Struct):
+    error: str
+
+
+class ConflictBody(msgspec.Struct):
+    error: str
+    running_run_id: str | None = None
+
+
+class InvalidWalkBody(msgspec.Struct):
+    error: str
+    line: int = msgspec.field(default=0)
+    reason: str | None = None
+
+
+class RetrainRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Omitted fields take [api] default_family / default_feature_set / seed from the config."""
+
+    family: Family | None = None
+    feature_set: FeatureSet | None = None
+    evaluation: Evaluation = "full"
+    seed: Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)] | None = None
+    promote: bool = False
+
+
+class RetrainAccepted(msgspec.Struct):
+    run_id: str
+    status: RunStatus
+    status_url: str
+
+
+class Run(msgspec.Struct):
+    run_id: str
+    status: RunStatus
+    params: dict[str, Any]
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    timings: dict[str, float]
+    data: dict[str, Any] | None
+    metrics: dict[str, Any] | None
+    model_version: str | None
+    promoted: bool
+    error: str | None
+
+
+class ModelInfo(msgspec.Struct):
+    version: str
+    current: bool
+    family: str
+    feature_set: str
+    created_at: str
+    run_id: str
+    sha256: str
+    sklearn_version: str
+    features: list[str]
+    metrics: dict[str, Any]
+
+
+class DiagnoseSubject(msgspec.Struct, forbid_unknown_fields=True):
+    subject_id: SubjectId
+
+
+class Driver(msgspec.Struct):
+    feature: str
+    importance: float
+    value: float | None
+    median_parkinsons: float | None
+    median_control: float | None
+    closer_to: Literal["parkinsons", "control"] | None
+
+
+class Diagnosis(msgspec.Struct):
+    probability_parkinsons: float
+    prediction: Literal["parkinsons", "control"]
+    model_version: str
+    family: str
+    feature_set: str
+    rows_used: int
+    walks: int
+    final_walks: int
+    drivers: list[Driver]
+    subject_id: str | None = None
+    samples: int | None = None
+
+
+class Health(msgspec.Struct):
+    status: Literal["ok", "degraded", "down"]
+    cassandra: str
+    mongo: str
+    model: str
+    training_run: str | None
+
+
+def response(body: type, description: str):
+    """An extra documented response (no generated examples: they would be random, not informative)."""
+    from litestar.openapi import ResponseSpec
+
+    return ResponseSpec(body, description=description, generate_examples=False)

@@ -1,0 +1,63 @@
+"""The API's settings, built explicitly from the one config object (never read at import time)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from gaitstream.config import Config
+from streaming.schema import identifier
+
+FAMILIES = ("knn", "forest", "logreg")
+FEATURE_SETS = ("windows", "gait", "both")
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """What the service needs, one field per knob; tests build it from an isolated config."""
+
+    token: str
+    """Bearer token for mutating routes ([api] token)."""
+    registry_dir: Path
+    """Model registry folder ([api] registry_dir)."""
+    data_dir: Path
+    """gaitpdb folder; only demographics.txt (the labels) is read from it ([data] gaitpdb_dir)."""
+    keyspace: str
+    """Cassandra keyspace holding ``windows`` and ``walk_features`` ([cassandra] keyspace)."""
+    mongo_database: str
+    """Database of the run documents ([mongo] database)."""
+    runs_collection: str
+    """Collection of the run documents ([mongo] runs_collection)."""
+    default_family: str
+    default_feature_set: str
+    cv_folds: int
+    cv_repeats: int
+    seed: int
+    bias_variance_rounds: int
+    forest_trees: int
+    max_upload_bytes: int
+    backend_timeout: float
+    """Seconds a Cassandra or Mongo call may take before the API answers 503."""
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> "ApiSettings":
+        api = cfg.api
+        settings = cls(
+            token=str(api["token"]),
+            registry_dir=cfg.path("api.registry_dir"),
+            data_dir=cfg.path("data.gaitpdb_dir"),
+            keyspace=identifier(str(cfg.cassandra["keyspace"])),
+            mongo_database=str(cfg.mongo["database"]),
+            runs_collection=str(cfg.mongo["runs_collection"]),
+            default_family=str(api["default_family"]),
+            default_feature_set=str(api["default_feature_set"]),
+            cv_folds=int(api["cv_folds"]),
+            cv_repeats=int(api["cv_repeats"]),
+            seed=int(api["seed"]),
+            bias_variance_rounds=int(api["bias_variance_rounds"]),
+            forest_trees=int(api["forest_trees"]),
+            max_upload_bytes=int(api["max_upload_bytes"]),
+            backend_timeout=float(api["backend_timeout"]),
+        )
+        if settings.default_family not in FAMILIES or settings.default_feature_set not in FEATURE_SETS:
+            raise ValueError(f"api.default_family must be one of {FAMILIES}, api.default_feature_set one of {FEATURE_SETS}")
+        return settings

@@ -1,0 +1,198 @@
+"""Training runs in the background: one at a time, each recorded as a run document.
+
+``Trainer.submit`` returns at once with a run id (the handler answers 202) or raises Conflict
+with the id of the run in progress (409). The work itself, :func:`train`, is a plain function
+of (settings, data store, run store, registry, params), so tests and the benchmark call it directly.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+import uuid
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from api import evaluation, models
+from api.errors import Conflict
+from api.labels import attach_labels
+from api.models import Dataset
+from api.registry import LoadedModel, Registry
+from api.runs import FAILED, RUNNING, SUCCEEDED, RunStore, now_iso
+from api.settings import ApiSettings
+from gaitstream.gaitpdb import read_demographics
+
+log = logging.getLogger("api.training")
+
+
+@dataclass(frozen=True)
+class TrainingParams:
+    family: str
+    feature_set: str
+    evaluation: str  # "full" (subject-wise + study held out + leaky extra) or "subject_kfold"
+    seed: int
+    promote: bool
+
+
+class Cancelled(Exception):
+    """The service is shutting down; the run is recorded as failed."""
+
+
+class ModelHolder:
+    """The promoted model, swapped atomically when another version is promoted."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._model: LoadedModel | None = None
+
+    def get(self) -> LoadedModel | None:
+        return self._model
+
+    def set(self, model: LoadedModel | None) -> None:
+        if model is not None and hasattr(model.pipeline[-1], "n_jobs"):
+            # one request predicts a few rows: a thread pool per call costs more than it saves
+            model.pipeline[-1].set_params(n_jobs=1)
+        with self._lock:
+            self._model = model
+
+
+def load_dataset(store, settings: ApiSettings, feature_set: str) -> tuple[Dataset, dict[str, Any]]:
+    """Labelled rows of a feature set from Cassandra, and the data snapshot recorded with the run."""
+    demographics = read_demographics(settings.data_dir)
+    walks = store.walk_features()
+    snapshot: dict[str, Any] = {"walk_rows": int(len(walks)),
+                                "feature_versions": sorted({int(v) for v in walks["feature_version"].dropna()})}
+    final = walks["final"].fillna(False).astype(bool)
+    snapshot["unfinished_walks_skipped"] = int((~final).sum())
+    walks = walks.loc[final]
+    windows = None
+    if feature_set in ("windows", "both"):
+        windows = store.windows()
+        partial = windows["partial"].fillna(True).astype(bool)
+        snapshot.update(window_rows=int(len(windows)), partial_windows_skipped=int(partial.sum()))
+        windows, unlabelled_windows = attach_labels(windows.loc[~partial], demographics)
+    walks, unlabelled = attach_labels(walks, demographics)
+    if windows is not None:
+        unlabelled = sorted(set(unlabelled) | set(unlabelled_windows))
+    rows, X, row_kind = models.design(feature_set, walks, windows)
+    data = Dataset(rows, X, models.feature_columns(feature_set), row_kind)
+    per_subject = rows.groupby("subject_id").agg(pd=("pd", "first"), study=("study", "first"))
+    snapshot.update({
+        "row_kind": row_kind, "rows": int(len(rows)), "walks": int(rows["walk_id"].nunique()) if len(rows) else 0,
+        "subjects": int(len(per_subject)),
+        "classes": {"parkinsons": int(per_subject["pd"].sum()), "control": int((per_subject["pd"] == 0).sum())},
+        "subjects_by_study": {str(k): int(v) for k, v in per_subject["study"].value_counts().sort_index().items()},
+        "excluded_unlabelled_subjects": len(unlabelled), "excluded_subject_ids": unlabelled,
+    })
+    return data, snapshot
+
+
+def explanation(pipeline, data: Dataset) -> dict[str, Any]:
+    """What :mod:`api.diagnosis` shows next to a probability: each feature's global weight and
+    the class medians on the training rows."""
+    is_pd = data.y == 1
+    with warnings.catch_warnings():  # an all-NaN column has no median: NaN, stored as null
+        warnings.simplefilter("ignore", RuntimeWarning)
+        median_pd = np.nanmedian(data.X[is_pd], axis=0)
+        median_control = np.nanmedian(data.X[~is_pd], axis=0)
+    return {"importance": models.importances(pipeline, data.columns),
+            "median_parkinsons": dict(zip(data.columns, median_pd.tolist())),
+            "median_control": dict(zip(data.columns, median_control.tolist()))}
+
+
+def train(settings: ApiSettings, store, runs: RunStore, registry: Registry, run_id: str, params: TrainingParams,
+          holder: ModelHolder | None = None, cancelled: threading.Event | None = None) -> dict[str, Any]:
+    """Evaluate subject-wise, fit on all rows, register the model; the run document tracks each step."""
+    def checkpoint() -> None:
+        if cancelled is not None and cancelled.is_set():
+            raise Cancelled("service shutting down")
+
+    started = time.perf_counter()
+    runs.update(run_id, status=RUNNING, started_at=now_iso())
+    timings: dict[str, float] = {}
+    data, snapshot = load_dataset(store, settings, params.feature_set)
+    timings["load_s"] = time.perf_counter() - started
+    runs.update(run_id, data=evaluation.json_safe(snapshot))
+    if snapshot["classes"]["parkinsons"] < settings.cv_folds or snapshot["classes"]["control"] < settings.cv_folds:
+        raise ValueError(f"too few labelled subjects for {settings.cv_folds}-fold subject-wise CV: {snapshot['classes']}")
+    pipeline = models.build_pipeline(params.family, seed=params.seed, forest_trees=settings.forest_trees)
+    step = time.perf_counter()
+    metrics: dict[str, Any] = {"subject_wise": evaluation.subject_wise(pipeline, data, settings.cv_folds,
+                                                                        settings.cv_repeats, params.seed)}
+    checkpoint()
+    metrics["bias_variance"] = evaluation.bias_variance(pipeline, data, settings.cv_folds, params.seed,
+                                                        settings.bias_variance_rounds)
+    checkpoint()
+    if params.evaluation == "full":
+        metrics["study_held_out"] = evaluation.study_held_out(pipeline, data)
+        metrics["leaky_random_row_split"] = evaluation.leaky_random_row_split(pipeline, data, params.seed)
+    timings["evaluate_s"] = time.perf_counter() - step
+    checkpoint()
+    step = time.perf_counter()
+    fitted = pipeline.fit(data.X, data.y)
+    metrics = evaluation.json_safe(metrics)
+    meta = evaluation.json_safe({
+        "family": params.family, "feature_set": params.feature_set, "row_kind": data.row_kind,
+        "features": list(data.columns), "params": asdict(params), "data": snapshot,
+        "metrics": {"subject_wise": metrics["subject_wise"]["summary"], "bias_variance": metrics["bias_variance"]},
+        "explanation": explanation(fitted, data),
+    })
+    version = registry.save(fitted, meta, run_id)
+    promote = params.promote or registry.current_version() is None
+    if promote:
+        loaded = registry.promote(version)
+        if holder is not None:
+            holder.set(loaded)
+    timings["fit_and_save_s"] = time.perf_counter() - step
+    timings["total_s"] = time.perf_counter() - started
+    runs.update(run_id, status=SUCCEEDED, finished_at=now_iso(), metrics=metrics, model_version=version,
+                promoted=promote, timings=timings)
+    return {"model_version": version, "metrics": metrics, "timings": timings}
+
+
+class Trainer:
+    """At most one run at a time, on one worker thread; closed at shutdown."""
+
+    def __init__(self, settings: ApiSettings, store, runs: RunStore, registry: Registry, holder: ModelHolder):
+        self.settings, self.store, self.runs, self.registry, self.holder = settings, store, runs, registry, holder
+        self._lock = threading.Lock()
+        self._running: str | None = None
+        self._cancelled = threading.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="retrain")
+
+    @property
+    def running(self) -> str | None:
+        return self._running
+
+    def submit(self, params: TrainingParams) -> str:
+        with self._lock:
+            if self._running is not None:
+                raise Conflict("a training run is already in progress", running_run_id=self._running)
+            run_id = uuid.uuid4().hex
+            self.runs.create(run_id, asdict(params))  # Mongo down → PyMongoError → 503, nothing started
+            self._running = run_id
+        self._executor.submit(self._run, run_id, params)
+        return run_id
+
+    def _run(self, run_id: str, params: TrainingParams) -> None:
+        try:
+            result = train(self.settings, self.store, self.runs, self.registry, run_id, params, self.holder, self._cancelled)
+            log.info("run %s succeeded: model %s in %.1f s", run_id, result["model_version"], result["timings"]["total_s"])
+        except Exception as exc:  # any failure is the run's outcome, recorded for GET /runs/{id}
+            log.warning("run %s failed: %s", run_id, traceback.format_exc())
+            try:
+                self.runs.update(run_id, status=FAILED, finished_at=now_iso(), error=f"{type(exc).__name__}: {exc}")
+            except Exception:
+                log.exception("run %s: could not record the failure", run_id)
+        finally:
+            with self._lock:
+                self._running = None
+
+    def close(self) -> None:
+        self._cancelled.set()
+        self._executor.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,295 @@
+"""The API over real Cassandra and FerretDB: `gaitstream api` as a subprocess on a free port.
+
+The keyspace is seeded offline (api.seed: the stream's own feature functions) with the walks of
+a balanced set of subjects; database, keyspace, registry folder and token are unique to this module.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from pymongo import MongoClient
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from api.errors import IntegrityError
+from api.models import GAIT_COLUMNS, LOGREG_C
+from api.registry import Registry
+from api.seed import seed_keyspace, walk_rows
+from gaitstream import config as gs_config
+from gaitstream import gaitpdb
+from gaitstream.health.cassandra import connect
+from streaming import schema
+
+pytestmark = pytest.mark.integration
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SUBJECTS_PER_CLASS_AND_STUDY = 3  # 18 subjects, ~32 walks: 3-fold subject-wise CV has both classes per fold
+TOKEN = f"token-{uuid.uuid4().hex}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def chosen_walks(data_dir: Path) -> list[gaitpdb.WalkRef]:
+    demographics = gaitpdb.read_demographics(data_dir)
+    refs, _ = gaitpdb.list_walks(data_dir)
+    picked: dict[tuple[str, bool], list[str]] = {}
+    for subject in sorted(demographics.values(), key=lambda s: s.subject_id):
+        bucket = picked.setdefault((subject.study, subject.parkinsons), [])
+        if len(bucket) < SUBJECTS_PER_CLASS_AND_STUDY and any(r.subject_id == subject.subject_id for r in refs):
+            bucket.append(subject.subject_id)
+    subjects = {s for bucket in picked.values() for s in bucket}
+    return [r for r in refs if r.subject_id in subjects]
+
+
+@pytest.fixture(scope="module")
+def api(stack, tmp_path_factory):
+    """(base_url, cfg, refs) of a running `gaitstream api` over a freshly seeded keyspace."""
+    tag = uuid.uuid4().hex[:10]
+    port = free_port()
+    env = {**os.environ, "GAITSTREAM_CASSANDRA_KEYSPACE": f"t_api_{tag}", "GAITSTREAM_MONGO_DATABASE": f"t_api_{tag}",
+           "GAITSTREAM_API_REGISTRY_DIR": str(tmp_path_factory.mktemp("registry")), "GAITSTREAM_API_TOKEN": TOKEN,
+           "GAITSTREAM_API_PORT": str(port), "GAITSTREAM_API_CV_FOLDS": "3", "GAITSTREAM_API_CV_REPEATS": "2",
+           "GAITSTREAM_API_BIAS_VARIANCE_ROUNDS": "3", "GAITSTREAM_API_FOREST_TREES": "150"}
+    cfg = gs_config.load(env=env)
+    refs = chosen_walks(cfg.path("data.gaitpdb_dir"))
+    cluster, session = connect(cfg, request_timeout=60)
+    schema.create(cfg, session=session)
+    seed_keyspace(session, cfg.cassandra["keyspace"], refs, windows=False)
+    log_path = tmp_path_factory.mktemp("log") / "api.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "gaitstream.cli", "api"], env=env, cwd=REPO_ROOT,
+                                stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        assert proc.poll() is None, log_path.read_text()
+        try:
+            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, log_path.read_text()
+        time.sleep(0.3)
+    yield base, cfg, refs
+    proc.terminate()
+    # uvicorn shuts down gracefully, then re-raises the SIGTERM it caught: -15 is a clean exit
+    assert proc.wait(30) in (0, -15), log_path.read_text()[-3000:]
+    assert "Application shutdown complete" in log_path.read_text(), log_path.read_text()[-3000:]
+    session.execute(f"DROP KEYSPACE IF EXISTS {cfg.cassandra['keyspace']}", timeout=60)
+    cluster.shutdown()
+    with MongoClient(cfg.mongo["host"], int(cfg.mongo["port"]), directConnection=True) as client:
+        client.drop_database(cfg.mongo["database"])
+
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def wait_run(base: str, run_id: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        run = httpx.get(f"{base}/runs/{run_id}").json()
+        if run["status"] in ("succeeded", "failed"):
+            return run
+        assert time.monotonic() < deadline, run
+        time.sleep(0.3)
+
+
+@pytest.fixture(scope="module")
+def logreg_run(api) -> dict:
+    """A full-evaluation logistic-regression run (deterministic, so a direct computation can match it)."""
+    base, _, _ = api
+    response = httpx.post(f"{base}/retrain", json={"family": "logreg", "feature_set": "gait", "seed": 7}, headers=AUTH)
+    assert response.status_code == 202, response.text
+    run = wait_run(base, response.json()["run_id"])
+    assert run["status"] == "succeeded", run["error"]
+    return run
+
+
+@pytest.mark.parametrize("method,path", [("POST", "/retrain"), ("POST", "/models/v20000101T000000000000Z-abcdef/promote")])
+@pytest.mark.parametrize("header", [None, "Bearer wrong-token", "Basic Zm9vOmJhcg==", f"bearer{TOKEN}", ""])
+def test_mutating_routes_need_the_token(api, method, path, header):
+    base, _, _ = api
+    headers = {"Authorization": header} if header is not None else {}
+    response = httpx.request(method, f"{base}{path}", json={}, headers=headers)
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+def direct_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    predicted = (proba >= 0.5).astype(int)
+    return {"accuracy": accuracy_score(y, predicted), "precision": precision_score(y, predicted, zero_division=0),
+            "recall": recall_score(y, predicted, zero_division=0), "f1": f1_score(y, predicted, zero_division=0),
+            "roc_auc": roc_auc_score(y, proba)}
+
+
+def test_run_document_metrics_equal_a_direct_sklearn_computation(api, logreg_run):
+    base, cfg, refs = api
+    with MongoClient(cfg.mongo["host"], int(cfg.mongo["port"]), directConnection=True) as client:
+        doc = client[cfg.mongo["database"]][cfg.mongo["runs_collection"]].find_one({"_id": logreg_run["run_id"]})
+    assert doc["status"] == "succeeded" and doc["model_version"] == logreg_run["model_version"]
+    labels = gaitpdb.read_demographics(cfg.path("data.gaitpdb_dir"))
+    rows = pd.DataFrame([{"subject_id": ref.subject_id, **walk_rows(ref)[0][6]} for ref in refs])
+    X = rows.reindex(columns=list(GAIT_COLUMNS)).to_numpy(float)
+    y = rows["subject_id"].map(lambda s: int(labels[s].parkinsons)).to_numpy()
+    subjects = rows["subject_id"].to_numpy()
+    assert doc["data"]["walks"] == len(rows) and doc["data"]["subjects"] == len(set(subjects))
+    assert doc["data"]["excluded_unlabelled_subjects"] == 0
+    for repeat in doc["metrics"]["subject_wise"]["per_repeat"]:
+        proba = np.full(len(rows), np.nan)
+        for fold in repeat["folds"]:
+            test = np.isin(subjects, fold["test_subjects"])
+            model = make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
+                                  LogisticRegression(C=LOGREG_C, max_iter=2000)).fit(X[~test], y[~test])
+            proba[test] = model.predict_proba(X[test])[:, 1]
+        assert not np.isnan(proba).any(), "the stored folds cover every walk"
+        per_subject = pd.DataFrame({"s": subjects, "y": y, "p": proba}).groupby("s").mean()
+        for level, (yy, pp) in {"rows": (y, proba), "subjects": (per_subject["y"].to_numpy(int), per_subject["p"].to_numpy())}.items():
+            for name, value in direct_metrics(yy, pp).items():
+                assert repeat[level][name] == pytest.approx(value, abs=1e-6), (level, name)
+            predicted = pp >= 0.5
+            assert repeat[level]["confusion"] == {"tp": int((predicted & (yy == 1)).sum()), "tn": int((~predicted & (yy == 0)).sum()),
+                                                  "fp": int((predicted & (yy == 0)).sum()), "fn": int((~predicted & (yy == 1)).sum())}
+    metrics = doc["metrics"]
+    assert set(metrics) == {"subject_wise", "bias_variance", "study_held_out", "leaky_random_row_split"}
+    assert {"expected_loss", "bias", "variance"} <= set(metrics["bias_variance"])
+    assert set(metrics["study_held_out"]) <= {"Ga", "Ju", "Si"} and metrics["study_held_out"]
+
+
+def test_no_subject_in_train_and_test_of_any_stored_fold(logreg_run):
+    for repeat in logreg_run["metrics"]["subject_wise"]["per_repeat"]:
+        folds = [set(f["test_subjects"]) for f in repeat["folds"]]
+        everyone = set().union(*folds)
+        assert sum(len(f) for f in folds) == len(everyone), "a subject is tested in two folds"
+        # train = everyone else, so no fold's test subject is ever among its training subjects
+        for fold in folds:
+            assert fold.isdisjoint(everyone - fold)
+
+
+def test_registry_artifact_checksum_and_current_model(api, logreg_run):
+    base, cfg, _ = api
+    current = httpx.get(f"{base}/models/current").json()
+    assert current["version"] == logreg_run["model_version"]  # first model is promoted automatically
+    folder = cfg.path("api.registry_dir") / current["version"]
+    assert hashlib.sha256((folder / "model.joblib").read_bytes()).hexdigest() == current["sha256"]
+    assert current["features"] == list(GAIT_COLUMNS) and "subject_id" not in current["features"]
+
+
+def test_two_retrains_one_accepted_one_conflict(api, logreg_run):
+    base, _, _ = api
+    first = httpx.post(f"{base}/retrain", json={"family": "forest", "feature_set": "gait"}, headers=AUTH)
+    second = httpx.post(f"{base}/retrain", json={"family": "logreg"}, headers=AUTH)
+    assert first.status_code == 202, first.text
+    assert second.status_code == 409, second.text
+    assert second.json()["running_run_id"] == first.json()["run_id"]
+    run = wait_run(base, first.json()["run_id"])
+    assert run["status"] == "succeeded", run["error"]
+    assert run["promoted"] is False  # only the first model or an explicit promote changes `current`
+    listed = httpx.get(f"{base}/runs", params={"limit": 5}).json()
+    assert [r["run_id"] for r in listed][:1] == [first.json()["run_id"]]
+
+
+def test_tampered_artifact_is_refused(api, logreg_run):
+    base, cfg, _ = api
+    versions = [m["version"] for m in httpx.get(f"{base}/models").json()]
+    victim = next(v for v in versions if v != logreg_run["model_version"])
+    model_file = cfg.path("api.registry_dir") / victim / "model.joblib"
+    model_file.write_bytes(model_file.read_bytes() + b"\x00")
+    response = httpx.post(f"{base}/models/{victim}/promote", headers=AUTH)
+    assert response.status_code == 409 and "sha256" in response.json()["error"], response.text
+    assert httpx.get(f"{base}/models/current").json()["version"] == logreg_run["model_version"]
+    with pytest.raises(IntegrityError):
+        Registry(cfg.path("api.registry_dir")).load(victim)
+    assert httpx.post(f"{base}/models/{logreg_run['model_version']}/promote", headers=AUTH).status_code == 200
+    assert httpx.post(f"{base}/models/v20000101T000000000000Z-abcdef/promote", headers=AUTH).status_code == 404
+
+
+def test_diagnose_subject(api, logreg_run):
+    base, _, refs = api
+    subject = refs[0].subject_id
+    response = httpx.post(f"{base}/diagnose", json={"subject_id": subject})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert 0.0 <= body["probability_parkinsons"] <= 1.0 and body["model_version"] == logreg_run["model_version"]
+    assert body["walks"] == sum(r.subject_id == subject for r in refs) and body["drivers"]
+    assert httpx.post(f"{base}/diagnose", json={"subject_id": "NoSuchSubject"}).status_code == 404
+    assert httpx.post(f"{base}/diagnose", json={"subject_id": "x'; DROP TABLE y"}).status_code == 400
+
+
+def test_diagnose_uploaded_walk(api, logreg_run):
+    base, _, refs = api
+    raw = gzip.decompress(refs[0].path.read_bytes())
+    plain = httpx.post(f"{base}/diagnose/walk", content=raw, headers={"content-type": "text/plain"})
+    assert plain.status_code == 200, plain.text
+    multipart = httpx.post(f"{base}/diagnose/walk", files={"file": ("walk.txt.gz", gzip.compress(raw))})
+    assert multipart.status_code == 200, multipart.text
+    assert plain.json()["probability_parkinsons"] == pytest.approx(multipart.json()["probability_parkinsons"])
+
+
+GOOD_LINE = "0.01" + "\t10.0" * 18
+
+
+@pytest.mark.parametrize("garbage,line", [
+    (b"", 0),
+    (b"\x00\xff\xfe binary junk", 1),
+    (b"\x1f\x8b\x08\x00 not really gzip", 0),
+    ((GOOD_LINE + "\n1 2 3\n").encode(), 2),
+    ((GOOD_LINE + "\n" + "0.02" + "\tnan" * 18 + "\n").encode(), 2),
+    ((GOOD_LINE + "\n" + "0.00" + "\t10.0" * 18 + "\n").encode(), 2),  # time goes back
+    ((GOOD_LINE + "\n" + "0.02" + "\t1e9" * 18 + "\n").encode(), 2),   # impossible force
+    ("\n".join(f"{k / 100:.2f}" + "\t10.0" * 18 for k in range(1, 500)).encode(), 0),  # standing, no strides
+])
+def test_garbage_uploads_get_422_with_the_line(api, logreg_run, garbage, line):
+    base, _, _ = api
+    response = httpx.post(f"{base}/diagnose/walk", content=garbage, headers={"content-type": "application/octet-stream"})
+    assert response.status_code == 422, response.text
+    assert response.json()["line"] == line
+
+
+def test_health_and_metrics(api, logreg_run):
+    base, _, _ = api
+    health = httpx.get(f"{base}/health").json()
+    assert health["status"] == "ok" and health["cassandra"].startswith("ok") and health["mongo"].startswith("ok")
+    text = httpx.get(f"{base}/metrics").text
+    assert "gaitstream_api_model_loaded 1" in text
+
+
+@pytest.mark.slow
+def test_schemathesis_finds_no_server_error(api, logreg_run):
+    """Property-based requests built from /schema (bounded examples per operation): never a 5xx."""
+    import schemathesis
+    from hypothesis import HealthCheck, Phase, given, settings
+
+    base, _, _ = api
+    schema = schemathesis.openapi.from_url(f"{base}/schema/openapi.json")
+    failures = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=40, deadline=None, phases=[Phase.explicit, Phase.generate],
+                  suppress_health_check=list(HealthCheck), database=None)
+        def never_5xx(case):
+            response = case.call(base_url=base, timeout=30)
+            if response.status_code >= 500:
+                failures.append(f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}")
+
+        never_5xx()
+    assert not failures, "\n".join(failures[:10])

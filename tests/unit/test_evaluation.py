@@ -1,0 +1,112 @@
+"""api.evaluation and api.models on synthetic rows: the split is subject-wise, metrics are sklearn's."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
+
+from api import evaluation, models
+from api.labels import attach_labels
+from api.models import Dataset
+from gaitstream.gaitpdb import FORCE_CHANNELS, Subject
+
+
+def synthetic(n_subjects: int = 30, rows_per_subject: int = 4, seed: int = 0) -> Dataset:
+    """Subjects with a few rows each; label-correlated first column, three studies."""
+    rng = np.random.default_rng(seed)
+    records, X = [], []
+    for k in range(n_subjects):
+        label = k % 2
+        for r in range(rows_per_subject):
+            records.append({"subject_id": f"S{k:03d}", "walk_id": f"S{k:03d}_{r}", "study": ("Ga", "Ju", "Si")[k % 3], "pd": label})
+            X.append([label + rng.normal(0, 0.8), rng.normal(), rng.normal()])
+    return Dataset(pd.DataFrame(records), np.array(X), ("a", "b", "c"), "walk")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_leakage_guard_no_subject_on_both_sides_of_any_fold(seed):
+    data = synthetic(n_subjects=37, rows_per_subject=3, seed=seed)
+    for split in evaluation.subject_folds(data, folds=5, repeats=3, seed=seed):
+        tested = []
+        for train, test in split:
+            assert set(data.groups[train]).isdisjoint(data.groups[test])
+            tested.extend(set(data.groups[test]))
+        assert sorted(tested) == sorted(set(data.groups)), "each subject is tested exactly once per repeat"
+
+
+def test_metrics_are_sklearns_on_probabilities():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 200)
+    proba = np.clip(y * 0.3 + rng.uniform(0, 0.7, 200), 0, 1)
+    got = evaluation.classification_metrics(y, proba)
+    predicted = proba >= 0.5
+    assert got["accuracy"] == accuracy_score(y, predicted)
+    assert got["precision"] == precision_score(y, predicted)
+    assert got["recall"] == recall_score(y, predicted)
+    assert got["f1"] == f1_score(y, predicted)
+    assert got["roc_auc"] == roc_auc_score(y, proba)  # on probabilities, not on 0/1 predictions
+    c = got["confusion"]
+    assert c["tp"] + c["fn"] == y.sum() and c["tn"] + c["fp"] == (1 - y).sum()
+    json.dumps(got, allow_nan=False)  # plain JSON numbers only
+    assert all(type(v) in (int, float) for v in (*c.values(), got["accuracy"], got["roc_auc"]))
+
+
+def test_per_subject_averages_probabilities():
+    y_subjects, p_subjects = evaluation.per_subject(np.array(["b", "a", "a", "b"]), np.array([0, 1, 1, 0]),
+                                                    np.array([0.2, 0.9, 0.5, 0.4]))
+    assert y_subjects.tolist() == [1, 0] and p_subjects.tolist() == pytest.approx([0.7, 0.3])
+
+
+def test_one_class_gives_no_auc_instead_of_crashing():
+    assert evaluation.classification_metrics(np.ones(5, int), np.full(5, 0.9))["roc_auc"] is None
+
+
+def test_subject_wise_records_folds_and_summary():
+    data = synthetic()
+    result = evaluation.subject_wise(models.build_pipeline("logreg", seed=0, forest_trees=10), data, folds=3, repeats=2, seed=5)
+    assert [r["seed"] for r in result["per_repeat"]] == [5, 6]
+    assert result["summary"]["subjects"]["roc_auc"] > 0.7  # the first column carries the label
+    json.dumps(evaluation.json_safe(result), allow_nan=False)
+
+
+def test_leaky_split_is_labelled_and_study_held_out_per_study():
+    data = synthetic()
+    pipeline = models.build_pipeline("knn", seed=0, forest_trees=10)
+    leaky = evaluation.leaky_random_row_split(pipeline, data, seed=0)
+    assert leaky["subjects_in_both"] > 0 and "warning" in leaky
+    held_out = evaluation.study_held_out(pipeline, data)
+    assert set(held_out) == {"Ga", "Ju", "Si"}
+    assert all(r["test_subjects"] == 10 and r["train_subjects"] == 20 for r in held_out.values())
+
+
+def test_bias_variance_is_plain_floats():
+    data = synthetic()
+    result = evaluation.bias_variance(models.build_pipeline("forest", seed=0, forest_trees=10), data, folds=3, seed=0, rounds=3)
+    assert all(isinstance(result[k], float) for k in ("expected_loss", "bias", "variance"))
+
+
+def test_json_safe_converts_numpy_and_nan():
+    out = evaluation.json_safe({"a": np.float64(1.5), "b": [np.int64(2), float("nan")], "c": {"d": np.inf}})
+    assert out == {"a": 1.5, "b": [2, None], "c": {"d": None}} and type(out["b"][0]) is int
+
+
+def test_labels_come_from_demographics_and_unlabelled_subjects_are_excluded():
+    rows = pd.DataFrame({"subject_id": ["GaPt03", "GaCo01", "Mystery1"], "walk_id": ["w1", "w2", "w3"]})
+    demographics = {"GaPt03": Subject("GaPt03", "Ga", True), "GaCo01": Subject("GaCo01", "Ga", False)}
+    kept, unlabelled = attach_labels(rows, demographics)
+    assert kept["pd"].tolist() == [1, 0] and unlabelled == ["Mystery1"]
+
+
+def test_design_never_uses_identifiers_as_features():
+    walks = pd.DataFrame({"subject_id": ["A", "B"], "walk_id": ["A_1", "B_1"], "cadence": [100.0, 110.0]})
+    windows = pd.DataFrame([{"subject_id": s, "walk_id": f"{s}_1", "window_index": i, **{c: 1.0 for c in FORCE_CHANNELS}}
+                            for s in "AB" for i in range(3)])
+    for feature_set in ("windows", "gait", "both"):
+        rows, X, kind = models.design(feature_set, walks, windows)
+        columns = models.feature_columns(feature_set)
+        assert X.shape == (len(rows), len(columns)) and not {"subject_id", "walk_id", "study"} & set(columns)
+        assert kind == ("window" if feature_set == "windows" else "walk")
+    assert not any(c.startswith("stride_count") for c in models.GAIT_COLUMNS)
