@@ -21,8 +21,9 @@ def mongo_client(cfg, timeout: float):
     from pymongo import MongoClient
 
     ms = int(timeout * 1000)
-    return MongoClient(host=cfg.mongo["host"], port=int(cfg.mongo["port"]), directConnection=True,
-                       serverSelectionTimeoutMS=ms, connectTimeoutMS=ms, socketTimeoutMS=max(ms, 10_000),
+    from gaitstream.endpoints import mongo_uri
+
+    return MongoClient(mongo_uri(cfg), serverSelectionTimeoutMS=ms, connectTimeoutMS=ms, socketTimeoutMS=max(ms, 10_000),
                        appname="gaitstream-api")
 
 

@@ -24,6 +24,7 @@ from kafka.errors import KafkaError, NoBrokersAvailable
 from tenacity import before_sleep_log, retry, retry_if_exception_type, wait_exponential
 
 from bridge import payload as payload_schema
+from gaitstream import endpoints
 from gaitstream.config import Config
 from gaitstream.health.kafka import ensure_topic
 
@@ -54,9 +55,9 @@ class BridgeStats:
        before_sleep=before_sleep_log(log, logging.WARNING))
 def make_producer(cfg: Config) -> KafkaProducer:
     """An idempotent, acks=all producer; waits (with backoff) until Kafka is reachable."""
-    k = cfg.kafka
     return KafkaProducer(
-        bootstrap_servers=f"{k['host']}:{k['port']}",
+        bootstrap_servers=endpoints.kafka_bootstrap(cfg),
+        **endpoints.kafka_python_security(cfg),
         acks="all",
         enable_idempotence=True,
         retries=2**31 - 1,
@@ -163,7 +164,7 @@ class Bridge:
     def run(self) -> int:
         """Connect both sides and forward until SIGTERM/SIGINT; returns the exit status."""
         k = self.cfg.kafka
-        log.info("waiting for Kafka at %s:%s", k["host"], k["port"])
+        log.info("waiting for Kafka at %s", endpoints.kafka_bootstrap(self.cfg))
         self.producer = make_producer(self.cfg)
         for topic in (self.samples_topic, self.dead_letter_topic):
             ensure_topic(self.cfg, topic, int(k["partitions"]))

@@ -28,6 +28,8 @@ class ConfigError(ValueError):
 
 def _coerce(raw: str, like: Any, key: str) -> Any:
     """Turn an environment string into the type of the file's value."""
+    if isinstance(like, list):
+        return [item.strip() for item in raw.split(",") if item.strip()]
     try:
         if isinstance(like, bool):
             if raw.lower() in ("1", "true", "yes", "on"):
@@ -108,6 +110,10 @@ def _shell_lines(cfg: Config) -> list[str]:
     for dotted, value in cfg.flat().items():
         if isinstance(value, bool):
             value = "1" if value else "0"
+        elif isinstance(value, list):
+            value = ",".join(str(item) for item in value)
+        elif isinstance(value, dict):
+            continue
         elif dotted.endswith(("_dir", ".dir", "_file")):
             value = cfg.path(dotted)
         name = "GS_" + dotted.replace(".", "_").upper()

@@ -11,6 +11,7 @@ import secrets
 import time
 from typing import Any
 
+from gaitstream import endpoints
 from gaitstream.config import Config
 
 HEALTH_KEYSPACE = "gaitstream_health"
@@ -39,11 +40,18 @@ def connect(cfg: Config, *, connect_timeout: float = CONNECT_TIMEOUT_S,
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import WhiteListRoundRobinPolicy
 
-    host, port = str(cfg.cassandra["host"]), int(cfg.cassandra["port"])
-    profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy([host]),
-                               request_timeout=request_timeout)
+    from cassandra.auth import PlainTextAuthProvider
+    from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+
+    points, port = endpoints.cassandra_contact_points(cfg), int(cfg.cassandra["port"])
+    # One local node: talk to exactly it. A cluster: token-aware within the local data centre.
+    policy = (WhiteListRoundRobinPolicy(points) if len(points) == 1 else
+              TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=str(cfg.cassandra["local_datacenter"]))))
+    profile = ExecutionProfile(load_balancing_policy=policy, request_timeout=request_timeout)
+    credentials = endpoints.cassandra_credentials(cfg)
     cluster = Cluster(
-        [host], port=port,
+        points, port=port,
+        auth_provider=PlainTextAuthProvider(*credentials) if credentials else None,
         protocol_version=ProtocolVersion.V5,  # Cassandra 4+; avoids the driver's noisy downgrade
         connection_class=connection_class(),
         connect_timeout=connect_timeout,

@@ -17,14 +17,9 @@ def health_database(cfg: Config) -> str:
 def check(cfg: Config) -> str:
     from pymongo import MongoClient  # imported here so `python -m gaitstream.health` stays light
 
-    client = MongoClient(
-        host=cfg.mongo["host"],
-        port=int(cfg.mongo["port"]),
-        serverSelectionTimeoutMS=2000,
-        connectTimeoutMS=2000,
-        socketTimeoutMS=5000,
-        directConnection=True,
-    )
+    from gaitstream.endpoints import mongo_uri
+
+    client = MongoClient(mongo_uri(cfg), serverSelectionTimeoutMS=2000, connectTimeoutMS=2000, socketTimeoutMS=5000)
     try:
         coll = client[health_database(cfg)][HEALTH_COLLECTION]
         doc_id = uuid.uuid4().hex

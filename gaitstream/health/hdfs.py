@@ -15,8 +15,9 @@ STALE_S = 300  # probe files left by a check that failed half-way are removed af
 
 def client(cfg: Config, timeout: float = TIMEOUT_S) -> InsecureClient:
     """A WebHDFS client for the configured NameNode, as the configured user."""
-    hdfs = cfg.hdfs
-    return InsecureClient(f"http://{hdfs['host']}:{hdfs['webhdfs_port']}", user=hdfs["user"], timeout=timeout)
+    from gaitstream.endpoints import webhdfs_url
+
+    return InsecureClient(webhdfs_url(cfg), user=cfg.hdfs["user"], timeout=timeout)
 
 
 def _remove_stale(c: InsecureClient) -> None:

@@ -14,6 +14,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from gaitstream import endpoints
 from gaitstream.config import Config
 
 HEALTH_TOPIC = "gs.health"
@@ -21,7 +22,7 @@ TIMEOUT_MS = 3000
 
 
 def bootstrap(cfg: Config) -> str:
-    return f"{cfg.kafka['host']}:{cfg.kafka['port']}"
+    return endpoints.kafka_bootstrap(cfg)
 
 
 def _common(cfg: Config) -> dict:
@@ -31,6 +32,7 @@ def _common(cfg: Config) -> dict:
         "request_timeout_ms": TIMEOUT_MS,
         "api_version_auto_timeout_ms": TIMEOUT_MS,
         "client_id": f"gs-health-{os.getpid()}",
+        **endpoints.kafka_python_security(cfg),
     }
 
 
