@@ -2,7 +2,7 @@
 
 Services (Cassandra store, MongoDB client and run store, model registry, promoted model, trainer)
 are created in the lifespan, kept on ``app.state`` and injected into handlers by name; they are
-closed at shutdown. ``/`` is left for the dashboard.
+closed at shutdown. ``/`` is the dashboard (api.routes.dashboard).
 """
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from api import errors
 from api.data import CassandraStore
 from api.metrics import Metrics
 from api.registry import Registry
+from api.pipeline import PipelineMonitor
+from api.routes.dashboard import DASHBOARD_HANDLERS
 from api.routes.diagnose import DiagnoseController
 from api.routes.models import ModelsController
 from api.routes.ops import OpsController
@@ -31,7 +33,7 @@ from gaitstream import __version__
 from gaitstream.config import Config
 
 log = logging.getLogger("api")
-SERVICES = ("settings", "store", "runs", "registry", "holder", "trainer", "metrics")
+SERVICES = ("settings", "store", "runs", "registry", "holder", "trainer", "metrics", "pipeline")
 
 
 def load_current_model(registry: Registry, holder: ModelHolder) -> None:
@@ -65,7 +67,7 @@ def create_app(cfg: Config, settings: ApiSettings | None = None) -> Litestar:
         except Exception as exc:  # MongoDB down at startup: the API still starts and answers 503
             log.warning("MongoDB unavailable at startup (%s); run history will answer 503 until it is back", exc)
         app.state.update(settings=settings, store=store, runs=runs, registry=registry, holder=holder,
-                         trainer=trainer, metrics=Metrics())
+                         trainer=trainer, metrics=Metrics(), pipeline=PipelineMonitor(cfg))
         try:
             yield
         finally:
@@ -80,7 +82,7 @@ def create_app(cfg: Config, settings: ApiSettings | None = None) -> Litestar:
         return Provide(from_state, sync_to_thread=False)
 
     return Litestar(
-        route_handlers=[TrainingController, ModelsController, DiagnoseController, OpsController],
+        route_handlers=[TrainingController, ModelsController, DiagnoseController, OpsController, *DASHBOARD_HANDLERS],
         lifespan=[lifespan],
         dependencies={name: provider(name) for name in SERVICES},
         exception_handlers=errors.handlers(),

@@ -19,6 +19,7 @@ from streaming.schema import FEATURES_TABLE, WINDOWS_TABLE
 log = logging.getLogger("api.data")
 FETCH_SIZE = 5000
 WALK_COLUMNS = ("subject_id", "walk_id", "study", "samples", "final", "feature_version", "features")
+WALK_KEY_COLUMNS = ("subject_id", "walk_id", "study", "samples", "final")
 WINDOW_KEY_COLUMNS = ("subject_id", "walk_id", "window_index", "sample_count", "partial")
 
 
@@ -51,6 +52,9 @@ class CassandraStore:
                 "all_windows": f"SELECT {', '.join(WINDOW_KEY_COLUMNS)}, {channels} FROM {ks}.{windows}",
                 "walk_windows": f"SELECT {', '.join(WINDOW_KEY_COLUMNS)}, {channels} FROM {ks}.{windows} "
                                 "WHERE subject_id = ? AND walk_id = ?",
+                "walk_keys": f"SELECT {', '.join(WALK_KEY_COLUMNS)} FROM {ks}.{walks}",
+                "walk_windows_after": f"SELECT {', '.join(WINDOW_KEY_COLUMNS)}, {channels} FROM {ks}.{windows} "
+                                      "WHERE subject_id = ? AND walk_id = ? AND window_index > ?",
             }[name]
             statement = session.prepare(cql)
             statement.fetch_size = FETCH_SIZE
@@ -79,6 +83,17 @@ class CassandraStore:
                                                       timeout=self.timeout)]
         columns = list(WINDOW_KEY_COLUMNS) + list(FORCE_CHANNELS)
         return pd.DataFrame([tuple(row) for row in rows], columns=columns)
+
+    def walk_keys(self) -> list[dict[str, Any]]:
+        """Every walk with stored features (no feature maps): what the dashboard's pickers list."""
+        rows = self.session().execute(self.prepared("walk_keys"), timeout=self.timeout)
+        return [dict(zip(WALK_KEY_COLUMNS, tuple(row))) for row in rows]
+
+    def walk_windows_after(self, subject_id: str, walk_id: str, after_index: int) -> pd.DataFrame:
+        """One walk's windows with ``window_index > after_index`` (a poller asks only for new ones)."""
+        rows = self.session().execute(self.prepared("walk_windows_after"), (subject_id, walk_id, after_index),
+                                      timeout=self.timeout)
+        return pd.DataFrame([tuple(row) for row in rows], columns=list(WINDOW_KEY_COLUMNS) + list(FORCE_CHANNELS))
 
     def close(self) -> None:
         with self._lock:

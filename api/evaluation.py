@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_score, recall_score, roc_auc_score
+from sklearn.metrics import (accuracy_score, confusion_matrix, f1_score, precision_score, recall_score, roc_auc_score,
+                             roc_curve)
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
 from api.models import Dataset
@@ -44,6 +45,14 @@ def per_subject(subject_ids: np.ndarray, y_true: np.ndarray, proba: np.ndarray) 
     return frame["y"].to_numpy(int), frame["p"].to_numpy(float)
 
 
+def roc_points(y_true: np.ndarray, proba: np.ndarray) -> dict[str, list[float]] | None:
+    """The ROC curve as two flat lists (FerretDB v1 stores no arrays of arrays); None with one class."""
+    if len(set(np.asarray(y_true).tolist())) < 2:
+        return None
+    fpr, tpr, _ = roc_curve(y_true, proba)
+    return {"fpr": [float(v) for v in fpr], "tpr": [float(v) for v in tpr]}
+
+
 def row_and_subject_metrics(data: Dataset, index: np.ndarray, proba: np.ndarray) -> dict[str, Any]:
     y, groups = data.y[index], data.groups[index]
     return {"rows": classification_metrics(y, proba), "subjects": classification_metrics(*per_subject(groups, y, proba))}
@@ -64,14 +73,16 @@ def out_of_fold_proba(pipeline, data: Dataset, folds: list[tuple[np.ndarray, np.
 
 
 def subject_wise(pipeline, data: Dataset, folds: int, repeats: int, seed: int) -> dict[str, Any]:
-    """Repeated subject-wise CV: per repeat, metrics of the pooled out-of-fold probabilities; and
-    the mean/SD over repeats. ``folds`` records each fold's test subjects so anyone can recompute it."""
+    """Repeated subject-wise CV: per repeat, metrics of the pooled out-of-fold probabilities (with the
+    per-subject ROC curve); and the mean/SD over repeats. ``folds`` records each fold's test subjects so anyone can recompute it."""
     per_repeat = []
     for repeat, split in enumerate(subject_folds(data, folds, repeats, seed)):
         proba = out_of_fold_proba(pipeline, data, split)
+        metrics = row_and_subject_metrics(data, np.arange(len(data.y)), proba)
+        metrics["subjects"]["roc_curve"] = roc_points(*per_subject(data.groups, data.y, proba))
         per_repeat.append({
             "seed": seed + repeat,
-            **row_and_subject_metrics(data, np.arange(len(data.y)), proba),
+            **metrics,
             # {fold, subjects} objects, not nested arrays: FerretDB v1 cannot store arrays of arrays.
             "folds": [{"fold": k, "test_subjects": sorted(set(data.groups[test].tolist()))}
                       for k, (_, test) in enumerate(split)],

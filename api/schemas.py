@@ -106,6 +106,55 @@ class Health(msgspec.Struct):
     training_run: str | None
 
 
+class ServiceHealth(msgspec.Struct):
+    name: str
+    kind: Literal["service", "component"]
+    ok: bool
+    detail: str
+    check_ms: float
+
+
+class PipelineStatus(msgspec.Struct):
+    """The dashboard's Pipeline panel; each part carries ``error`` (null when read fine)."""
+
+    checked_at_ms: int
+    services: list[ServiceHealth]
+    streaming: dict[str, Any]
+    """The streaming job's status file (streaming.status): state, age_s, ui_url, queries."""
+    kafka: dict[str, Any]
+    """topic, end_offset, and per query its checkpointed offset and lag (records)."""
+    bridge: dict[str, Any]
+    """The bridge's stats file: received, forwarded, dead_lettered, forwarded_per_s, age_s."""
+    spark_ui_url: str
+
+
+class WalkKey(msgspec.Struct):
+    subject_id: str
+    walk_id: str
+    study: str | None
+    samples: int | None
+    final: bool | None
+
+
+class WindowMeans(msgspec.Struct):
+    window_index: int
+    sample_count: int | None
+    partial: bool | None
+    total_l: float | None
+    total_r: float | None
+    sensors: dict[str, float | None]
+    """Mean force (N) of each of the 16 sensors (l1..l8, r1..r8) over the window."""
+
+
+class WalkWindows(msgspec.Struct):
+    subject_id: str
+    walk_id: str
+    after_index: int
+    windows: list[WindowMeans]
+    sensor_xy: dict[str, list[float]]
+    """Each sensor's (X, Y) position inside the insoles (format.txt of the data set)."""
+
+
 def response(body: type, description: str):
     """An extra documented response (no generated examples: they would be random, not informative)."""
     from litestar.openapi import ResponseSpec

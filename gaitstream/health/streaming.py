@@ -13,11 +13,7 @@ def check(cfg: Config) -> str:
         status = json.loads(path.read_text())
     except FileNotFoundError:
         raise RuntimeError(f"no status file yet at {path}") from None
-    updated = status.get("updated_at") or status.get("timestamp") or 0
-    if isinstance(updated, str):
-        from datetime import datetime
-
-        updated = datetime.fromisoformat(updated.replace("Z", "+00:00")).timestamp()
+    updated = float(status.get("updated_at_ms", 0)) / 1000.0
     age = time.time() - float(updated)
     if age > 4 * float(cfg.streaming["status_interval_seconds"]) + 10:
         raise RuntimeError(f"status file is {age:.0f}s old: job stalled or stopped")

@@ -110,3 +110,13 @@ def test_design_never_uses_identifiers_as_features():
         assert X.shape == (len(rows), len(columns)) and not {"subject_id", "walk_id", "study"} & set(columns)
         assert kind == ("window" if feature_set == "windows" else "walk")
     assert not any(c.startswith("stride_count") for c in models.GAIT_COLUMNS)
+
+
+def test_subject_roc_curve_is_stored_and_its_area_is_the_auc():
+    data = synthetic()
+    result = evaluation.subject_wise(models.build_pipeline("logreg", seed=0, forest_trees=10), data, folds=3, repeats=2, seed=5)
+    for repeat in result["per_repeat"]:
+        curve = repeat["subjects"]["roc_curve"]
+        assert curve["fpr"][0] == 0.0 and curve["tpr"][-1] == 1.0 and len(curve["fpr"]) == len(curve["tpr"])
+        assert np.trapz(curve["tpr"], curve["fpr"]) == pytest.approx(repeat["subjects"]["roc_auc"])
+    assert evaluation.roc_points(np.ones(4, int), np.full(4, 0.5)) is None

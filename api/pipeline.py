@@ -1,0 +1,148 @@
+"""What the dashboard's Pipeline panel shows: every service's health, the streaming job's queries,
+Kafka consumer lag and the bridge's counters, in one snapshot.
+
+Health checks are the stack's own (:func:`gaitstream.health.check`), run in parallel with their
+short client timeouts; the snapshot is cached a few seconds so several open pages cost one round.
+Nothing here raises: a part that cannot be read says why in its ``error`` field.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from gaitstream import health
+from gaitstream.config import Config
+from streaming.status import read_status
+
+CACHE_SECONDS = 3.0
+
+
+def check_one(service: str, cfg: Config) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        ok, detail = True, health.check(service, cfg)
+    except Exception as exc:  # a failed check is the answer
+        ok, detail = False, f"{type(exc).__name__}: {str(exc)[:300]}"
+    kind = "service" if service in health.SERVICES else "component"
+    return {"name": service, "kind": kind, "ok": ok, "detail": detail,
+            "check_ms": round((time.perf_counter() - started) * 1000, 1)}
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(Path(path).read_text())
+    except (FileNotFoundError, json.JSONDecodeError, OSError):
+        return None
+
+
+def checkpoint_offsets(checkpoint_dir: Path, topic: str) -> dict[str, int]:
+    """Per query, the Kafka offset its latest planned micro-batch reads up to (from the checkpoint's
+    ``offsets/<batch>`` file: a version line, a metadata line, then one JSON line per source)."""
+    out: dict[str, int] = {}
+    if not checkpoint_dir.is_dir():
+        return out
+    for query_dir in sorted(p for p in checkpoint_dir.iterdir() if (p / "offsets").is_dir()):
+        batches = [int(p.name) for p in (query_dir / "offsets").iterdir() if p.name.isdigit()]
+        if not batches:
+            continue
+        lines = (query_dir / "offsets" / str(max(batches))).read_text().splitlines()
+        for line in lines[2:]:
+            try:
+                source = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(source, dict) and topic in source:
+                out[query_dir.name] = sum(int(v) for v in source[topic].values())
+    return out
+
+
+def kafka_end_offset(cfg: Config, topic: str) -> int:
+    """Sum over partitions of the topic's end offsets (the next offset to be written)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from gaitstream.endpoints import kafka_bootstrap, kafka_python_security
+
+    consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap(cfg), request_timeout_ms=3000,
+                             api_version_auto_timeout_ms=3000, connections_max_idle_ms=10000,
+                             **kafka_python_security(cfg))
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        ends = consumer.end_offsets([TopicPartition(topic, p) for p in partitions]) if partitions else {}
+        return int(sum(ends.values()))
+    finally:
+        consumer.close()
+
+
+def kafka_lag(cfg: Config) -> dict[str, Any]:
+    """Records in the samples topic not yet read by each streaming query."""
+    topic = str(cfg.kafka["samples_topic"])
+    out: dict[str, Any] = {"topic": topic, "end_offset": None, "queries": [], "error": None}
+    try:
+        out["end_offset"] = kafka_end_offset(cfg, topic)
+    except Exception as exc:
+        out["error"] = f"Kafka end offsets: {type(exc).__name__}: {str(exc)[:200]}"
+        return out
+    raw = str(cfg.spark["checkpoint_dir"])
+    if "://" in raw and not raw.startswith("file://"):
+        out["error"] = f"checkpoints at {raw} are not local: lag unknown"
+        return out
+    checkpoints = Path(raw[len("file://"):]) if raw.startswith("file://") else cfg.path("spark.checkpoint_dir")
+    for name, offset in checkpoint_offsets(checkpoints, topic).items():
+        out["queries"].append({"name": name, "offset": offset, "lag": max(out["end_offset"] - offset, 0)})
+    if not out["queries"]:
+        out["error"] = f"no streaming checkpoint reads {topic} yet"
+    return out
+
+
+def streaming_status(cfg: Config) -> dict[str, Any]:
+    """The job's status file (see streaming.status) with its age, or why there is none."""
+    path = cfg.path("streaming.status_file")
+    status = read_status(path)
+    if status is None:
+        return {"state": "no status file", "error": f"no status file at {path}: is the streaming job running?",
+                "queries": [], "age_s": None, "ui_url": None}
+    updated_ms = status.get("updated_at_ms")
+    age = round(time.time() - updated_ms / 1000, 1) if isinstance(updated_ms, (int, float)) else None
+    return {"state": status.get("state"), "error": None, "queries": status.get("queries") or [], "age_s": age,
+            "ui_url": status.get("ui_url")}
+
+
+def bridge_stats(cfg: Config) -> dict[str, Any]:
+    path = cfg.path("bridge.stats_file")
+    stats = read_json(path)
+    if stats is None:
+        return {"error": f"no stats file at {path}: is the bridge running?"}
+    updated = stats.get("updated_at")
+    stats["age_s"] = round(time.time() - updated, 1) if isinstance(updated, (int, float)) else None
+    stats["error"] = None
+    return stats
+
+
+class PipelineMonitor:
+    """Builds (and caches for :data:`CACHE_SECONDS`) the Pipeline panel's snapshot."""
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self._lock = threading.Lock()
+        self._cached: tuple[float, dict[str, Any]] | None = None
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:  # concurrent pollers wait for one round instead of starting their own
+            if self._cached is not None and time.monotonic() - self._cached[0] < CACHE_SECONDS:
+                return self._cached[1]
+            names = health.SERVICES + health.COMPONENTS
+            with ThreadPoolExecutor(max_workers=len(names) + 1) as pool:
+                lag = pool.submit(kafka_lag, self.cfg)
+                services = list(pool.map(lambda name: check_one(name, self.cfg), names))
+                lag_result = lag.result()
+            result = {
+                "checked_at_ms": int(time.time() * 1000), "services": services,
+                "streaming": streaming_status(self.cfg), "kafka": lag_result, "bridge": bridge_stats(self.cfg),
+                "spark_ui_url": f"http://127.0.0.1:{int(self.cfg.spark['ui_port'])}",
+            }
+            self._cached = (time.monotonic(), result)
+            return result
