@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import subprocess
 import time
 import uuid
@@ -41,8 +42,12 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 def chromium() -> Path:
     """Debian's chromium; installed with apt-get when missing (CI runs as root)."""
     if not CHROMIUM.exists():
-        proc = subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
-                              capture_output=True, text=True, timeout=600)
+        install = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        proc = subprocess.run(install, capture_output=True, text=True, timeout=600, env=env)
+        if proc.returncode != 0:  # a fresh machine's package lists may be stale or empty
+            subprocess.run(["apt-get", "update", "-q"], capture_output=True, timeout=600, env=env)
+            proc = subprocess.run(install, capture_output=True, text=True, timeout=600, env=env)
         if proc.returncode != 0 or not CHROMIUM.exists():
             pytest.fail(f"chromium is missing and `apt-get install -y chromium` failed (needs root and the "
                         f"Debian mirror):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
