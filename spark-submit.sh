@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Submit the gaitstream streaming job (streaming/job.py) with the connector jars and the venv's Python.
+usage() {
+  cat <<EOF
+usage: $0 [--help] [SPARK-SUBMIT OPTIONS...] [-- JOB ARGS...]
+
+Runs streaming/job.py with spark-submit from the venv's pyspark ($GS_SPARK_VERSION):
+  --master      spark.master ($GS_SPARK_MASTER) unless given; --master yarn uses
+                HADOOP_CONF_DIR=\$GS_RUNTIME_DIR/hdfs/conf (stack/hdfs.sh start --yarn)
+  --jars        Kafka source + Cassandra connector, resolved by jars/resolve.sh (cached)
+  --py-files    gaitstream, bridge and streaming zipped into $GS_RUNTIME_DIR/spark/
+  --conf        spark.driver.memory=spark.driver_memory ($GS_SPARK_DRIVER_MEMORY),
+                spark.ui.port=spark.ui_port ($GS_SPARK_UI_PORT),
+                spark.sql.shuffle.partitions=spark.shuffle_partitions ($GS_SPARK_SHUFFLE_PARTITIONS),
+                RocksDB state store (spark.state_store_provider)
+Any other option goes to spark-submit unchanged (later ones win, e.g. --conf spark.ui.port=4050).
+The job reads conf/gaitstream.toml + GAITSTREAM_* overrides ([kafka] [hdfs] [cassandra] [spark]
+[streaming]); it prints the Spark UI URL and writes each query's progress to streaming.status_file.
+
+SIGTERM or SIGINT stop the queries cleanly (the signal is forwarded to the Python driver, which
+stops each query and exits 0). Checkpoints: spark.checkpoint_dir ($GS_SPARK_CHECKPOINT_DIR).
+EOF
+}
+source "$(dirname "$0")/stack/lib.sh"
+GS_SERVICE=spark-submit
+
+spark_args=() job_args=() master=""
+while (( $# )); do
+  case "$1" in
+    -h|--help) usage; exit 0 ;;
+    --) shift; job_args=("$@"); break ;;
+    --master) master="$2"; shift 2 ;;
+    --master=*) master="${1#--master=}"; shift ;;
+    *) spark_args+=("$1"); shift ;;
+  esac
+done
+master="${master:-$GS_SPARK_MASTER}"
+
+[[ -x "$GS_PY" ]] || gs_die "no venv at $GS_VENV: run stack/venv.sh"
+jars="$("$GS_ROOT/jars/resolve.sh")" || gs_die "jars/resolve.sh failed"
+export SPARK_HOME; SPARK_HOME="$("$GS_PY" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')"
+export PYSPARK_PYTHON="$GS_PY" PYSPARK_DRIVER_PYTHON="$GS_PY"
+export HADOOP_USER_NAME="${HADOOP_USER_NAME:-$GS_HDFS_USER}"
+# pyspark's own Arrow code warns on every batch under pandas 2.3 (FutureWarning): not ours to fix.
+export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::FutureWarning}"
+export GAITSTREAM_CONFIG="${GAITSTREAM_CONFIG:-$GS_ROOT/conf/gaitstream.toml}"
+if [[ "$master" == yarn* ]]; then export HADOOP_CONF_DIR="${HADOOP_CONF_DIR:-$GS_RUNTIME_DIR/hdfs/conf}"; fi
+
+# The packages as one zip for the executors (YARN has no repo checkout; harmless locally).
+mkdir -p "$GS_RUNTIME_DIR/spark"
+py_zip="$GS_RUNTIME_DIR/spark/gaitstream-py.zip"
+(cd "$GS_ROOT" && "$GS_PY" - "$py_zip" <<'EOF'
+import pathlib, sys, zipfile
+target = pathlib.Path(sys.argv[1])
+tmp = target.with_suffix(".tmp")
+with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+    for package in ("gaitstream", "bridge", "streaming"):
+        for path in sorted(pathlib.Path(package).rglob("*.py")):
+            z.write(path)
+tmp.replace(target)
+EOF
+)
+
+cmd=("$SPARK_HOME/bin/spark-submit" --master "$master" --name "$GS_SPARK_APP_NAME"
+  --jars "$jars" --py-files "$py_zip"
+  --conf "spark.driver.memory=$GS_SPARK_DRIVER_MEMORY"
+  --conf "spark.ui.port=$GS_SPARK_UI_PORT"
+  --conf "spark.sql.shuffle.partitions=$GS_SPARK_SHUFFLE_PARTITIONS"
+  --conf "spark.sql.streaming.stateStore.providerClass=$GS_SPARK_STATE_STORE_PROVIDER"
+  "${spark_args[@]}" "$GS_ROOT/streaming/job.py" "${job_args[@]}")
+gs_say "master $master, UI port $GS_SPARK_UI_PORT (Spark moves to the next free port if taken)"
+
+# spark-submit runs in its own process group so a SIGTERM to ours (gs_stop, Ctrl-C) does not hit
+# the JVM, whose shutdown hook would kill the SparkContext under the running queries. We forward
+# the signal to the Python driver instead: it stops the queries, exits, and the JVM follows.
+set -m
+"${cmd[@]}" &
+submit_pid=$!
+forward() {
+  local driver; driver="$(pgrep -P "$submit_pid" -f streaming/job.py | head -n1 || true)"
+  if [[ -n "$driver" ]]; then gs_say "stopping: SIGTERM to the Python driver $driver"
+  else gs_say "stopping: no Python driver (yet), SIGTERM to spark-submit $submit_pid"; fi
+  kill -TERM "${driver:-$submit_pid}" 2>/dev/null || true
+}
+trap forward TERM INT
+# `wait` returns early (>128) when a trapped signal arrives: wait again until the job has exited.
+while kill -0 "$submit_pid" 2>/dev/null; do wait "$submit_pid" || true; done
+status=0; wait "$submit_pid" || status=$?
+exit "$status"

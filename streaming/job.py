@@ -1,0 +1,146 @@
+"""The gaitstream Structured Streaming application (launched by ``spark-submit.sh``).
+
+Reads top to bottom: Kafka source → parse (dead letters split off) → three queries, each with
+its own checkpoint under ``spark.checkpoint_dir``:
+
+* ``archive``: every sample once (records deduplicated by walk and seq) → Parquet, by study/date;
+* ``windows``: per-walk state → 100-sample windows + gait features → Cassandra (upserts);
+* ``deadletter``: unusable records with their reason → Parquet.
+
+SIGTERM/SIGINT stop the queries (consistent checkpoints) and exit 0. Config keys: [kafka],
+[hdfs], [cassandra], [spark], [streaming]; GAITSTREAM_* environment overrides apply.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+if __name__ == "__main__" and sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    # Run as a script (spark-submit): import the packages from this checkout (not the --py-files zip
+    # meant for executors), so the config's relative paths resolve against the repo root, and
+    # the package's own folder does not shadow top-level modules.
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from pyspark.sql import DataFrame, SparkSession  # noqa: E402
+
+from gaitstream import config as gs_config  # noqa: E402
+from streaming import records, schema, sinks, stateful, status
+from streaming.windowing import WindowSettings  # noqa: E402
+
+log = logging.getLogger("gaitstream.streaming")
+
+
+def hdfs_uri(cfg: gs_config.Config, path: str) -> str:
+    return f"hdfs://{cfg.hdfs['host']}:{cfg.hdfs['namenode_port']}{path}"
+
+
+def archive_uri(cfg: gs_config.Config) -> str:
+    """``streaming.archive_uri`` when set (e.g. ``file:///...``), else the HDFS archive path."""
+    return cfg.streaming["archive_uri"] or hdfs_uri(cfg, cfg.hdfs["archive_path"])
+
+
+def deadletter_uri(cfg: gs_config.Config) -> str:
+    return cfg.streaming["deadletter_uri"] or hdfs_uri(cfg, cfg.streaming["deadletter_path"])
+
+
+def checkpoint_root(cfg: gs_config.Config) -> str:
+    raw = str(cfg.spark["checkpoint_dir"])
+    return raw if "://" in raw else cfg.path("spark.checkpoint_dir").as_uri()
+
+
+def window_settings(cfg: gs_config.Config) -> WindowSettings:
+    s = cfg.streaming
+    return WindowSettings(window_size=int(s["window_size"]), features_every=int(s["features_every_windows"]),
+                          max_walk_samples=int(s["max_walk_samples"]))
+
+
+def read_kafka(spark: SparkSession, cfg: gs_config.Config) -> DataFrame:
+    k, s = cfg.kafka, cfg.streaming
+    return (spark.readStream.format("kafka")
+            .option("kafka.bootstrap.servers", f"{k['host']}:{k['port']}")
+            .option("subscribe", k["samples_topic"])
+            .option("startingOffsets", s["starting_offsets"])
+            .option("maxOffsetsPerTrigger", int(s["max_offsets_per_trigger"]))
+            .load())
+
+
+def start_queries(spark: SparkSession, cfg: gs_config.Config) -> list:
+    s = cfg.streaming
+    trigger_s = float(s["trigger_seconds"])
+    checkpoints = checkpoint_root(cfg).rstrip("/")
+    parsed = records.parse_records(read_kafka(spark, cfg))
+    batches = records.valid_batches(parsed)
+
+    archive = records.archive_rows(records.explode_samples(
+        records.dedupe_batches(batches, int(s["dedupe_watermark_seconds"]))))
+    outputs = stateful.walk_outputs(records.explode_samples(batches), window_settings(cfg),
+                                    float(s["idle_timeout_seconds"]), float(s["state_expiry_seconds"]))
+    return [
+        sinks.start_parquet(archive, "archive", archive_uri(cfg), ["study", "date"],
+                            f"{checkpoints}/archive", trigger_s),
+        sinks.start_cassandra(outputs, cfg.cassandra["keyspace"], f"{checkpoints}/windows", trigger_s),
+        sinks.start_parquet(records.dead_letters(parsed), "deadletter", deadletter_uri(cfg), ["date"],
+                            f"{checkpoints}/deadletter", trigger_s),
+    ]
+
+
+def build_session(cfg: gs_config.Config) -> SparkSession:
+    """Settings the job needs wherever it runs; resources (master, memory, jars) come from spark-submit."""
+    c = cfg.cassandra
+    return (SparkSession.builder.appName(str(cfg.spark["app_name"]))
+            .config("spark.sql.shuffle.partitions", int(cfg.spark["shuffle_partitions"]))
+            .config("spark.sql.streaming.stateStore.providerClass", str(cfg.spark["state_store_provider"]))
+            .config("spark.cassandra.connection.host", str(c["host"]))
+            .config("spark.cassandra.connection.port", str(c["port"]))
+            .config("spark.sql.session.timeZone", "UTC")
+            .getOrCreate())
+
+
+def run(cfg: gs_config.Config) -> int:
+    stop_requested = threading.Event()
+
+    def request_stop(signum, _frame):
+        log.info("signal %s: stopping the queries", signal.Signals(signum).name)
+        stop_requested.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    if cfg.streaming["create_schema"]:
+        schema.create(cfg)
+    spark = build_session(cfg)
+    spark.sparkContext.setLogLevel("WARN")
+    ui_url = spark.sparkContext.uiWebUrl
+    status_path = cfg.path("streaming.status_file")
+    queries = start_queries(spark, cfg)
+    print(f"gaitstream streaming job running; Spark UI: {ui_url}; status: {status_path}", flush=True)
+    log.info("archive %s, dead letters %s, checkpoints %s, keyspace %s", archive_uri(cfg), deadletter_uri(cfg),
+             checkpoint_root(cfg), cfg.cassandra["keyspace"])
+    failed = None
+    interval = float(cfg.streaming["status_interval_seconds"])
+    while not stop_requested.is_set():
+        status.write_status(status_path, queries, ui_url, "running")
+        failed = next((q for q in queries if not q.isActive), None)
+        if failed is not None:
+            log.error("query %s stopped: %s", failed.name, failed.exception())
+            break
+        stop_requested.wait(interval)
+    for query in queries:
+        query.stop()
+        log.info("query %s stopped (last batch %s)", query.name, (query.lastProgress or {}).get("batchId"))
+    status.write_status(status_path, queries, ui_url, "failed" if failed else "stopped")
+    spark.stop()
+    return 1 if failed else 0
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("py4j", "cassandra"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return run(gs_config.load())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

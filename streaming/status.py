@@ -1,0 +1,44 @@
+"""Each query's last progress as a small JSON file the API (or a human) can read.
+
+Written atomically (temp file + rename) by the driver every ``streaming.status_interval_seconds``:
+``{"updated_at_ms", "ui_url", "state", "queries": [{"name", "id", "run_id", "active",
+"batch_id", "timestamp", "num_input_rows", "input_rows_per_second", "processed_rows_per_second",
+"batch_duration_ms", "error"}]}``. Rates count Kafka records (each a batch of samples).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+
+def query_status(query) -> dict:
+    progress = query.lastProgress or {}
+    error = query.exception() if not query.isActive else None
+    return {
+        "name": query.name, "id": str(query.id), "run_id": str(query.runId), "active": query.isActive,
+        "batch_id": progress.get("batchId"), "timestamp": progress.get("timestamp"),
+        "num_input_rows": progress.get("numInputRows"),
+        "input_rows_per_second": progress.get("inputRowsPerSecond"),
+        "processed_rows_per_second": progress.get("processedRowsPerSecond"),
+        "batch_duration_ms": (progress.get("durationMs") or {}).get("triggerExecution"),
+        "error": str(error) if error else None,
+    }
+
+
+def write_status(path: Path, queries, ui_url: str | None, state: str) -> dict:
+    status = {"updated_at_ms": int(time.time() * 1000), "ui_url": ui_url, "state": state,
+              "queries": [query_status(q) for q in queries]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(status, indent=1))
+    os.replace(tmp, path)
+    return status
+
+
+def read_status(path: Path) -> dict | None:
+    try:
+        return json.loads(Path(path).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
