@@ -9,6 +9,8 @@ Runs streaming/job.py with spark-submit from the venv's pyspark ($GS_SPARK_VERSI
                 HADOOP_CONF_DIR=\$GS_RUNTIME_DIR/hdfs/conf (stack/hdfs.sh start --yarn)
   --jars        Kafka source + Cassandra connector, resolved by jars/resolve.sh (cached)
   --py-files    gaitstream, bridge and streaming zipped into $GS_RUNTIME_DIR/spark/
+  YARN          --deploy-mode, --queue, --num-executors, --executor-memory, --executor-cores from
+                spark.{deploy_mode,yarn_queue,executor_instances,executor_memory,executor_cores}
   --conf        spark.driver.memory=spark.driver_memory ($GS_SPARK_DRIVER_MEMORY),
                 spark.ui.port=spark.ui_port ($GS_SPARK_UI_PORT),
                 spark.sql.shuffle.partitions=spark.shuffle_partitions ($GS_SPARK_SHUFFLE_PARTITIONS),
@@ -68,6 +70,11 @@ cmd=("$SPARK_HOME/bin/spark-submit" --master "$master" --name "$GS_SPARK_APP_NAM
   --conf "spark.sql.shuffle.partitions=$GS_SPARK_SHUFFLE_PARTITIONS"
   --conf "spark.sql.streaming.stateStore.providerClass=$GS_SPARK_STATE_STORE_PROVIDER"
   "${spark_args[@]}" "$GS_ROOT/streaming/job.py" "${job_args[@]}")
+if [[ "$master" == yarn* ]]; then  # YARN sizing from [spark]; options given on the command line win
+  cmd=("${cmd[0]}" --deploy-mode "$GS_SPARK_DEPLOY_MODE" --queue "$GS_SPARK_YARN_QUEUE"
+    --num-executors "$GS_SPARK_EXECUTOR_INSTANCES" --executor-memory "$GS_SPARK_EXECUTOR_MEMORY"
+    --executor-cores "$GS_SPARK_EXECUTOR_CORES" "${cmd[@]:1}")
+fi
 gs_say "master $master, UI port $GS_SPARK_UI_PORT (Spark moves to the next free port if taken)"
 
 # spark-submit runs in its own process group so a SIGTERM to ours (gs_stop, Ctrl-C) does not hit

@@ -27,6 +27,7 @@ if __name__ == "__main__" and sys.path and Path(sys.path[0]).resolve() == Path(_
 from pyspark.sql import DataFrame, SparkSession  # noqa: E402
 
 from gaitstream import config as gs_config  # noqa: E402
+from gaitstream import endpoints  # noqa: E402
 from streaming import records, schema, sinks, stateful, status
 from streaming.windowing import WindowSettings  # noqa: E402
 
@@ -34,7 +35,7 @@ log = logging.getLogger("gaitstream.streaming")
 
 
 def hdfs_uri(cfg: gs_config.Config, path: str) -> str:
-    return f"hdfs://{cfg.hdfs['host']}:{cfg.hdfs['namenode_port']}{path}"
+    return endpoints.hdfs_namenode_uri(cfg) + path
 
 
 def archive_uri(cfg: gs_config.Config) -> str:
@@ -60,7 +61,7 @@ def window_settings(cfg: gs_config.Config) -> WindowSettings:
 def read_kafka(spark: SparkSession, cfg: gs_config.Config) -> DataFrame:
     k, s = cfg.kafka, cfg.streaming
     return (spark.readStream.format("kafka")
-            .option("kafka.bootstrap.servers", f"{k['host']}:{k['port']}")
+            .options(**endpoints.spark_kafka_options(cfg))
             .option("subscribe", k["samples_topic"])
             .option("startingOffsets", s["starting_offsets"])
             .option("maxOffsetsPerTrigger", int(s["max_offsets_per_trigger"]))
@@ -89,14 +90,13 @@ def start_queries(spark: SparkSession, cfg: gs_config.Config) -> list:
 
 def build_session(cfg: gs_config.Config) -> SparkSession:
     """Settings the job needs wherever it runs; resources (master, memory, jars) come from spark-submit."""
-    c = cfg.cassandra
-    return (SparkSession.builder.appName(str(cfg.spark["app_name"]))
-            .config("spark.sql.shuffle.partitions", int(cfg.spark["shuffle_partitions"]))
-            .config("spark.sql.streaming.stateStore.providerClass", str(cfg.spark["state_store_provider"]))
-            .config("spark.cassandra.connection.host", str(c["host"]))
-            .config("spark.cassandra.connection.port", str(c["port"]))
-            .config("spark.sql.session.timeZone", "UTC")
-            .getOrCreate())
+    builder = (SparkSession.builder.appName(str(cfg.spark["app_name"]))
+               .config("spark.sql.shuffle.partitions", int(cfg.spark["shuffle_partitions"]))
+               .config("spark.sql.streaming.stateStore.providerClass", str(cfg.spark["state_store_provider"]))
+               .config("spark.sql.session.timeZone", "UTC"))
+    for key, value in endpoints.spark_cassandra_conf(cfg).items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
 
 
 def run(cfg: gs_config.Config) -> int:
