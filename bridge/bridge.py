@@ -78,8 +78,10 @@ class Bridge:
         self.cfg = cfg
         self.client_id = client_id or cfg.bridge["client_id"]
         group = cfg.bridge["shared_group"] if shared_group is None else shared_group
-        prefix = cfg.mqtt["topic_prefix"]
-        self.subscription = f"$share/{group}/{prefix}/#" if group else f"{prefix}/#"
+        # Exactly <prefix>/<study>/<subject>/<walk>: deeper topics (another deployment's or a test's
+        # prefix below ours) are not this bridge's traffic.
+        pattern = f"{cfg.mqtt['topic_prefix']}/+/+/+"
+        self.subscription = f"$share/{group}/{pattern}" if group else pattern
         self.samples_topic = cfg.kafka["samples_topic"]
         self.dead_letter_topic = cfg.kafka["dead_letter_topic"]
         self.stats = BridgeStats()
@@ -168,7 +170,8 @@ class Bridge:
         self.producer = make_producer(self.cfg)
         for topic in (self.samples_topic, self.dead_letter_topic):
             ensure_topic(self.cfg, topic, int(k["partitions"]))
-        self.mqtt.connect_async(self.cfg.mqtt["host"], int(self.cfg.mqtt["port"]), keepalive=30)
+        self.mqtt.connect_async(self.cfg.mqtt["host"], int(self.cfg.mqtt["port"]),
+                                keepalive=int(self.cfg.bridge["keepalive"]))
         self.mqtt.loop_start()
         interval = float(self.cfg.bridge["stats_interval"])
         last, last_t = BridgeStats(**{**self.stats.__dict__}), time.monotonic()
