@@ -23,10 +23,7 @@ svc_install() {
 
 svc_start() {
   gs_ensure_venv
-  if gs_running "$GS_SERVICE"; then
-    if gs_health "$GS_SERVICE" >/dev/null 2>&1; then gs_say "already running"; return 0; fi
-    gs_say "running but not healthy: restarting it"; svc_stop
-  fi
+  if gs_already_up; then return 0; fi
   svc_install
   mkdir -p "$DIR/data" "$DIR/state"
   gs_spawn "$GS_SERVICE" "$BIN" \

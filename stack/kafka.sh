@@ -48,10 +48,7 @@ for name in sys.argv[1:]:
 
 svc_start() {
   gs_ensure_venv
-  if gs_running "$GS_SERVICE"; then
-    if gs_health "$GS_SERVICE" >/dev/null 2>&1; then gs_say "already running"; return 0; fi
-    gs_say "running but not healthy: restarting it"; svc_stop
-  fi
+  if gs_already_up; then return 0; fi
   svc_install
   render
   format_storage

@@ -77,6 +77,14 @@ gs_wait_healthy() {
 # gs_health SERVICE: the Python health check of one service (gaitstream.health.<service>).
 gs_health() { (cd "$GS_ROOT" && "$GS_PY" -m gaitstream.health "$1"); }
 
+# gs_already_up: true when this service runs and is healthy; one that runs but is not healthy is
+# stopped first, so a start never spawns a second copy over the pid file.
+gs_already_up() {
+  gs_running "$GS_SERVICE" || return 1
+  if gs_health "$GS_SERVICE" >/dev/null 2>&1; then gs_say "already running"; return 0; fi
+  gs_say "running but not healthy: restarting it"; svc_stop; return 1
+}
+
 # gs_stop NAME [GRACE]: SIGTERM the process group, SIGKILL after GRACE seconds.
 gs_stop() {
   local name="$1" grace="${2:-30}" pid
