@@ -10,7 +10,12 @@ Runs streaming/job.py with spark-submit from the venv's pyspark ($GS_SPARK_VERSI
   --jars        Kafka source + Cassandra connector, resolved by jars/resolve.sh (cached)
   --py-files    gaitstream, bridge and streaming zipped into $GS_RUNTIME_DIR/spark/
   YARN          --deploy-mode, --queue, --num-executors, --executor-memory, --executor-cores from
-                spark.{deploy_mode,yarn_queue,executor_instances,executor_memory,executor_cores}
+                spark.{deploy_mode,yarn_queue,executor_instances,executor_memory,executor_cores};
+                spark.yarn_spark_jars (local: this machine's pyspark jars, upload, or a URI glob),
+                spark.yarn_python (empty: the venv's python, for executors and a cluster-mode driver),
+                spark.yarn.tags=\$GS_YARN_TAG (default: generated) to find the application again.
+                Cluster mode also ships the config file (--files) and the GAITSTREAM_* overrides
+                (spark.yarn.appMasterEnv.*) to the driver's container.
   --conf        spark.driver.memory=spark.driver_memory ($GS_SPARK_DRIVER_MEMORY),
                 spark.ui.port=spark.ui_port ($GS_SPARK_UI_PORT),
                 spark.sql.shuffle.partitions=spark.shuffle_partitions ($GS_SPARK_SHUFFLE_PARTITIONS),
@@ -20,7 +25,9 @@ The job reads conf/gaitstream.toml + GAITSTREAM_* overrides ([kafka] [hdfs] [cas
 [streaming]); it prints the Spark UI URL and writes each query's progress to streaming.status_file.
 
 SIGTERM or SIGINT stop the queries cleanly (the signal is forwarded to the Python driver, which
-stops each query and exits 0). Checkpoints: spark.checkpoint_dir ($GS_SPARK_CHECKPOINT_DIR).
+stops each query and exits 0). In YARN cluster mode the driver is remote: the application is
+killed through the ResourceManager instead (state KILLED; checkpoints stay consistent).
+Checkpoints: spark.checkpoint_dir ($GS_SPARK_CHECKPOINT_DIR).
 EOF
 }
 source "$(dirname "$0")/stack/lib.sh"
@@ -46,6 +53,8 @@ export HADOOP_USER_NAME="${HADOOP_USER_NAME:-$GS_HDFS_USER}"
 # pyspark's own Arrow code warns on every batch under pandas 2.3 (FutureWarning): not ours to fix.
 export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::FutureWarning}"
 export GAITSTREAM_CONFIG="${GAITSTREAM_CONFIG:-$GS_ROOT/conf/gaitstream.toml}"
+# Absolute, as lib.sh read it (relative to the repo root): the driver may start elsewhere (YARN).
+[[ "$GAITSTREAM_CONFIG" == /* ]] || GAITSTREAM_CONFIG="$GS_ROOT/$GAITSTREAM_CONFIG"
 if [[ "$master" == yarn* ]]; then export HADOOP_CONF_DIR="${HADOOP_CONF_DIR:-$GS_RUNTIME_DIR/hdfs/conf}"; fi
 
 # The packages as one zip for the executors (YARN has no repo checkout; harmless locally).
@@ -66,14 +75,47 @@ EOF
 cmd=("$SPARK_HOME/bin/spark-submit" --master "$master" --name "$GS_SPARK_APP_NAME"
   --jars "$jars" --py-files "$py_zip"
   --conf "spark.driver.memory=$GS_SPARK_DRIVER_MEMORY"
+  --conf "spark.driver.extraJavaOptions=-XX:ErrorFile=$GS_LOG_DIR/spark-hs_err_%p.log"
   --conf "spark.ui.port=$GS_SPARK_UI_PORT"
   --conf "spark.sql.shuffle.partitions=$GS_SPARK_SHUFFLE_PARTITIONS"
   --conf "spark.sql.streaming.stateStore.providerClass=$GS_SPARK_STATE_STORE_PROVIDER"
   "${spark_args[@]}" "$GS_ROOT/streaming/job.py" "${job_args[@]}")
+deploy_mode=client
 if [[ "$master" == yarn* ]]; then  # YARN sizing from [spark]; options given on the command line win
-  cmd=("${cmd[0]}" --deploy-mode "$GS_SPARK_DEPLOY_MODE" --queue "$GS_SPARK_YARN_QUEUE"
+  deploy_mode="$GS_SPARK_DEPLOY_MODE"
+  for ((i = 0; i < ${#spark_args[@]}; i++)); do
+    case "${spark_args[i]}" in
+      --deploy-mode) deploy_mode="${spark_args[i+1]}" ;;
+      --deploy-mode=*) deploy_mode="${spark_args[i]#--deploy-mode=}" ;;
+    esac
+  done
+  # The tag finds this submission's application in the ResourceManager (python -m gaitstream.yarn).
+  yarn_tag="${GS_YARN_TAG:-gaitstream-$(hostname -s)-$$-$RANDOM}"
+  yarn=(--deploy-mode "$deploy_mode" --queue "$GS_SPARK_YARN_QUEUE"
     --num-executors "$GS_SPARK_EXECUTOR_INSTANCES" --executor-memory "$GS_SPARK_EXECUTOR_MEMORY"
-    --executor-cores "$GS_SPARK_EXECUTOR_CORES" "${cmd[@]:1}")
+    --executor-cores "$GS_SPARK_EXECUTOR_CORES" --conf "spark.yarn.tags=$yarn_tag"
+    --conf "spark.pyspark.python=${GS_SPARK_YARN_PYTHON:-$GS_PY}")
+  case "$GS_SPARK_YARN_SPARK_JARS" in
+    upload) ;;  # Spark's default: zip $SPARK_HOME/jars into the HDFS staging folder at each submit
+    local) yarn+=(--conf "spark.yarn.jars=local:$SPARK_HOME/jars/*") ;;
+    *) yarn+=(--conf "spark.yarn.jars=$GS_SPARK_YARN_SPARK_JARS") ;;
+  esac
+  if [[ "$deploy_mode" == cluster ]]; then
+    # The driver runs in a YARN container: ship the config file next to it, hand it the
+    # GAITSTREAM_* overrides, and make the paths it writes absolute (relative ones would resolve
+    # against the --py-files zip there).
+    yarn+=(--files "$GAITSTREAM_CONFIG#gaitstream.toml" --conf "spark.yarn.appMasterEnv.GAITSTREAM_CONFIG=gaitstream.toml"
+      --conf "spark.yarn.appMasterEnv.PYTHONWARNINGS=$PYTHONWARNINGS")
+    while IFS='=' read -r name value; do
+      if [[ "$name" == GAITSTREAM_* && "$name" != GAITSTREAM_CONFIG ]]; then yarn+=(--conf "spark.yarn.appMasterEnv.$name=$value"); fi
+    done < <(env)
+    checkpoints="$(cd "$GS_ROOT" && "$GS_PY" -c 'from gaitstream import config; c = config.load(); raw = str(c.spark["checkpoint_dir"])
+print(raw if "://" in raw else c.path("spark.checkpoint_dir").as_uri())')"
+    yarn+=(--conf "spark.yarn.appMasterEnv.GAITSTREAM_SPARK_CHECKPOINT_DIR=$checkpoints"
+      --conf "spark.yarn.appMasterEnv.GAITSTREAM_STREAMING_STATUS_FILE=$GS_STREAMING_STATUS_FILE")
+  fi
+  cmd=("${cmd[0]}" "${yarn[@]}" "${cmd[@]:1}")
+  gs_say "YARN $deploy_mode mode, application tag $yarn_tag (python -m gaitstream.yarn apps $yarn_tag)"
 fi
 gs_say "master $master, UI port $GS_SPARK_UI_PORT (Spark moves to the next free port if taken)"
 
@@ -83,7 +125,14 @@ gs_say "master $master, UI port $GS_SPARK_UI_PORT (Spark moves to the next free 
 set -m
 "${cmd[@]}" &
 submit_pid=$!
+stop_requested=0
 forward() {
+  stop_requested=1
+  if [[ "$deploy_mode" == cluster ]]; then  # the driver is in a YARN container: kill the application
+    gs_say "stopping: killing the YARN application(s) tagged $yarn_tag"
+    (cd "$GS_ROOT" && "$GS_PY" -m gaitstream.yarn kill "$yarn_tag") || kill -TERM "$submit_pid" 2>/dev/null || true
+    return 0  # a bare return would return the interrupted `wait`'s 143, and set -e would exit
+  fi
   local driver; driver="$(pgrep -P "$submit_pid" -f streaming/job.py | head -n1 || true)"
   if [[ -n "$driver" ]]; then gs_say "stopping: SIGTERM to the Python driver $driver"
   else gs_say "stopping: no Python driver (yet), SIGTERM to spark-submit $submit_pid"; fi
@@ -93,4 +142,6 @@ trap forward TERM INT
 # `wait` returns early (>128) when a trapped signal arrives: wait again until the job has exited.
 while kill -0 "$submit_pid" 2>/dev/null; do wait "$submit_pid" || true; done
 status=0; wait "$submit_pid" || status=$?
+# Cluster mode: spark-submit reports the application we killed on request as failed.
+if [[ "$deploy_mode" == cluster && "$stop_requested" == 1 ]]; then status=0; fi
 exit "$status"

@@ -7,7 +7,8 @@ GS_HELP="Runs stack/hdfs/run.sh, which supervises the NameNode and DataNode JVMs
 (or GAITSTREAM_HDFS_YARN=1, or 'start --yarn' / 'restart --yarn'), a YARN ResourceManager + NodeManager.
 Config keys: hdfs.host, hdfs.namenode_port, hdfs.webhdfs_port, hdfs.datanode_{port,http_port,ipc_port},
 hdfs.hadoop_version, hdfs.heap (NameNode), hdfs.datanode_heap, hdfs.user, hdfs.yarn, hdfs.yarn_rm_port,
-hdfs.yarn_web_port, hdfs.yarn_nm_web_port, hdfs.yarn_heap, hdfs.yarn_nm_memory_mb, hdfs.yarn_nm_vcores.
+hdfs.yarn_web_port, hdfs.yarn_nm_web_port, hdfs.yarn_{scheduler,tracker,admin,nm_localizer}_port,
+hdfs.yarn_heap, hdfs.yarn_nm_memory_mb, hdfs.yarn_nm_vcores.
 The NameNode is formatted only when var/hdfs/name holds no namespace yet; data survives restarts.
 Data: var/hdfs/{name,data,yarn}; client config (HADOOP_CONF_DIR): var/hdfs/conf; log: var/log/hdfs.log."
 # 'start --yarn' / 'restart --yarn': the YARN switch for this invocation.
@@ -31,7 +32,9 @@ render() {
         -e "s|@DN_IPC_PORT@|$GS_HDFS_DATANODE_IPC_PORT|g" \
         -e "s|@RM_PORT@|$GS_HDFS_YARN_RM_PORT|g; s|@RM_WEB_PORT@|$GS_HDFS_YARN_WEB_PORT|g" \
         -e "s|@NM_WEB_PORT@|$GS_HDFS_YARN_NM_WEB_PORT|g; s|@NM_MEMORY_MB@|$GS_HDFS_YARN_NM_MEMORY_MB|g" \
-        -e "s|@NM_VCORES@|$GS_HDFS_YARN_NM_VCORES|g" \
+        -e "s|@NM_VCORES@|$GS_HDFS_YARN_NM_VCORES|g; s|@RM_SCHEDULER_PORT@|$GS_HDFS_YARN_SCHEDULER_PORT|g" \
+        -e "s|@RM_TRACKER_PORT@|$GS_HDFS_YARN_TRACKER_PORT|g; s|@RM_ADMIN_PORT@|$GS_HDFS_YARN_ADMIN_PORT|g" \
+        -e "s|@NM_LOCALIZER_PORT@|$GS_HDFS_YARN_NM_LOCALIZER_PORT|g" \
         "$STACK_DIR/hdfs/$t.xml.tmpl" >"$CONF/$t.xml"
   done
   cp "$STACK_DIR/hdfs/log4j.properties" "$CONF/log4j.properties"
