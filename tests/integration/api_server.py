@@ -81,7 +81,7 @@ def running_api(tmp_dir: Path, refs_per_class_and_study: int = 2, windows: bool 
     """Seed a unique keyspace with the chosen walks, start the API on it, yield, then clean up."""
     tag = uuid.uuid4().hex[:10]
     port = free_port()
-    token = f"token-{uuid.uuid4().hex}"
+    token = env_overrides.get("GAITSTREAM_API_TOKEN", f"token-{uuid.uuid4().hex}")
     (tmp_dir / "registry").mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "GAITSTREAM_CASSANDRA_KEYSPACE": f"t_api_{tag}", "GAITSTREAM_MONGO_DATABASE": f"t_api_{tag}",
            "GAITSTREAM_API_REGISTRY_DIR": str(tmp_dir / "registry"), "GAITSTREAM_API_TOKEN": token,
@@ -113,7 +113,9 @@ def running_api(tmp_dir: Path, refs_per_class_and_study: int = 2, windows: bool 
     finally:
         if proc is not None and proc.poll() is None:
             proc.terminate()
-            proc.wait(30)
+            # uvicorn shuts down gracefully, then re-raises the SIGTERM it caught: -15 is a clean exit
+            assert proc.wait(30) in (0, -15), log_path.read_text()[-3000:]
+            assert "Application shutdown complete" in log_path.read_text(), log_path.read_text()[-3000:]
         session.execute(f"DROP KEYSPACE IF EXISTS {cfg.cassandra['keyspace']}", timeout=60)
         cluster.shutdown()
         with MongoClient(cfg.mongo["host"], int(cfg.mongo["port"]), directConnection=True) as client:

@@ -7,13 +7,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
-import socket
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -29,74 +24,21 @@ from sklearn.preprocessing import StandardScaler
 from api.errors import IntegrityError
 from api.models import GAIT_COLUMNS, LOGREG_C
 from api.registry import Registry
-from api.seed import seed_keyspace, walk_rows
-from gaitstream import config as gs_config
+from api.seed import walk_rows
 from gaitstream import gaitpdb
-from gaitstream.health.cassandra import connect
-from streaming import schema
+from tests.integration.api_server import running_api
 
 pytestmark = pytest.mark.integration
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SUBJECTS_PER_CLASS_AND_STUDY = 3  # 18 subjects, ~32 walks: 3-fold subject-wise CV has both classes per fold
 TOKEN = f"token-{uuid.uuid4().hex}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def chosen_walks(data_dir: Path) -> list[gaitpdb.WalkRef]:
-    demographics = gaitpdb.read_demographics(data_dir)
-    refs, _ = gaitpdb.list_walks(data_dir)
-    picked: dict[tuple[str, bool], list[str]] = {}
-    for subject in sorted(demographics.values(), key=lambda s: s.subject_id):
-        bucket = picked.setdefault((subject.study, subject.parkinsons), [])
-        if len(bucket) < SUBJECTS_PER_CLASS_AND_STUDY and any(r.subject_id == subject.subject_id for r in refs):
-            bucket.append(subject.subject_id)
-    subjects = {s for bucket in picked.values() for s in bucket}
-    return [r for r in refs if r.subject_id in subjects]
 
 
 @pytest.fixture(scope="module")
 def api(stack, tmp_path_factory):
     """(base_url, cfg, refs) of a running `gaitstream api` over a freshly seeded keyspace."""
-    tag = uuid.uuid4().hex[:10]
-    port = free_port()
-    env = {**os.environ, "GAITSTREAM_CASSANDRA_KEYSPACE": f"t_api_{tag}", "GAITSTREAM_MONGO_DATABASE": f"t_api_{tag}",
-           "GAITSTREAM_API_REGISTRY_DIR": str(tmp_path_factory.mktemp("registry")), "GAITSTREAM_API_TOKEN": TOKEN,
-           "GAITSTREAM_API_PORT": str(port), "GAITSTREAM_API_CV_FOLDS": "3", "GAITSTREAM_API_CV_REPEATS": "2",
-           "GAITSTREAM_API_BIAS_VARIANCE_ROUNDS": "3", "GAITSTREAM_API_FOREST_TREES": "150"}
-    cfg = gs_config.load(env=env)
-    refs = chosen_walks(cfg.path("data.gaitpdb_dir"))
-    cluster, session = connect(cfg, request_timeout=60)
-    schema.create(cfg, session=session)
-    seed_keyspace(session, cfg.cassandra["keyspace"], refs, windows=False)
-    log_path = tmp_path_factory.mktemp("log") / "api.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "gaitstream.cli", "api"], env=env, cwd=REPO_ROOT,
-                                stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        assert proc.poll() is None, log_path.read_text()
-        try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, log_path.read_text()
-        time.sleep(0.3)
-    yield base, cfg, refs
-    proc.terminate()
-    # uvicorn shuts down gracefully, then re-raises the SIGTERM it caught: -15 is a clean exit
-    assert proc.wait(30) in (0, -15), log_path.read_text()[-3000:]
-    assert "Application shutdown complete" in log_path.read_text(), log_path.read_text()[-3000:]
-    session.execute(f"DROP KEYSPACE IF EXISTS {cfg.cassandra['keyspace']}", timeout=60)
-    cluster.shutdown()
-    with MongoClient(cfg.mongo["host"], int(cfg.mongo["port"]), directConnection=True) as client:
-        client.drop_database(cfg.mongo["database"])
+    with running_api(tmp_path_factory.mktemp("api"), SUBJECTS_PER_CLASS_AND_STUDY, windows=False,
+                     GAITSTREAM_API_TOKEN=TOKEN, GAITSTREAM_API_FOREST_TREES="150") as server:
+        yield server.base_url, server.cfg, server.refs
 
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
