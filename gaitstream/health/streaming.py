@@ -1,22 +1,14 @@
-"""Streaming job health: its status file is fresh and lists active queries without errors."""
+"""Streaming job health: its status file is fresh and lists active queries."""
 from __future__ import annotations
 
-import json
-import time
-
 from gaitstream.config import Config
+from gaitstream.health.heartbeat import read_fresh
 
 
 def check(cfg: Config) -> str:
-    path = cfg.path("streaming.status_file")
-    try:
-        status = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise RuntimeError(f"no status file yet at {path}") from None
-    updated = float(status.get("updated_at_ms", 0)) / 1000.0
-    age = time.time() - float(updated)
-    if age > 4 * float(cfg.streaming["status_interval_seconds"]) + 10:
-        raise RuntimeError(f"status file is {age:.0f}s old: job stalled or stopped")
+    status = read_fresh(cfg.path("streaming.status_file"), "status file",
+                        4 * float(cfg.streaming["status_interval_seconds"]) + 10,
+                        lambda doc: float(doc.get("updated_at_ms", 0)) / 1000.0)
     queries = status.get("queries", [])
     if not queries:
         raise RuntimeError("no active query")
