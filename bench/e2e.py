@@ -32,7 +32,7 @@ from gaitstream import config as gs_config  # noqa: E402
 from gaitstream import gaitpdb  # noqa: E402
 from gaitstream.health.cassandra import connect  # noqa: E402
 from streaming import schema  # noqa: E402
-from tests.integration.pipeline import BridgeProcess, isolated_config  # noqa: E402
+from tests.integration.pipeline import BridgeProcess, drop_keyspace, isolated_config  # noqa: E402
 from tests.integration.test_streaming import JobProcess, job_env  # noqa: E402
 
 
@@ -77,11 +77,7 @@ def stop_pipeline(run_cfg, job, bridge):
     job.proc.send_signal(signal.SIGTERM)
     job.proc.wait(120)
     bridge.stop()
-    cluster, session = connect(run_cfg)
-    try:
-        session.execute(f"DROP KEYSPACE IF EXISTS {run_cfg.cassandra['keyspace']}", timeout=60)
-    finally:
-        cluster.shutdown()
+    drop_keyspace(run_cfg, run_cfg.cassandra["keyspace"])
 
 
 def count_windows(session, keyspace: str, walks) -> int:

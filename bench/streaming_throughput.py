@@ -70,19 +70,15 @@ def full_job(walks: int) -> tuple[float, int]:
     from bridge import replay
     from gaitstream import gaitpdb
     from gaitstream.health.cassandra import connect
-    from tests.integration.pipeline import BridgeProcess, expected_pairs, isolated_config, read_topic
+    from tests.integration.pipeline import isolated_config, replay_into_kafka
     from tests.integration.test_streaming import JobProcess, job_env
 
     cfg, env = isolated_config()
     folder = cfg.path("data.gaitpdb_dir")
     refs = replay.select_walks(gaitpdb.list_walks(folder)[0], one_per_subject=True)[:walks]
     tmp = Path(tempfile.mkdtemp(prefix="gs-bench-"))
-    bridge = BridgeProcess(env, tmp / "bridge.log").start()
-    report = replay.replay(cfg, refs, speed=0, batch_size=int(cfg.replay["batch_size"]), data_dir=folder,
-                           progress=False)
-    everything = expected_pairs(report.per_walk)
-    read_topic(cfg, cfg.kafka["samples_topic"], until=lambda c: everything <= c.distinct(), timeout=600)
-    bridge.kill(signal.SIGTERM)
+    report = replay_into_kafka(cfg, env, refs, folder, tmp / "bridge.log", timeout=600,
+                               batch_size=int(cfg.replay["batch_size"]))
     full_windows = sum(n // 100 for n in report.per_walk.values())
     tag = uuid.uuid4().hex[:8]
     run_env = job_env(env, tmp, tag, GAITSTREAM_STREAMING_IDLE_TIMEOUT_SECONDS="60")

@@ -182,7 +182,7 @@ def _foot_features(foot: str, strides: pd.DataFrame, forces: np.ndarray, contact
     mid = (hs + to) // 2
     # Each stance split in halves: loading (heel) peak, push-off peak, and the mid-stance valley.
     seg = np.stack([hs, mid, to], axis=1).ravel()
-    maxima, minima = np.maximum.reduceat(total, seg), np.minimum.reduceat(total, seg)
+    maxima = np.maximum.reduceat(total, seg)
     heel, push = maxima[0::3], maxima[1::3]
     q1, q3 = hs + (to - hs) // 4, hs + 3 * (to - hs) // 4
     valley = np.minimum.reduceat(total, np.stack([q1, q3], axis=1).ravel())[0::2]

@@ -152,6 +152,31 @@ def expected_pairs(per_walk: dict[str, int]) -> set[tuple[str, int]]:
     return {(walk, seq) for walk, count in per_walk.items() for seq in range(count)}
 
 
+def replay_into_kafka(cfg, env: dict[str, str], refs, data_dir, log_path: Path, timeout: float,
+                      batch_size: int = 10):
+    """Replay walks through a bridge subprocess; returns the report once every sample is in Kafka."""
+    from bridge import replay
+
+    bridge = BridgeProcess(env, log_path).start()
+    try:
+        report = replay.replay(cfg, refs, speed=0, batch_size=batch_size, data_dir=data_dir, progress=False)
+        everything = expected_pairs(report.per_walk)
+        read_topic(cfg, cfg.kafka["samples_topic"], until=lambda c: everything <= c.distinct(), timeout=timeout)
+    finally:
+        bridge.stop()
+    return report
+
+
+def drop_keyspace(cfg: gs_config.Config, keyspace: str) -> None:
+    from gaitstream.health.cassandra import connect
+
+    cluster, session = connect(cfg)
+    try:
+        session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
+    finally:
+        cluster.shutdown()
+
+
 def replay_in_thread(cfg, refs, data_dir, batch_size=10, speed=0.0):
     """Run a replay in a thread; returns (thread, result holder)."""
     from bridge import replay

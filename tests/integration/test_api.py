@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import time
 import uuid
 
 import httpx
@@ -26,7 +25,7 @@ from api.models import GAIT_COLUMNS, LOGREG_C
 from api.registry import Registry
 from api.seed import walk_rows
 from gaitstream import gaitpdb
-from tests.integration.api_server import running_api
+from tests.integration.api_server import running_api, wait_run
 
 pytestmark = pytest.mark.integration
 SUBJECTS_PER_CLASS_AND_STUDY = 3  # 18 subjects, ~32 walks: 3-fold subject-wise CV has both classes per fold
@@ -44,23 +43,13 @@ def api(stack, tmp_path_factory):
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-def wait_run(base: str, run_id: str, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        run = httpx.get(f"{base}/runs/{run_id}").json()
-        if run["status"] in ("succeeded", "failed"):
-            return run
-        assert time.monotonic() < deadline, run
-        time.sleep(0.3)
-
-
 @pytest.fixture(scope="module")
 def logreg_run(api) -> dict:
     """A full-evaluation logistic-regression run (deterministic, so a direct computation can match it)."""
     base, _, _ = api
     response = httpx.post(f"{base}/retrain", json={"family": "logreg", "feature_set": "gait", "seed": 7}, headers=AUTH)
     assert response.status_code == 202, response.text
-    run = wait_run(base, response.json()["run_id"])
+    run = wait_run(base, response.json()["run_id"], timeout=120)
     assert run["status"] == "succeeded", run["error"]
     return run
 
@@ -141,7 +130,7 @@ def test_two_retrains_one_accepted_one_conflict(api, logreg_run):
     assert first.status_code == 202, first.text
     assert second.status_code == 409, second.text
     assert second.json()["running_run_id"] == first.json()["run_id"]
-    run = wait_run(base, first.json()["run_id"])
+    run = wait_run(base, first.json()["run_id"], timeout=120)
     assert run["status"] == "succeeded", run["error"]
     assert run["promoted"] is False  # only the first model or an explicit promote changes `current`
     listed = httpx.get(f"{base}/runs", params={"limit": 5}).json()

@@ -19,10 +19,9 @@ import pytest
 from bridge import replay
 from gaitstream import config as gs_config
 from gaitstream import gaitpdb
-from gaitstream.health.cassandra import connect
 from streaming import features, schema
 from tests.conftest import run_stack
-from tests.integration.pipeline import BridgeProcess, isolated_config
+from tests.integration.pipeline import BridgeProcess, drop_keyspace, isolated_config
 from tests.integration.test_streaming import JobProcess, cassandra_rows, job_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -135,8 +134,4 @@ def test_bridge_driver_and_kafka_killed_nothing_lost_nothing_doubled(stack, tmp_
     job.proc.send_signal(signal.SIGTERM)
     job.proc.wait(120)
     bridge.stop()
-    cluster, session = connect(cfg)
-    try:
-        session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
-    finally:
-        cluster.shutdown()
+    drop_keyspace(cfg, keyspace)

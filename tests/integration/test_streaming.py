@@ -22,8 +22,7 @@ from gaitstream import gaitpdb
 from gaitstream.health.cassandra import connect
 from gaitstream.health.hdfs import client as hdfs_client
 from streaming import features, job, status
-from tests.integration.pipeline import (REPO_ROOT, BridgeProcess, expected_pairs, isolated_config,
-                                        read_topic)
+from tests.integration.pipeline import REPO_ROOT, isolated_config, read_topic, replay_into_kafka
 
 pytestmark = pytest.mark.integration
 
@@ -136,18 +135,14 @@ def topic(stack, tmp_path_factory):
     cfg, env = isolated_config()
     folder = cfg.path("data.gaitpdb_dir")
     refs = replay.select_walks(gaitpdb.list_walks(folder)[0], walks=WALKS)
-    bridge = BridgeProcess(env, tmp / "bridge.log").start()
-    report = replay.replay(cfg, refs, speed=0, batch_size=10, data_dir=folder, progress=False)
+    report = replay_into_kafka(cfg, env, refs, folder, tmp / "bridge.log", timeout=240)
     # Kafka may hold a record twice (at-least-once bridge): resend the first one, byte for byte.
-    everything = expected_pairs(report.per_walk)
-    read_topic(cfg, cfg.kafka["samples_topic"], until=lambda c: everything <= c.distinct(), timeout=240)
     first = read_topic(cfg, cfg.kafka["samples_topic"], until=lambda c: c.records >= 1, decode_samples=False)
     producer = KafkaProducer(bootstrap_servers=f"{cfg.kafka['host']}:{cfg.kafka['port']}")
     producer.send(cfg.kafka["samples_topic"], first.values[0], key=b"duplicate")
     producer.send(cfg.kafka["samples_topic"], b"definitely not json", key=b"garbage")
     producer.flush()
     producer.close()
-    bridge.kill(signal.SIGTERM)
     yield cfg, env, tmp, report
     cluster, session = connect(cfg)
     try:

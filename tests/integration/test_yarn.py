@@ -13,7 +13,6 @@ import signal
 import subprocess
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -23,7 +22,7 @@ from gaitstream import yarn as gs_yarn
 from gaitstream.health import yarn as yarn_health
 from gaitstream.health.cassandra import connect
 from gaitstream.health.hdfs import client as hdfs_client
-from tests.integration.pipeline import REPO_ROOT, BridgeProcess, expected_pairs, isolated_config, read_topic
+from tests.integration.pipeline import REPO_ROOT, drop_keyspace, isolated_config, replay_into_kafka
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -48,13 +47,7 @@ def topic(stack, tmp_path_factory):
     cfg, env = isolated_config()
     folder = cfg.path("data.gaitpdb_dir")
     refs = replay.select_walks(gaitpdb.list_walks(folder)[0], walks=WALKS)
-    bridge = BridgeProcess(env, tmp / "bridge.log").start()
-    try:
-        report = replay.replay(cfg, refs, speed=0, batch_size=10, data_dir=folder, progress=False)
-        everything = expected_pairs(report.per_walk)
-        read_topic(cfg, cfg.kafka["samples_topic"], until=lambda c: everything <= c.distinct(), timeout=180)
-    finally:
-        bridge.stop()
+    report = replay_into_kafka(cfg, env, refs, folder, tmp / "bridge.log", timeout=180)
     return cfg, env, tmp, report.per_walk
 
 
@@ -148,10 +141,6 @@ def test_streaming_job_on_yarn(yarn, topic, deploy_mode):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(30)
         left = gs_yarn.kill_tagged(cfg, yarn_tag)  # a failed run must not leave its application running
-        cluster, session = connect(cfg)
-        try:
-            session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
-        finally:
-            cluster.shutdown()
+        drop_keyspace(cfg, keyspace)
         hdfs_client(cfg).delete(hdfs_dir, recursive=True)
     assert all(app["state"] in gs_yarn.ENDED for app in left)
