@@ -17,9 +17,8 @@ Runs streaming/job.py with spark-submit from the venv's pyspark ($GS_SPARK_VERSI
                 Cluster mode also ships the config file (--files) and the GAITSTREAM_* overrides
                 (spark.yarn.appMasterEnv.*) to the driver's container.
   --conf        spark.driver.memory=spark.driver_memory ($GS_SPARK_DRIVER_MEMORY),
-                spark.ui.port=spark.ui_port ($GS_SPARK_UI_PORT),
-                spark.sql.shuffle.partitions=spark.shuffle_partitions ($GS_SPARK_SHUFFLE_PARTITIONS),
-                RocksDB state store (spark.state_store_provider)
+                spark.ui.port=spark.ui_port ($GS_SPARK_UI_PORT); the SQL settings (shuffle
+                partitions, state store per query, Arrow batch size) are set by the job itself
 Any other option goes to spark-submit unchanged (later ones win, e.g. --conf spark.ui.port=4050).
 The job reads conf/gaitstream.toml + GAITSTREAM_* overrides ([kafka] [hdfs] [cassandra] [spark]
 [streaming]); it prints the Spark UI URL and writes each query's progress to streaming.status_file.
@@ -77,8 +76,6 @@ cmd=("$SPARK_HOME/bin/spark-submit" --master "$master" --name "$GS_SPARK_APP_NAM
   --conf "spark.driver.memory=$GS_SPARK_DRIVER_MEMORY"
   --conf "spark.driver.extraJavaOptions=-XX:ErrorFile=$GS_LOG_DIR/spark-hs_err_%p.log"
   --conf "spark.ui.port=$GS_SPARK_UI_PORT"
-  --conf "spark.sql.shuffle.partitions=$GS_SPARK_SHUFFLE_PARTITIONS"
-  --conf "spark.sql.streaming.stateStore.providerClass=$GS_SPARK_STATE_STORE_PROVIDER"
   "${spark_args[@]}" "$GS_ROOT/streaming/job.py" "${job_args[@]}")
 deploy_mode=client
 if [[ "$master" == yarn* ]]; then  # YARN sizing from [spark]; options given on the command line win

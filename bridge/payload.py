@@ -67,6 +67,65 @@ def encode(batch: SampleBatch) -> bytes:
 def validate(raw: bytes, *, max_bytes: int, max_samples: int, mqtt_topic: str | None = None,
              topic_prefix: str | None = None) -> SampleBatch:
     """Decode and check one payload; raise :class:`InvalidPayload` with a one-line reason."""
+    return validate_samples(raw, max_bytes=max_bytes, max_samples=max_samples, mqtt_topic=mqtt_topic,
+                            topic_prefix=topic_prefix)[0]
+
+
+def validate_samples(raw: bytes, *, max_bytes: int, max_samples: int, mqtt_topic: str | None = None,
+                     topic_prefix: str | None = None) -> tuple[SampleBatch, np.ndarray]:
+    """:func:`validate`, also returning the samples as a float64 (n, 19) array (the streaming job's input)."""
+    batch = _validate_header(raw, max_bytes=max_bytes, max_samples=max_samples, mqtt_topic=mqtt_topic,
+                             topic_prefix=topic_prefix)
+    return batch, _check_samples(batch.samples)
+
+
+def validate_many(raws: list[bytes], *, max_bytes: int, max_samples: int) -> list[tuple[SampleBatch, np.ndarray]
+                                                                                   | InvalidPayload]:
+    """:func:`validate_samples` for many payloads at once (the streaming job's micro-batches): the
+    numeric checks run once over all samples; a failing payload gets :func:`validate`'s reason."""
+    out: list = []
+    batches: list[tuple[int, SampleBatch]] = []
+    for i, raw in enumerate(raws):
+        try:
+            batch = _validate_header(raw, max_bytes=max_bytes, max_samples=max_samples)
+        except InvalidPayload as exc:
+            out.append(exc)
+            continue
+        out.append(None)
+        if all(len(sample) == SAMPLE_WIDTH for sample in batch.samples):
+            batches.append((i, batch))
+        else:
+            out[i] = _reason(batch.samples)
+    if not batches:
+        return out
+    counts = np.array([len(batch.samples) for _, batch in batches])
+    values = np.asarray([sample for _, batch in batches for sample in batch.samples], dtype=np.float64)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    bad = ~np.isfinite(values).all(axis=1)
+    times = values[:, 0]
+    bad |= (times < 0.0) | (times > gaitpdb.TIME_MAX_S)
+    step_bad = np.zeros(len(values), dtype=bool)
+    step_bad[1:] = np.diff(times) <= 0
+    step_bad[starts] = False  # a record's first sample has no predecessor in it
+    bad |= step_bad
+    bad |= ((values[:, 1:] < gaitpdb.FORCE_MIN_N) | (values[:, 1:] > gaitpdb.FORCE_MAX_N)).any(axis=1)
+    record_bad = np.add.reduceat(bad.astype(np.int64), starts) > 0
+    for (i, batch), start, count, failed in zip(batches, starts, counts, record_bad):
+        out[i] = _reason(batch.samples) if failed else (batch, values[start:start + count])
+    return out
+
+
+def _reason(samples: list[list[float]]) -> InvalidPayload:
+    try:
+        _check_samples(samples)
+    except InvalidPayload as exc:
+        return exc
+    raise AssertionError("a payload failed the bulk checks but passed validate()")
+
+
+def _validate_header(raw: bytes, *, max_bytes: int, max_samples: int, mqtt_topic: str | None = None,
+                     topic_prefix: str | None = None) -> SampleBatch:
+    """Everything :func:`validate` checks except the sample values."""
     if len(raw) > max_bytes:
         raise InvalidPayload(f"oversized: {len(raw)} bytes > {max_bytes}")
     try:
@@ -96,11 +155,10 @@ def validate(raw: bytes, *, max_bytes: int, max_samples: int, mqtt_topic: str | 
         raise InvalidPayload("no samples")
     if len(batch.samples) > max_samples:
         raise InvalidPayload(f"too many samples: {len(batch.samples)} > {max_samples}")
-    _check_samples(batch.samples)
     return batch
 
 
-def _check_samples(samples: list[list[float]]) -> None:
+def _check_samples(samples: list[list[float]]) -> np.ndarray:
     """Shape, finiteness, time order and force bounds, vectorized (a 100-sample batch in ~30 µs)."""
     widths = {len(sample) for sample in samples}
     if widths != {SAMPLE_WIDTH}:
@@ -121,3 +179,4 @@ def _check_samples(samples: list[list[float]]) -> None:
     if bad_force.any():
         raise InvalidPayload(f"sample {int(np.argmax(bad_force))}: force outside "
                              f"[{gaitpdb.FORCE_MIN_N}, {gaitpdb.FORCE_MAX_N}] N")
+    return values

@@ -1,37 +1,59 @@
-"""Per-walk gait features and per-window channel means (pure numpy/pandas, no I/O).
+"""Per-walk gait features, computed incrementally: one implementation for the stream, the API and tests.
 
 Window means carry subject identity, not disease (see shared/notes/diagnosis.md): the PD signal
 is in the timing of gait events (stride/stance/swing and their variability, double support,
 asymmetry, cadence) and in how the load moves under the foot (centre of pressure, heel/toe
-shares, force peaks). :func:`gait_features` detects heel strikes and toe offs from each foot's
-total force and summarises them; it also runs on a partial walk (the streaming job calls it on
-what has arrived so far) and gives NaN for what cannot be computed yet.
+shares, force peaks).
+
+:class:`GaitAccumulator` consumes a walk one 100-sample window at a time, in sequence order, and
+keeps only a bounded summary: the event detector's carry-over (thresholds of the last walking
+windows, contact state, the open contact, a tail of at most :data:`TAIL_MAX_SAMPLES` derived
+samples), the last few strides awaiting their outlier verdict, and running sums over accepted
+strides. :func:`gait_features` feeds a whole walk through the same class, so the offline value
+and the streamed value are the same computation: windows are fixed by sequence number, every
+step is a pure function of (summary, window), and the result does not depend on how the samples
+were chunked on the way (``tests/unit/test_features_incremental.py``).
+
+Feature version 2 (streaming-friendly definitions; version 1 used whole-walk statistics):
+
+* contact thresholds per foot: median over the last :data:`THRESHOLD_WINDOWS` *walking* windows
+  (p95 - p5 of the foot's total >= :data:`MIN_FORCE_RANGE_N`) of each window's p5 and p95,
+  instead of the whole walk's p5/p95 (a stream cannot know those before the walk ends);
+* stride outliers (turn-arounds, stops): median/MAD over the stride's neighbours (±
+  :data:`OUTLIER_HALF_WIDTH` strides) instead of the whole walk;
+* body weight: mean force of both feet over the accepted strides of either foot.
 """
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
+
+import msgspec
 import numpy as np
-import pandas as pd
 
 from gaitstream.gaitpdb import FORCE_CHANNELS, SENSOR_XY, SENSORS_LEFT, SENSORS_RIGHT
 
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 
-# Contact detection on a foot's total force, relative to its robust range (low..high percentile):
-# a heel strike is a rise above ON, a toe off a fall below OFF (hysteresis rejects jitter around
-# one threshold; the low percentile absorbs insoles with an offset baseline of 10-20 N).
+# Contact detection on a foot's total force, relative to its robust range (low..high): a heel
+# strike is a rise above ON, a toe off a fall below OFF (hysteresis rejects jitter around one
+# threshold; the low percentile absorbs insoles with an offset baseline of 10-20 N).
 RANGE_PERCENTILES = (5.0, 95.0)
 CONTACT_ON_FRACTION = 0.20
 CONTACT_OFF_FRACTION = 0.10
-# Below this range (N) the foot is not loaded and unloaded in turn: nobody is walking yet.
+# A window whose range is below this (N) is not walking (standing, insole off): not a threshold source.
 MIN_FORCE_RANGE_N = 50.0
+# Thresholds follow the median of the last walking windows (~30 s of walking).
+THRESHOLD_WINDOWS = 32
 # Shorter swings are sensor bounces inside one stance (merged); shorter stances are taps (dropped).
 MIN_SWING_S = 0.15
 MIN_STANCE_S = 0.20
 # Strides outside this range are not walking (standing still, sensor off, a stop).
 STRIDE_RANGE_S = (0.5, 3.0)
 # Turn-arounds (Ga, Ju corridors) and stumbles: strides, stances or swings further than this many
-# robust SDs (1.4826 * MAD) from the walk's median are dropped before any statistic.
+# robust SDs (1.4826 * MAD) from the median of the neighbouring strides are not counted.
 OUTLIER_MAD_K = 3.0
+OUTLIER_HALF_WIDTH = 7
 MAD_TO_SD = 1.4826
 # A very regular walker's MAD can be a few ms: never reject closer than this to the median (1 sample).
 MAD_FLOOR_S = 0.01
@@ -42,9 +64,17 @@ COP_MIN_FORCE_FRACTION = 0.2
 # PD shows as a flat-foot contact (COP forward early in stance), weak push-off, and phase-wise
 # step-to-step variability.
 STANCE_PHASES = 5
+# Derived samples kept for strides still open (from the last step's heel strike): a stride longer
+# than STRIDE_RANGE_S[1], plus the next stance, is never counted, so older samples are never needed
+# at 100 Hz (the cap also bounds faster devices and a walker standing still).
+TAIL_MAX_SAMPLES = 600
 
 _FEET = ("l", "r")
 _SENSORS = {"l": SENSORS_LEFT, "r": SENSORS_RIGHT}
+_TOTAL = {f: FORCE_CHANNELS.index(f"total_{f}") for f in _FEET}
+_SENSOR_SLICE = {f: slice(FORCE_CHANNELS.index(_SENSORS[f][0]), FORCE_CHANNELS.index(_SENSORS[f][-1]) + 1)
+                 for f in _FEET}
+_SENSOR_XY = {f: np.array([SENSOR_XY[s] for s in _SENSORS[f]], dtype=float) for f in _FEET}
 _PER_FOOT = (
     "stride_time_mean", "stride_time_cv", "stance_time_mean", "stance_time_cv",
     "swing_time_mean", "swing_time_cv", "stance_ratio", "stride_count",
@@ -58,217 +88,445 @@ FEATURE_NAMES: tuple[str, ...] = (
     + tuple(f"load_share_{s}" for s in _SENSORS["l"] + _SENSORS["r"])
 )
 
+# Tail columns (one row per sample, derived at window time).
+_T, _TOT_L, _TOT_R, _CX_L, _CY_L, _CX_R, _CY_R, _BOTH = range(8)
+_TAIL_WIDTH = 8
+_COP_COLUMNS = {"l": (_CX_L, _CY_L), "r": (_CX_R, _CY_R)}
+_TOTAL_COLUMN = {"l": _TOT_L, "r": _TOT_R}
 
-def gait_features(time: np.ndarray, forces: np.ndarray) -> dict[str, float]:
-    """All of FEATURE_NAMES for one (possibly partial) walk; NaN where there is too little data."""
+# One accepted stride's contribution, a fixed-length vector; running sums, sums of squares and
+# counts of its finite entries give every per-stride mean and SD. Sample-level COP sums ride along.
+_STRIDE, _STANCE, _SWING, _STANCE_RATIO = 0, 1, 2, 3
+_HEEL, _PUSH, _PEAK, _VALLEY = 4, 5, 6, 7
+_BW_SUM, _BW_N, _DS = 8, 9, 10
+_COP_SX, _COP_SY, _COP_SXX, _COP_SYY, _COP_N, _COP_Y_RANGE = 11, 12, 13, 14, 15, 16
+_FORCE_P = 17
+_COPX_P = _FORCE_P + STANCE_PHASES
+_COPY_P = _COPX_P + STANCE_PHASES
+_CONTRIB_WIDTH = _COPY_P + STANCE_PHASES
+
+
+def gait_features(time: np.ndarray, forces: np.ndarray, window_size: int = 100) -> dict[str, float]:
+    """All of FEATURE_NAMES for one (possibly partial) walk in sequence order; NaN where too little data."""
     time = np.asarray(time, dtype=np.float64)
     forces = np.asarray(forces, dtype=np.float64).reshape(-1, len(FORCE_CHANNELS))
-    out = dict.fromkeys(FEATURE_NAMES, np.nan)
-    if len(time) < 2:
+    acc = GaitAccumulator()
+    for start in range(0, len(time), window_size):
+        acc.feed(time[start:start + window_size], forces[start:start + window_size])
+    return acc.features()
+
+
+# ---------------------------------------------------------------------------------------------
+# Summary kept between windows (msgpack, never pickle: the state store is outside our process).
+
+class _Contact(msgspec.Struct, array_like=True):
+    hs_g: int
+    hs_t: float
+    to_g: int = -1
+    to_t: float = math.nan
+
+
+class _FootState(msgspec.Struct, array_like=True):
+    lows: list[float] = []             # p5 of the last walking windows
+    highs: list[float] = []            # p95 of the last walking windows
+    contact: bool = False              # contact state after the last sample
+    current: _Contact | None = None    # the contact in progress (its toe off may still be merged away)
+    current_kept: bool = False         # `current` already counts as a step
+    kept: _Contact | None = None       # the last finished contact counted as a step
+    strides: list[list[float]] = []    # last strides: [stride, stance, swing, plausible] (2H+1 at most)
+    first_stride: int = 0              # stride number of strides[0]
+    pending: list[list[float]] = []    # contribution vectors of strides not judged yet (oldest first)
+    first_pending: int = 0             # stride number of pending[0]
+    sums: list[float] = []             # over accepted strides: sum, sum of squares, count per entry
+    squares: list[float] = []
+    counts: list[float] = []
+
+
+class _Wire(msgspec.Struct, array_like=True):
+    samples: int
+    prev: list[float]                  # last sample: time, total_l, total_r (crossing interpolation)
+    channel_sums: list[float]          # per force channel, over every sample (load shares)
+    tail_start: int                    # global sample index of tail[0]
+    tail: bytes                        # (n, _TAIL_WIDTH) float64
+    feet: list[_FootState]
+
+
+_wire_encoder = msgspec.msgpack.Encoder()
+_wire_decoder = msgspec.msgpack.Decoder(_Wire)
+
+
+@dataclass
+class GaitAccumulator:
+    """Incremental gait features of one walk (see module docstring); ``feed`` one window at a time."""
+
+    samples: int = 0
+    prev: list[float] = field(default_factory=list)
+    channel_sums: np.ndarray = field(default_factory=lambda: np.zeros(len(FORCE_CHANNELS)))
+    tail_start: int = 0
+    tail: np.ndarray = field(default_factory=lambda: np.zeros((0, _TAIL_WIDTH)))
+    feet: dict[str, _FootState] = field(default_factory=lambda: {f: _new_foot() for f in _FEET})
+
+    # -- persistence ------------------------------------------------------------------------
+    def to_bytes(self) -> bytes:
+        return _wire_encoder.encode(_Wire(self.samples, self.prev, self.channel_sums.tolist(), self.tail_start,
+                                          self.tail.tobytes(), [self.feet[f] for f in _FEET]))
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> "GaitAccumulator":
+        wire = _wire_decoder.decode(raw)
+        tail = np.frombuffer(wire.tail, dtype=np.float64).reshape(-1, _TAIL_WIDTH).copy()
+        return cls(wire.samples, wire.prev, np.array(wire.channel_sums, dtype=np.float64), wire.tail_start, tail,
+                   dict(zip(_FEET, wire.feet)))
+
+    # -- one window -------------------------------------------------------------------------
+    def feed(self, time: np.ndarray, forces: np.ndarray) -> None:
+        """Consume one window's samples (sequence order, gaps skipped); the unit of all state changes."""
+        time = np.asarray(time, dtype=np.float64)
+        forces = np.asarray(forces, dtype=np.float64).reshape(-1, len(FORCE_CHANNELS))
+        n = len(time)
+        if n == 0:
+            return
+        self.channel_sums += forces.sum(axis=0)
+        rows = np.empty((n, _TAIL_WIDTH))
+        rows[:, _T] = time
+        contact, levels = {}, {}
+        for foot in _FEET:
+            total = forces[:, _TOTAL[foot]]
+            rows[:, _TOTAL_COLUMN[foot]] = total
+            state = self.feet[foot]
+            on, off, high = levels[foot] = _thresholds(state, total)
+            contact[foot] = _hysteresis(total, on, off, state.contact if self.samples else None)
+            cx, cy = _COP_COLUMNS[foot]
+            rows[:, cx], rows[:, cy] = _cop(forces, foot, high)
+        rows[:, _BOTH] = contact["l"] & contact["r"]
+        self.tail = np.concatenate([self.tail, rows])
+        for foot in _FEET:
+            state = self.feet[foot]
+            on, off, _high = levels[foot]
+            for kind, g, t in _events(contact[foot], state.contact if self.samples else contact[foot][0],
+                                      rows, self.prev, self.samples, foot, on, off):
+                self._on_event(foot, kind, g, t)
+            state.contact = bool(contact[foot][-1])
+        self.samples += n
+        self.prev = [float(time[-1]), float(rows[-1, _TOT_L]), float(rows[-1, _TOT_R])]
+        self._trim_tail()
+
+    def _on_event(self, foot: str, kind: str, g: int, t: float) -> None:
+        """Online contact cleaning: merge short swings (bounces), drop short stances (taps).
+
+        A contact is counted as a step once its stance reaches MIN_STANCE_S at a toe off (merging
+        a bounce only lengthens it); the stride from the previous step ends at its heel strike.
+        """
+        state = self.feet[foot]
+        current = state.current
+        if kind == "to":
+            if current is None:
+                return  # a toe off before any heel strike has no stance
+            current.to_g, current.to_t = g, t
+            if not state.current_kept and t - current.hs_t >= MIN_STANCE_S:
+                if state.kept is not None:
+                    self._add_stride(foot, state, state.kept, current.hs_g, current.hs_t)
+                state.current_kept = True
+            return
+        if current is not None and current.to_g >= 0 and t - current.to_t < MIN_SWING_S:
+            current.to_g, current.to_t = -1, math.nan  # bounce: one contact, not two
+            return
+        if current is not None and state.current_kept:
+            state.kept = current  # a step; an uncounted contact was a tap
+        state.current, state.current_kept = _Contact(g, t), False
+
+    def _add_stride(self, foot: str, state: _FootState, kept: _Contact, next_g: int, next_t: float) -> None:
+        stride, stance, swing = next_t - kept.hs_t, kept.to_t - kept.hs_t, next_t - kept.to_t
+        plausible = STRIDE_RANGE_S[0] <= stride <= STRIDE_RANGE_S[1] and kept.hs_g >= self.tail_start
+        contribution = self._contribution(foot, kept, next_g, stride, stance, swing) if plausible else None
+        state.strides.append([stride, stance, swing, 1.0 if plausible else 0.0])
+        state.pending.append(contribution if contribution is not None else [])
+        _judge(state, final=False)
+
+    def _contribution(self, foot: str, kept: _Contact, next_g: int, stride: float, stance: float,
+                      swing: float) -> list[float]:
+        """What one stride adds to the running sums (computed now, while its samples are in the tail)."""
+        base = self.tail_start
+        hs, to, nxt = kept.hs_g - base, kept.to_g - base, next_g - base
+        tail = self.tail
+        total = tail[:, _TOTAL_COLUMN[foot]]
+        out = np.full(_CONTRIB_WIDTH, np.nan)
+        out[_STRIDE], out[_STANCE], out[_SWING], out[_STANCE_RATIO] = stride, stance, swing, stance / stride
+        mid, q1, q3 = (hs + to) // 2, hs + (to - hs) // 4, hs + 3 * (to - hs) // 4
+        heel, push = _seg_max(total, hs, mid), _seg_max(total, mid, to)
+        out[_HEEL], out[_PUSH], out[_PEAK], out[_VALLEY] = heel, push, max(heel, push), _seg_min(total, q1, q3)
+        both_feet = tail[hs:nxt, _TOT_L] + tail[hs:nxt, _TOT_R]
+        out[_BW_SUM], out[_BW_N] = both_feet.sum(), nxt - hs
+        out[_DS] = tail[hs:nxt, _BOTH].sum() / (nxt - hs)
+        bounds = hs + np.round(np.arange(STANCE_PHASES + 1) * (to - hs) / STANCE_PHASES).astype(int)
+        cx, cy = _COP_COLUMNS[foot]
+        profiles = _phase_means(tail[:, (_TOTAL_COLUMN[foot], cx, cy)], bounds)  # (phases, 3)
+        out[_FORCE_P:_FORCE_P + STANCE_PHASES] = profiles[:, 0]
+        out[_COPX_P:_COPX_P + STANCE_PHASES] = profiles[:, 1]
+        out[_COPY_P:_COPY_P + STANCE_PHASES] = profiles[:, 2]
+        x, y = tail[hs:to, cx], tail[hs:to, cy]
+        loaded = x == x  # not NaN
+        if loaded.any():
+            x, y = x[loaded], y[loaded]
+            out[_COP_SX], out[_COP_SY] = x.sum(), y.sum()
+            out[_COP_SXX], out[_COP_SYY], out[_COP_N] = (x * x).sum(), (y * y).sum(), len(x)
+            out[_COP_Y_RANGE] = y.max() - y.min()
+        return out.tolist()
+
+    def _trim_tail(self) -> None:
+        """Keep the samples a stride may still need: from the oldest counted or open heel strike."""
+        end = self.tail_start + len(self.tail)
+        needed = end
+        for state in self.feet.values():
+            for contact in (state.kept, state.current):
+                if contact is not None:
+                    needed = min(needed, contact.hs_g)
+        start = max(needed, end - TAIL_MAX_SAMPLES, self.tail_start)
+        if start > self.tail_start:
+            self.tail = self.tail[start - self.tail_start:].copy()
+            self.tail_start = start
+
+    # -- read-out ---------------------------------------------------------------------------
+    def features(self) -> dict[str, float]:
+        """Features as if the walk ended now (the accumulator itself is not changed)."""
+        out = dict.fromkeys(FEATURE_NAMES, np.nan)
+        if self.samples < 2:
+            return out
+        finished = GaitAccumulator.from_bytes(self.to_bytes())
+        for foot in _FEET:
+            state = finished.feet[foot]
+            current = state.current
+            if current is not None and current.to_g < 0 and not state.current_kept and state.kept is not None:
+                # the walk ends in a contact: its heel strike ends the last stride (no toe off needed)
+                finished._add_stride(foot, state, state.kept, current.hs_g, current.hs_t)
+            _judge(state, final=True)
+        stats = {foot: _Stats(finished.feet[foot]) for foot in _FEET}
+        bw_sum = sum(s.total(_BW_SUM) for s in stats.values())
+        bw_n = sum(s.total(_BW_N) for s in stats.values())
+        sums = self.channel_sums
+        weight = bw_sum / bw_n if bw_n > 0 else (sums[_TOTAL["l"]] + sums[_TOTAL["r"]]) / self.samples
+        for foot in _FEET:
+            out.update(_load_shares(foot, sums))
+            out.update(_foot_features(foot, stats[foot], weight))
+        out.update(_bilateral_features(out, stats))
         return out
-    totals = {f: forces[:, FORCE_CHANNELS.index(f"total_{f}")] for f in _FEET}
-    contact, strides = {}, {}
-    for foot in _FEET:
-        contact[foot], strides[foot] = _foot_strides(time, totals[foot])
-    body_weight = _body_weight(totals["l"] + totals["r"], strides)
-    for foot in _FEET:
-        out.update(_load_shares(foot, forces))
-        out.update(_foot_features(foot, strides[foot], forces, contact[foot], body_weight))
-    out.update(_bilateral_features(out, strides, contact))
-    return out
 
 
-def _body_weight(both: np.ndarray, strides: dict[str, pd.DataFrame]) -> float:
-    """Mean force of both feet over the valid strides: over whole strides it equals body weight.
-
-    Standing, sitting or an insole off (some walks) would bias a whole-recording mean.
-    """
-    walking = np.zeros(len(both) + 1, dtype=int)
-    for frame in strides.values():
-        np.add.at(walking, frame["hs"].to_numpy(int), 1)
-        np.add.at(walking, frame["next_hs"].to_numpy(int), -1)
-    mask = np.cumsum(walking)[:-1] > 0
-    return float(np.mean(both[mask] if mask.any() else both))
+def _new_foot() -> _FootState:
+    zeros = [0.0] * _CONTRIB_WIDTH
+    return _FootState(lows=[], highs=[], strides=[], pending=[], sums=list(zeros), squares=list(zeros),
+                      counts=list(zeros))
 
 
-def _foot_strides(time: np.ndarray, total: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:
-    """Contact state per sample and the foot's valid strides (heel strike to next heel strike).
+# ---------------------------------------------------------------------------------------------
+# Event detection.
 
-    Stride rows: ``hs``/``to``/``next_hs`` sample indices (the first sample past each crossing)
-    and ``stride``/``stance``/``swing`` durations from linearly interpolated crossing times.
-    """
-    low, high = np.percentile(total, RANGE_PERCENTILES)
-    contact = np.zeros(len(total), dtype=bool)
-    empty = pd.DataFrame(columns=["hs", "to", "next_hs", "stride", "stance", "swing"])
+def _thresholds(state: _FootState, total: np.ndarray) -> tuple[float, float, float]:
+    """Record this window's range when it is walking; ON, OFF and the high level (NaN: none yet)."""
+    low, high = _percentiles(total)
+    if high - low >= MIN_FORCE_RANGE_N:
+        state.lows = (state.lows + [float(low)])[-THRESHOLD_WINDOWS:]
+        state.highs = (state.highs + [float(high)])[-THRESHOLD_WINDOWS:]
+    return _current_thresholds(state)
+
+
+def _current_thresholds(state: _FootState) -> tuple[float, float, float]:
+    if not state.highs:
+        return math.nan, math.nan, math.nan
+    low, high = _median(state.lows), _median(state.highs)
     if high - low < MIN_FORCE_RANGE_N:
-        return contact, empty
-    on, off = low + CONTACT_ON_FRACTION * (high - low), low + CONTACT_OFF_FRACTION * (high - low)
-    # Hysteresis: +1 above ON, -1 below OFF, carried forward through the band in between.
-    marks = pd.Series(np.where(total > on, 1.0, np.where(total < off, -1.0, np.nan))).ffill().to_numpy()
-    contact = marks == 1.0
-    edges = np.diff(contact.astype(np.int8))
-    hs = np.flatnonzero(edges == 1) + 1
-    to = np.flatnonzero(edges == -1) + 1
-    t_hs, t_to = _crossing_times(time, total, hs, on), _crossing_times(time, total, to, off)
-    hs, to, t_hs, t_to = _clean_contacts(hs, to, t_hs, t_to)
-    # Stride k: hs[k] → to[k] (stance) → hs[k+1] (swing).
-    n = min(len(hs) - 1, len(to))
-    if n < 1:
-        return contact, empty
-    frame = pd.DataFrame({
-        "hs": hs[:n], "to": to[:n], "next_hs": hs[1:n + 1],
-        "stride": t_hs[1:n + 1] - t_hs[:n], "stance": t_to[:n] - t_hs[:n], "swing": t_hs[1:n + 1] - t_to[:n],
-    })
-    return contact, frame[_valid_strides(frame)].reset_index(drop=True)
+        return math.nan, math.nan, high
+    return low + CONTACT_ON_FRACTION * (high - low), low + CONTACT_OFF_FRACTION * (high - low), high
 
 
-def _crossing_times(time: np.ndarray, x: np.ndarray, idx: np.ndarray, level: float) -> np.ndarray:
-    """Time at which x crosses ``level`` between samples idx-1 and idx (linear interpolation)."""
-    if len(idx) == 0:
-        return np.empty(0)
-    x0, x1 = x[idx - 1], x[idx]
-    frac = np.clip((level - x0) / np.where(x1 != x0, x1 - x0, 1.0), 0.0, 1.0)
-    return time[idx - 1] + frac * (time[idx] - time[idx - 1])
+def _percentiles(x: np.ndarray) -> tuple[float, float]:
+    """np.percentile(x, RANGE_PERCENTILES) (linear interpolation), without its per-call overhead."""
+    ordered = np.sort(x)
+    out = []
+    for q in RANGE_PERCENTILES:
+        pos = q / 100.0 * (len(ordered) - 1)
+        lo = int(pos)
+        hi = min(lo + 1, len(ordered) - 1)
+        out.append(float(ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)))
+    return out[0], out[1]
 
 
-def _clean_contacts(hs, to, t_hs, t_to):
-    """Pair each heel strike with the next toe off; merge short swings, drop short stances."""
-    keep_to = to > hs[0] if len(hs) else np.zeros(len(to), dtype=bool)
-    to, t_to = to[keep_to], t_to[keep_to]  # a toe off before any heel strike has no stance
-    # Contacts alternate now: hs[0] < to[0] < hs[1] < to[1] ...
-    i = 0
-    hs, to, t_hs, t_to = list(hs), list(to), list(t_hs), list(t_to)
-    while i + 1 < len(hs) and i < len(to):
-        if t_hs[i + 1] - t_to[i] < MIN_SWING_S:  # bounce: one contact, not two
-            del hs[i + 1], t_hs[i + 1], to[i], t_to[i]
+def _median(values: list[float]) -> float:
+    """Median of a short list (Python's sort beats numpy's call overhead below ~100 values)."""
+    ordered = sorted(values)
+    n = len(ordered)
+    return ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2.0
+
+
+def _hysteresis(total: np.ndarray, on: float, off: float, carry: bool | None) -> np.ndarray:
+    """Contact per sample: above ON → in contact, below OFF → not, in between → as before."""
+    n = len(total)
+    start = bool(carry) if carry is not None else False
+    if math.isnan(on):
+        return np.full(n, start)
+    marks = np.where(total > on, 1, np.where(total < off, 0, -1)).astype(np.int8)
+    idx = np.where(marks >= 0, np.arange(n), -1)
+    np.maximum.accumulate(idx, out=idx)
+    return np.where(idx >= 0, marks[np.maximum(idx, 0)] == 1, start)
+
+
+def _events(contact: np.ndarray, before: bool, rows: np.ndarray, prev: list[float], first_g: int, foot: str,
+            on: float, off: float) -> list[tuple[str, int, float]]:
+    """Heel strikes (rises) and toe offs (falls) with linearly interpolated crossing times."""
+    previous = np.concatenate([[before], contact[:-1]])
+    changed = np.flatnonzero(contact != previous)
+    if len(changed) == 0:
+        return []
+    column = _TOTAL_COLUMN[foot]
+    out = []
+    for i in changed:
+        if i > 0:
+            t0, x0 = rows[i - 1, _T], rows[i - 1, column]
         else:
-            i += 1
-    keep = [k for k in range(len(hs)) if k >= len(to) or t_to[k] - t_hs[k] >= MIN_STANCE_S]
-    closed = [k for k in keep if k < len(to)]  # the last heel strike may have no toe off yet
-    return (np.array([hs[k] for k in keep], dtype=int), np.array([to[k] for k in closed], dtype=int),
-            np.array([t_hs[k] for k in keep], dtype=float), np.array([t_to[k] for k in closed], dtype=float))
-
-
-def _valid_strides(frame: pd.DataFrame) -> np.ndarray:
-    """Plausible strides, without the walk's outliers (turn-arounds, stops) in any of the phases."""
-    ok = frame["stride"].between(*STRIDE_RANGE_S).to_numpy()
-    for column in ("stride", "stance", "swing"):
-        x = frame[column].to_numpy()
-        if ok.sum() < MIN_STRIDES:
-            break
-        med = np.median(x[ok])
-        mad = MAD_TO_SD * np.median(np.abs(x[ok] - med))
-        ok &= np.abs(x - med) <= OUTLIER_MAD_K * max(mad, MAD_FLOOR_S)
-    return ok
-
-
-def _mean_cv(x: np.ndarray) -> tuple[float, float]:
-    if len(x) < MIN_STRIDES:
-        return np.nan, np.nan
-    mean = float(np.mean(x))
-    return mean, float(np.std(x, ddof=1) / mean)
-
-
-def _foot_features(foot: str, strides: pd.DataFrame, forces: np.ndarray, contact: np.ndarray,
-                   body_weight: float) -> dict[str, float]:
-    out: dict[str, float] = {f"stride_count_{foot}": float(len(strides))}
-    for phase in ("stride", "stance", "swing"):
-        out[f"{phase}_time_mean_{foot}"], out[f"{phase}_time_cv_{foot}"] = _mean_cv(strides[phase].to_numpy(float))
-    if len(strides) < MIN_STRIDES:
-        return out
-    out[f"stance_ratio_{foot}"] = float(np.mean(strides["stance"] / strides["stride"]))
-    total = forces[:, FORCE_CHANNELS.index(f"total_{foot}")]
-    hs, to = strides["hs"].to_numpy(int), strides["to"].to_numpy(int)
-    mid = (hs + to) // 2
-    # Each stance split in halves: loading (heel) peak, push-off peak, and the mid-stance valley.
-    seg = np.stack([hs, mid, to], axis=1).ravel()
-    maxima = np.maximum.reduceat(total, seg)
-    heel, push = maxima[0::3], maxima[1::3]
-    q1, q3 = hs + (to - hs) // 4, hs + 3 * (to - hs) // 4
-    valley = np.minimum.reduceat(total, np.stack([q1, q3], axis=1).ravel())[0::2]
-    weight = body_weight if body_weight > 0 else np.nan
-    out[f"force_peak_{foot}"] = float(np.mean(np.maximum(heel, push)) / weight)
-    out[f"force_heel_peak_{foot}"] = float(np.mean(heel) / weight)
-    out[f"force_push_peak_{foot}"] = float(np.mean(push) / weight)
-    out[f"force_valley_{foot}"] = float(np.mean(valley) / weight)
-    out.update(_phase_profile("force", foot, total / weight, hs, to))
-    out.update(_cop_features(foot, strides, forces, total))
+            t0, x0 = prev[0], prev[1 + _FEET.index(foot)]
+        t1, x1 = rows[i, _T], rows[i, column]
+        rising = bool(contact[i])
+        level = on if rising else off
+        frac = min(max((level - x0) / (x1 - x0 if x1 != x0 else 1.0), 0.0), 1.0)
+        out.append(("hs" if rising else "to", first_g + int(i), float(t0 + frac * (t1 - t0))))
     return out
 
 
-def _cop_features(foot: str, strides: pd.DataFrame, forces: np.ndarray, total: np.ndarray) -> dict[str, float]:
-    """Centre of pressure (sensor-position weighted force) during the loaded part of valid stances."""
-    names = _SENSORS[foot]
-    sensor = forces[:, [FORCE_CHANNELS.index(s) for s in names]]
-    xy = np.array([SENSOR_XY[s] for s in names], dtype=float)
+def _cop(forces: np.ndarray, foot: str, high: float) -> tuple[np.ndarray, np.ndarray]:
+    """Centre of pressure (sensor-position weighted force), NaN when the insole is not loaded."""
+    sensor = forces[:, _SENSOR_SLICE[foot]]
     load = sensor.sum(axis=1)
-    hs, to = strides["hs"].to_numpy(int), strides["to"].to_numpy(int)
-    in_stance = np.zeros(len(total) + 1, dtype=int)
-    np.add.at(in_stance, hs, 1)
-    np.add.at(in_stance, to, -1)
-    mask = (np.cumsum(in_stance)[:-1] > 0) & (load > COP_MIN_FORCE_FRACTION * np.percentile(total, RANGE_PERCENTILES[1]))
-    if mask.sum() < MIN_STRIDES:
-        return {}
-    cop = (sensor[mask] @ xy) / load[mask, None]
-    # Heel-to-toe excursion per step: range of COP y within each stance (loaded samples only).
-    cop_y = np.full(len(total), np.nan)
-    cop_y[mask] = cop[:, 1]
-    ranges = [np.nanmax(cop_y[a:b]) - np.nanmin(cop_y[a:b]) for a, b in zip(hs, to) if mask[a:b].any()]
-    out = {
-        f"cop_x_mean_{foot}": float(cop[:, 0].mean()), f"cop_x_std_{foot}": float(cop[:, 0].std()),
-        f"cop_y_mean_{foot}": float(cop[:, 1].mean()), f"cop_y_std_{foot}": float(cop[:, 1].std()),
-        f"cop_y_range_{foot}": float(np.mean(ranges)) if ranges else np.nan,
-    }
-    cop_x = np.full(len(total), np.nan)
-    cop_x[mask] = cop[:, 0]
-    for kind, values in (("cop_x", cop_x), ("cop_y", cop_y)):
-        out.update(_phase_profile(f"{kind}", foot, values, hs, to))
+    loaded = load > COP_MIN_FORCE_FRACTION * high if not math.isnan(high) else np.zeros(len(load), dtype=bool)
+    cop = np.full((len(load), 2), np.nan)
+    if loaded.any():
+        cop[loaded] = (sensor[loaded] @ _SENSOR_XY[foot]) / load[loaded, None]
+    return cop[:, 0], cop[:, 1]
+
+
+def _seg_max(x: np.ndarray, a: int, b: int) -> float:
+    return float(x[a:b].max()) if b > a else float(x[a])
+
+
+def _seg_min(x: np.ndarray, a: int, b: int) -> float:
+    return float(x[a:b].min()) if b > a else float(x[a])
+
+
+def _phase_means(values: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Per column, mean of the non-NaN values in each phase [bounds[k], bounds[k+1]) (one sample if empty)."""
+    part = values[bounds[0]:bounds[-1] + 1]
+    finite = part == part  # not NaN
+    local = bounds - bounds[0]
+    sums = np.add.reduceat(np.where(finite, part, 0.0), local, axis=0)[:STANCE_PHASES]
+    counts = np.add.reduceat(finite.astype(np.float64), local, axis=0)[:STANCE_PHASES]
+    out = np.full(sums.shape, np.nan)
+    np.divide(sums, counts, out=out, where=counts > 0)
     return out
 
 
-def _phase_profile(kind: str, foot: str, values: np.ndarray, hs: np.ndarray, to: np.ndarray) -> dict[str, float]:
-    """Mean over steps (``{kind}_p{k}``) and step-to-step SD (``_sd``) of values in each stance phase.
+# ---------------------------------------------------------------------------------------------
+# Stride verdicts and running sums.
 
-    NaN samples (unloaded insole) are left out of a phase's mean.
-    """
-    bounds = hs[:, None] + np.round(np.arange(STANCE_PHASES + 1) * (to - hs)[:, None] / STANCE_PHASES).astype(int)
-    finite = np.isfinite(values)
-    sums = np.add.reduceat(np.where(finite, values, 0.0), bounds.ravel())
-    counts = np.add.reduceat(finite.astype(float), bounds.ravel())
-    per_step = (sums / np.where(counts > 0, counts, np.nan)).reshape(len(hs), STANCE_PHASES + 1)[:, :STANCE_PHASES]
-    out = {}
-    with np.errstate(all="ignore"):  # a phase never loaded gives NaN, not a warning per walk
-        for k in range(STANCE_PHASES):
-            out[f"{kind}_p{k + 1}_{foot}"] = float(np.nanmean(per_step[:, k]))
-            out[f"{kind}_p{k + 1}_sd_{foot}"] = float(np.nanstd(per_step[:, k]))
+def _judge(state: _FootState, final: bool) -> None:
+    """Accept or reject the pending strides whose neighbourhood (± H strides) is known."""
+    last = state.first_stride + len(state.strides) - 1
+    while state.pending:
+        j = state.first_pending
+        if not final and j + OUTLIER_HALF_WIDTH > last:
+            break
+        lo = max(j - OUTLIER_HALF_WIDTH, state.first_stride)
+        hood = state.strides[lo - state.first_stride:j + OUTLIER_HALF_WIDTH + 1 - state.first_stride]
+        ok = [row[3] > 0 for row in hood]
+        for column in range(3):
+            if sum(ok) < MIN_STRIDES:
+                break
+            kept = [row[column] for row, good in zip(hood, ok) if good]
+            med = _median(kept)
+            limit = OUTLIER_MAD_K * max(MAD_TO_SD * _median([abs(x - med) for x in kept]), MAD_FLOOR_S)
+            ok = [good and abs(row[column] - med) <= limit for row, good in zip(hood, ok)]
+        contribution = state.pending.pop(0)
+        state.first_pending += 1
+        if ok[j - lo] and contribution:
+            finite = [v == v for v in contribution]  # not NaN
+            state.sums = [s + v if f else s for s, v, f in zip(state.sums, contribution, finite)]
+            state.squares = [s + v * v if f else s for s, v, f in zip(state.squares, contribution, finite)]
+            state.counts = [c + 1.0 if f else c for c, f in zip(state.counts, finite)]
+    keep_from = max(state.first_pending - OUTLIER_HALF_WIDTH, state.first_stride)
+    if keep_from > state.first_stride:
+        del state.strides[:keep_from - state.first_stride]
+        state.first_stride = keep_from
+
+
+class _Stats:
+    """Mean / SD / count of each contribution entry over a foot's accepted strides."""
+
+    def __init__(self, state: _FootState):
+        self.sums, self.squares = np.asarray(state.sums), np.asarray(state.squares)
+        self.counts = np.asarray(state.counts)
+        self.strides = int(self.counts[_STRIDE])
+
+    def total(self, i: int) -> float:
+        return float(self.sums[i])
+
+    def mean(self, i: int) -> float:
+        n = self.counts[i]
+        return float(self.sums[i] / n) if n > 0 else math.nan
+
+    def sd(self, i: int, ddof: int) -> float:
+        n = self.counts[i]
+        if n - ddof <= 0:
+            return math.nan
+        mean = self.sums[i] / n
+        return float(math.sqrt(max(self.squares[i] - n * mean * mean, 0.0) / (n - ddof)))
+
+
+def _foot_features(foot: str, stats: _Stats, weight: float) -> dict[str, float]:
+    out: dict[str, float] = {f"stride_count_{foot}": float(stats.strides)}
+    if stats.strides < MIN_STRIDES:
+        return out
+    for name, i in (("stride", _STRIDE), ("stance", _STANCE), ("swing", _SWING)):
+        mean = stats.mean(i)
+        out[f"{name}_time_mean_{foot}"], out[f"{name}_time_cv_{foot}"] = mean, stats.sd(i, 1) / mean
+    out[f"stance_ratio_{foot}"] = stats.mean(_STANCE_RATIO)
+    weight = weight if weight > 0 else math.nan
+    for name, i in (("force_peak", _PEAK), ("force_heel_peak", _HEEL), ("force_push_peak", _PUSH),
+                    ("force_valley", _VALLEY)):
+        out[f"{name}_{foot}"] = stats.mean(i) / weight
+    for k in range(STANCE_PHASES):
+        out[f"force_p{k + 1}_{foot}"] = stats.mean(_FORCE_P + k) / weight
+        out[f"force_p{k + 1}_sd_{foot}"] = stats.sd(_FORCE_P + k, 0) / weight
+    n_cop = stats.total(_COP_N)
+    if n_cop >= MIN_STRIDES:
+        for axis, s, ss in (("x", _COP_SX, _COP_SXX), ("y", _COP_SY, _COP_SYY)):
+            mean = stats.total(s) / n_cop
+            out[f"cop_{axis}_mean_{foot}"] = mean
+            out[f"cop_{axis}_std_{foot}"] = math.sqrt(max(stats.total(ss) / n_cop - mean * mean, 0.0))
+        out[f"cop_y_range_{foot}"] = stats.mean(_COP_Y_RANGE)
+        for kind, first in (("cop_x", _COPX_P), ("cop_y", _COPY_P)):
+            for k in range(STANCE_PHASES):
+                out[f"{kind}_p{k + 1}_{foot}"] = stats.mean(first + k)
+                out[f"{kind}_p{k + 1}_sd_{foot}"] = stats.sd(first + k, 0)
     return out
 
 
-def _load_shares(foot: str, forces: np.ndarray) -> dict[str, float]:
-    """Each sensor's share of the foot's load (mean over the walk): heel vs toe, medial vs lateral."""
-    total = forces[:, FORCE_CHANNELS.index(f"total_{foot}")].mean()
+def _load_shares(foot: str, channel_sums: np.ndarray) -> dict[str, float]:
+    """Each sensor's share of the foot's load (over the walk): heel vs toe, medial vs lateral."""
+    total = channel_sums[_TOTAL[foot]]
     if total <= 0:
         return {}
-    return {f"load_share_{s}": float(forces[:, FORCE_CHANNELS.index(s)].mean() / total) for s in _SENSORS[foot]}
+    return {f"load_share_{s}": float(channel_sums[FORCE_CHANNELS.index(s)] / total) for s in _SENSORS[foot]}
 
 
-def _bilateral_features(out: dict[str, float], strides: dict[str, pd.DataFrame],
-                        contact: dict[str, np.ndarray]) -> dict[str, float]:
+def _bilateral_features(out: dict[str, float], stats: dict[str, _Stats]) -> dict[str, float]:
     res: dict[str, float] = {}
-    both = contact["l"] & contact["r"]
-    fractions = []
-    for foot in _FEET:
-        frame = strides[foot]
-        if len(frame) >= MIN_STRIDES:
-            counts = np.add.reduceat(both.astype(int), np.stack([frame["hs"], frame["next_hs"]], axis=1).ravel())[0::2]
-            fractions.append(counts / (frame["next_hs"] - frame["hs"]).to_numpy())
-    if len(fractions) == 2:
-        res["double_support_ratio"] = float(np.mean(np.concatenate(fractions)))
+    if all(s.strides >= MIN_STRIDES for s in stats.values()):
+        res["double_support_ratio"] = (sum(s.total(_DS) for s in stats.values())
+                                       / sum(s.counts[_DS] for s in stats.values()))
     stride_l, stride_r = out["stride_time_mean_l"], out["stride_time_mean_r"]
-    res["cadence"] = 120.0 / np.nanmean([stride_l, stride_r]) if np.isfinite([stride_l, stride_r]).any() else np.nan
+    finite = [v for v in (stride_l, stride_r) if math.isfinite(v)]
+    res["cadence"] = 120.0 / (sum(finite) / len(finite)) if finite else math.nan
     for phase in ("stride", "stance", "swing"):
         left, right = out[f"{phase}_time_mean_l"], out[f"{phase}_time_mean_r"]
-        res[f"{phase}_time_asym"] = float(abs(np.log(left / right))) if left > 0 and right > 0 else np.nan
+        res[f"{phase}_time_asym"] = abs(math.log(left / right)) if left > 0 and right > 0 else math.nan
     return res
 
 
@@ -285,19 +543,15 @@ def window_means(seq: np.ndarray, forces: np.ndarray, window: int = 100) -> list
         raise ValueError(f"{len(seq)} sequence numbers for {len(forces)} samples")
     if window < 1 or (len(seq) and seq.min() < 0):
         raise ValueError("window must be >= 1 and sequence numbers >= 0")
-    frame = pd.DataFrame(forces, columns=list(FORCE_CHANNELS))
-    frame.insert(0, "seq", seq)
-    frame = frame.drop_duplicates("seq", keep="first")
-    frame.insert(0, "window_index", frame["seq"] // window)
-    grouped = frame.groupby("window_index", sort=True)
-    stats = grouped[list(FORCE_CHANNELS)].mean()
-    stats.insert(0, "last_seq", grouped["seq"].max())
-    stats.insert(0, "first_seq", grouped["seq"].min())
-    stats.insert(0, "sample_count", grouped.size())
+    _, first = np.unique(seq, return_index=True)  # sorted by seq, first arrival of each
+    seq, forces = seq[first], forces[first]
+    index = seq // window
     rows = []
-    for index, row in stats.iterrows():
-        count = int(row["sample_count"])
-        rows.append({"window_index": int(index), "sample_count": count, "first_seq": int(row["first_seq"]),
-                     "last_seq": int(row["last_seq"]), "partial": count < window,
-                     **{c: float(row[c]) for c in FORCE_CHANNELS}})
+    for w in np.unique(index):
+        part = index == w
+        count = int(part.sum())
+        means = forces[part].mean(axis=0)
+        rows.append({"window_index": int(w), "sample_count": count, "first_seq": int(seq[part][0]),
+                     "last_seq": int(seq[part][-1]), "partial": count < window,
+                     **{c: float(m) for c, m in zip(FORCE_CHANNELS, means)}})
     return rows

@@ -1,14 +1,17 @@
 """The gaitstream Structured Streaming application (launched by ``spark-submit.sh``).
 
-Reads top to bottom: Kafka source → parse (dead letters split off) → three queries, each with
-its own checkpoint under ``spark.checkpoint_dir``:
+Reads top to bottom: Kafka source → two queries, each with its own checkpoint under
+``spark.checkpoint_dir`` and its own trigger:
 
-* ``archive``: every sample once (records deduplicated by walk and seq) → Parquet, by study/date;
-* ``windows``: per-walk state → 100-sample windows + gait features → Cassandra (upserts);
-* ``deadletter``: unusable records with their reason → Parquet.
+* ``windows`` (``streaming.trigger_seconds``): records grouped by Kafka key (one walk), decoded
+  and checked once inside the per-walk state (bounded, :mod:`streaming.windowing`) → 100-sample
+  windows + gait features → Cassandra (upserts); refused records → dead letters (Parquet);
+* ``archive`` (``streaming.archive_trigger_seconds``): records deduplicated on Kafka time, decoded
+  by the same checks → every valid sample once → Parquet, by study/date.
 
-SIGTERM/SIGINT stop the queries (consistent checkpoints) and exit 0. Config keys: [kafka],
-[hdfs], [cassandra], [spark], [streaming]; GAITSTREAM_* environment overrides apply.
+SIGTERM/SIGINT stop the queries between micro-batches (consistent checkpoints) and exit 0.
+Config keys: [kafka], [hdfs], [cassandra], [spark], [streaming], [bridge] (payload limits);
+GAITSTREAM_* environment overrides apply.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 if __name__ == "__main__" and sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
@@ -28,7 +32,8 @@ from pyspark.sql import DataFrame, SparkSession  # noqa: E402
 
 from gaitstream import config as gs_config  # noqa: E402
 from gaitstream import endpoints  # noqa: E402
-from streaming import records, schema, sinks, stateful, status
+from streaming import records, schema, sinks, stateful, status  # noqa: E402
+from streaming.decode import Limits  # noqa: E402
 from streaming.windowing import WindowSettings  # noqa: E402
 
 log = logging.getLogger("gaitstream.streaming")
@@ -55,7 +60,13 @@ def checkpoint_root(cfg: gs_config.Config) -> str:
 def window_settings(cfg: gs_config.Config) -> WindowSettings:
     s = cfg.streaming
     return WindowSettings(window_size=int(s["window_size"]), features_every=int(s["features_every_windows"]),
-                          max_walk_samples=int(s["max_walk_samples"]))
+                          max_open_windows=int(s["max_open_windows"]),
+                          max_seq_jump_windows=int(s["max_seq_jump_windows"]))
+
+
+def payload_limits(cfg: gs_config.Config) -> Limits:
+    """The bridge's limits: the job refuses exactly what the bridge refuses."""
+    return Limits(max_bytes=int(cfg.bridge["max_payload_bytes"]), max_samples=int(cfg.bridge["max_samples_per_message"]))
 
 
 def read_kafka(spark: SparkSession, cfg: gs_config.Config) -> DataFrame:
@@ -69,34 +80,43 @@ def read_kafka(spark: SparkSession, cfg: gs_config.Config) -> DataFrame:
 
 
 def start_queries(spark: SparkSession, cfg: gs_config.Config) -> list:
-    s = cfg.streaming
-    trigger_s = float(s["trigger_seconds"])
+    s, sp = cfg.streaming, cfg.spark
     checkpoints = checkpoint_root(cfg).rstrip("/")
-    parsed = records.parse_records(read_kafka(spark, cfg))
-    batches = records.valid_batches(parsed)
-
-    archive = records.archive_rows(records.explode_samples(
-        records.dedupe_batches(batches, int(s["dedupe_watermark_seconds"]))))
-    outputs = stateful.walk_outputs(records.explode_samples(batches), window_settings(cfg),
+    kafka = records.kafka_records(read_kafka(spark, cfg))
+    limits = payload_limits(cfg)
+    outputs = stateful.walk_outputs(kafka, window_settings(cfg), limits,
                                     float(s["idle_timeout_seconds"]), float(s["state_expiry_seconds"]))
-    return [
-        sinks.start_parquet(archive, "archive", archive_uri(cfg), ["study", "date"],
-                            f"{checkpoints}/archive", trigger_s),
-        sinks.start_cassandra(outputs, cfg.cassandra["keyspace"], f"{checkpoints}/windows", trigger_s),
-        sinks.start_parquet(records.dead_letters(parsed), "deadletter", deadletter_uri(cfg), ["date"],
-                            f"{checkpoints}/deadletter", trigger_s),
-    ]
+    archive = records.archive_rows(records.dedupe_records(kafka, int(s["dedupe_watermark_seconds"])), limits)
+    # The state store is chosen per query (the session conf is read when a query starts and kept
+    # in its checkpoint): small per-walk states in the JVM heap, the large dedupe state in RocksDB.
+    spark.conf.set("spark.sql.streaming.stateStore.providerClass", str(sp["state_store_provider"]))
+    walks = sinks.start_walks(outputs, cfg.cassandra["keyspace"], deadletter_uri(cfg), f"{checkpoints}/windows",
+                              float(s["trigger_seconds"]))
+    spark.conf.set("spark.sql.streaming.stateStore.providerClass", str(sp["dedupe_state_store_provider"]))
+    archived = sinks.start_parquet(archive, "archive", archive_uri(cfg), ["study", "date"], f"{checkpoints}/archive",
+                                   float(s["archive_trigger_seconds"]))
+    return [walks, archived]
 
 
 def build_session(cfg: gs_config.Config) -> SparkSession:
     """Settings the job needs wherever it runs; resources (master, memory, jars) come from spark-submit."""
-    builder = (SparkSession.builder.appName(str(cfg.spark["app_name"]))
-               .config("spark.sql.shuffle.partitions", int(cfg.spark["shuffle_partitions"]))
-               .config("spark.sql.streaming.stateStore.providerClass", str(cfg.spark["state_store_provider"]))
+    sp = cfg.spark
+    builder = (SparkSession.builder.appName(str(sp["app_name"]))
+               .config("spark.sql.shuffle.partitions", int(sp["shuffle_partitions"]))
+               .config("spark.sql.execution.arrow.maxRecordsPerBatch", int(sp["arrow_batch_size"]))
+               .config("spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled", True)
                .config("spark.sql.session.timeZone", "UTC"))
     for key, value in endpoints.spark_cassandra_conf(cfg).items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+def stop_between_batches(query, timeout_s: float) -> None:
+    """Stop a query while no micro-batch runs (interrupting one mid-write is what crashed RocksDB)."""
+    deadline = time.monotonic() + timeout_s
+    while query.isActive and query.status.get("isTriggerActive") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    query.stop()
 
 
 def run(cfg: gs_config.Config) -> int:
@@ -128,7 +148,7 @@ def run(cfg: gs_config.Config) -> int:
             break
         stop_requested.wait(interval)
     for query in queries:
-        query.stop()
+        stop_between_batches(query, float(cfg.streaming["stop_timeout_seconds"]))
         log.info("query %s stopped (last batch %s)", query.name, (query.lastProgress or {}).get("batchId"))
     status.write_status(status_path, queries, ui_url, "failed" if failed else "stopped")
     spark.stop()

@@ -1,95 +1,79 @@
-"""Kafka records → typed sample rows: the payload schema (bridge/payload.py, v1) declared once.
+"""Kafka records → archive rows: one row per sample, decoded once by the shared checks.
 
 Every step takes and returns a DataFrame, so the unit tests run them on static DataFrames of
 Kafka-like rows (``key``, ``value`` binary, ``topic``, ``partition``, ``offset``, ``timestamp``).
-A record that does not parse or does not fit the schema is never dropped silently and never
-fails the query: :func:`dead_letters` gives it with a reason.
+Payloads are decoded in the Python workers (``mapInArrow`` over :mod:`streaming.decode`), with
+the bridge's checks: a record that fails them is not archived here; the windows query writes
+it to the dead letters with its reason (one judge, one record of it).
+
+Event time is Kafka's record timestamp (set by our bridge's producer), never the device's
+``sent_at_ms``: a device with a wrong clock cannot move a watermark.
 """
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import (ArrayType, DoubleType, IntegerType, LongType, StringType, StructField,
-                               StructType)
+from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
 
-from bridge import payload
 from gaitstream.gaitpdb import COLUMNS
-
-PAYLOAD_SCHEMA = StructType([
-    StructField("v", IntegerType()),
-    StructField("study", StringType()),
-    StructField("subject_id", StringType()),
-    StructField("walk_id", StringType()),
-    StructField("seq", LongType()),
-    StructField("sent_at_ms", LongType()),
-    StructField("samples", ArrayType(ArrayType(DoubleType()))),
-])
-KEY_FIELDS = ("study", "subject_id", "walk_id", "seq", "sent_at_ms")
-
-
-def _reason(p: Column) -> Column:
-    """Why a parsed payload is unusable, or null when it is fine (first failing check wins)."""
-    samples = p["samples"]
-    return (F.when(p.isNull(), F.lit("bad JSON"))
-            .when(p["v"].isNull(), F.lit("schema: v missing or not an integer"))
-            .when(p["v"] != payload.SCHEMA_VERSION, F.concat(F.lit("unknown schema version "), p["v"].cast("string")))
-            .when(F.greatest(*[p[name].isNull() for name in KEY_FIELDS]),
-                  F.lit("schema: a key field is missing or of the wrong type"))
-            .when((p["seq"] < 0) | (p["seq"] > payload.MAX_SEQ), F.lit("seq out of range"))
-            .when(samples.isNull() | (F.size(samples) == 0), F.lit("no samples"))
-            .when(F.exists(samples, lambda s: s.isNull() | (F.size(s) != payload.SAMPLE_WIDTH)),
-                  F.lit(f"a sample does not have {payload.SAMPLE_WIDTH} numbers"))
-            .when(F.exists(samples, lambda s: F.exists(s, lambda x: x.isNull() | F.isnan(x))),
-                  F.lit("a sample holds null or NaN")))
-
-
-def parse_records(kafka: DataFrame) -> DataFrame:
-    """Kafka rows → ``payload`` struct + ``reason`` (null when valid), Kafka coordinates kept."""
-    value = F.col("value").cast("string")
-    parsed = F.from_json(value, PAYLOAD_SCHEMA, {"mode": "PERMISSIVE"})
-    # from_json gives an all-null struct (not null) for text that is not JSON: treat it as null.
-    parsed = F.when(F.greatest(*[parsed[f.name].isNotNull() for f in PAYLOAD_SCHEMA.fields]), parsed)
-    return (kafka.select("key", "value", "topic", "partition", "offset", "timestamp",
-                         parsed.alias("payload"))
-            .withColumn("reason", _reason(F.col("payload"))))
-
-
-def dead_letters(records: DataFrame) -> DataFrame:
-    """Unusable records with their original bytes, Kafka coordinates and the reason."""
-    return (records.where(F.col("reason").isNotNull())
-            .select(F.col("key").cast("string").alias("key"), F.col("value").cast("string").alias("value"),
-                    "topic", "partition", "offset", F.col("timestamp").alias("kafka_timestamp"), "reason",
-                    F.to_date("timestamp").alias("date")))
-
-
-def valid_batches(records: DataFrame) -> DataFrame:
-    """Usable records flattened: one row per Kafka record (a batch of consecutive samples)."""
-    return (records.where(F.col("reason").isNull())
-            .select(*[F.col("payload")[name].alias(name) for name in KEY_FIELDS], F.col("payload.samples").alias("samples"))
-            .withColumn("event_time", F.timestamp_millis("sent_at_ms")))
-
-
-def dedupe_batches(batches: DataFrame, watermark_seconds: int) -> DataFrame:
-    """Drop records Kafka holds twice (the bridge is at-least-once and resends byte for byte).
-
-    A duplicate has the same walk and first seq; one arriving within ``watermark_seconds`` of
-    event time (publisher clock) after the first copy is dropped.
-    """
-    return (batches.withWatermark("event_time", f"{int(watermark_seconds)} seconds")
-            .dropDuplicatesWithinWatermark(["walk_id", "seq"]))
-
-
-def explode_samples(batches: DataFrame) -> DataFrame:
-    """One row per sample: seq = record seq + position, ``time`` and the 18 force channels."""
-    exploded = batches.select(*KEY_FIELDS, F.posexplode("samples").alias("pos", "sample"))
-    return exploded.select(
-        "study", "subject_id", "walk_id", (F.col("seq") + F.col("pos")).alias("seq"), "sent_at_ms",
-        *[F.col("sample")[i].alias(name) for i, name in enumerate(COLUMNS)])
-
-
-def archive_rows(samples: DataFrame) -> DataFrame:
-    """Samples with the archive's partition column (UTC date the publisher sent them)."""
-    return samples.withColumn("date", F.to_date(F.timestamp_millis("sent_at_ms")))
-
+from streaming.decode import Limits, decode_records
 
 SAMPLE_COLUMNS = ("study", "subject_id", "walk_id", "seq", "sent_at_ms") + COLUMNS
+SAMPLE_SCHEMA = StructType([
+    StructField("study", StringType()), StructField("subject_id", StringType()), StructField("walk_id", StringType()),
+    StructField("seq", LongType()), StructField("sent_at_ms", LongType()),
+    *[StructField(name, DoubleType()) for name in COLUMNS],
+    StructField("kafka_ms", LongType()),
+])
+
+
+def kafka_records(kafka: DataFrame) -> DataFrame:
+    """The columns every query reads: key as text, value bytes, Kafka coordinates and timestamp."""
+    return kafka.select(F.col("key").cast("string").alias("key"), "value", "partition", "offset", "timestamp",
+                        F.unix_millis("timestamp").alias("kafka_ms"))
+
+
+def dedupe_records(records: DataFrame, watermark_seconds: int) -> DataFrame:
+    """Drop records Kafka holds twice (the bridge is at-least-once and resends byte for byte).
+
+    A duplicate has the same key and the same bytes; one arriving within ``watermark_seconds``
+    of Kafka time after the first copy is dropped.
+    """
+    return (records.withColumn("digest", F.xxhash64("value"))
+            .withWatermark("timestamp", f"{int(watermark_seconds)} seconds")
+            .dropDuplicatesWithinWatermark(["key", "digest"]))
+
+
+def explode_batches(limits: Limits):
+    """The ``mapInArrow`` function: Arrow batches of records → Arrow batches of valid samples."""
+
+    def explode(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            columns = batch.to_pydict()
+            good, _bad = decode_records(columns["key"], columns["value"], limits)
+            if not good:
+                continue
+            counts = [len(r.values) for r in good]
+            values = np.concatenate([r.values for r in good])
+            arrays = {
+                "study": pa.array(np.repeat([r.batch.study for r in good], counts)),
+                "subject_id": pa.array(np.repeat([r.batch.subject_id for r in good], counts)),
+                "walk_id": pa.array(np.repeat([r.batch.walk_id for r in good], counts)),
+                "seq": pa.array(np.concatenate([r.seq for r in good])),
+                "sent_at_ms": pa.array(np.repeat([r.batch.sent_at_ms for r in good], counts).astype(np.int64)),
+                **{name: pa.array(values[:, i]) for i, name in enumerate(COLUMNS)},
+                "kafka_ms": pa.array(np.repeat([columns["kafka_ms"][r.index] for r in good], counts).astype(np.int64)),
+            }
+            yield pa.RecordBatch.from_pydict(arrays)
+
+    return explode
+
+
+def archive_rows(records: DataFrame, limits: Limits) -> DataFrame:
+    """Records → one row per valid sample, with the archive's partition column (UTC date Kafka got it)."""
+    samples = records.select("key", "value", "kafka_ms").mapInArrow(explode_batches(limits), SAMPLE_SCHEMA)
+    return samples.withColumn("date", F.to_date(F.timestamp_millis("kafka_ms"))).drop("kafka_ms")

@@ -2,8 +2,10 @@
 
 Cassandra is written per micro-batch through the spark-cassandra-connector (``foreachBatch``):
 its append is an upsert on the tables' primary keys, so a micro-batch replayed after a crash
-rewrites the same rows with the same values. The file sinks are exactly-once per Kafka record
-through their checkpoint and ``_spark_metadata`` log (read the archive with ``spark.read``).
+rewrites the same rows with the same values. Dead letters of the same micro-batch go to
+``<deadletter>/batch=<id>`` with overwrite: a replayed batch replaces its own files. The
+archive is a file sink, exactly-once per Kafka record through its checkpoint and
+``_spark_metadata`` log (read it with ``spark.read``).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from streaming import schema
 CASSANDRA_FORMAT = "org.apache.spark.sql.cassandra"
 WINDOW_KEY = ("subject_id", "walk_id", "window_index")
 FEATURE_KEY = ("subject_id", "walk_id")
+DEADLETTER_COLUMNS = ("subject_id", "walk_id", "key", "value", "partition", "offset", "kafka_ms", "reason")
 
 
 def window_rows(outputs: DataFrame) -> DataFrame:
@@ -29,8 +32,15 @@ def feature_rows(outputs: DataFrame) -> DataFrame:
     return outputs.where(F.col("kind") == "features").select(*columns)
 
 
-def cassandra_writer(keyspace: str):
-    """The foreachBatch function: both tables, upserts, one batch at a time."""
+def dead_letter_rows(outputs: DataFrame) -> DataFrame:
+    """Operator output → dead letters: the record's bytes as text, its Kafka coordinates, the reason."""
+    return (outputs.where(F.col("kind") == "deadletter").select(*DEADLETTER_COLUMNS)
+            .withColumn("value", F.col("value").cast("string"))
+            .withColumn("date", F.to_date(F.timestamp_millis("kafka_ms"))))
+
+
+def walk_writer(keyspace: str, deadletter_uri: str):
+    """The foreachBatch function: both tables (upserts) and the batch's dead letters, one batch at a time."""
 
     def write_batch(outputs: DataFrame, batch_id: int) -> None:
         outputs.persist()
@@ -39,22 +49,25 @@ def cassandra_writer(keyspace: str):
                                 (schema.FEATURES_TABLE, feature_rows(outputs))):
                 (rows.write.format(CASSANDRA_FORMAT).options(keyspace=keyspace, table=table)
                  .mode("append").save())
+            dead = dead_letter_rows(outputs)
+            if not dead.isEmpty():
+                dead.write.mode("overwrite").partitionBy("date").parquet(f"{deadletter_uri.rstrip('/')}/batch={batch_id}")
         finally:
             outputs.unpersist()
 
     return write_batch
 
 
-def start_cassandra(outputs: DataFrame, keyspace: str, checkpoint: str, trigger_s: float):
+def start_walks(outputs: DataFrame, keyspace: str, deadletter_uri: str, checkpoint: str, trigger_s: float):
     return (outputs.writeStream.queryName("windows").outputMode("append")
-            .foreachBatch(cassandra_writer(keyspace))
+            .foreachBatch(walk_writer(keyspace, deadletter_uri))
             .option("checkpointLocation", checkpoint)
             .trigger(processingTime=f"{trigger_s} seconds").start())
 
 
 def start_parquet(rows: DataFrame, name: str, path: str, partition_by: list[str], checkpoint: str,
                   trigger_s: float):
-    """An append-only Parquet file sink (the archive or the dead letters)."""
+    """An append-only Parquet file sink (the archive)."""
     return (rows.writeStream.queryName(name).format("parquet").outputMode("append")
             .partitionBy(*partition_by).option("path", path)
             .option("checkpointLocation", checkpoint)

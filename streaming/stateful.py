@@ -1,25 +1,32 @@
 """The per-walk stateful operator: a thin Spark wrapper around :mod:`streaming.windowing`.
 
-``groupBy(subject_id, walk_id, study).applyInPandasWithState``: one state per walk (the pickled
-:class:`~streaming.windowing.WalkState`), a processing-time timeout that fires when the walk has
-been idle for ``idle_timeout_seconds`` (flush: partial windows + final features), then a long
-``state_expiry_seconds`` timeout after which the state is dropped. Window and feature rows
-leave in one schema, told apart by ``kind``; the sink splits them.
+Kafka records are grouped by their key (``<subject>/<walk>``, set by the bridge) and decoded
+inside the function (:mod:`streaming.decode`, the bridge's checks), so no JSON is parsed in the
+JVM for windowing. ``applyInPandasWithState`` keeps one small state per walk (the bytes of
+:class:`~streaming.windowing.WalkState`, bounded whatever the walk's length), with a
+processing-time timeout that fires when the walk has been idle for ``idle_timeout_seconds``
+(flush: partial windows + final features), then a long ``state_expiry_seconds`` timeout after
+which the state is dropped. Window, feature and dead-letter rows leave in one schema, told
+apart by ``kind``; the sink splits them.
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql.streaming.state import GroupState, GroupStateTimeout
 from pyspark.sql.types import (BinaryType, BooleanType, DoubleType, IntegerType, LongType, MapType, StringType,
                                StructField, StructType)
 
-from gaitstream.gaitpdb import COLUMNS, FORCE_CHANNELS
-from streaming.windowing import WalkState, WindowSettings, add_samples, flush
+from gaitstream.gaitpdb import FORCE_CHANNELS
+from streaming.decode import Limits, decode_records
+from streaming.windowing import Refused, WalkState, WindowSettings, add_samples, check_record, flush
 
 KEY_COLUMNS = ("subject_id", "walk_id", "study")
+# What the operator reads of each Kafka record.
+INPUT_COLUMNS = ("key", "value", "partition", "offset", "kafka_ms")
 
 OUTPUT_SCHEMA = StructType([
     StructField("kind", StringType()),
@@ -39,12 +46,19 @@ OUTPUT_SCHEMA = StructType([
     StructField("final", BooleanType()),
     StructField("feature_version", IntegerType()),
     StructField("features", MapType(StringType(), DoubleType())),
+    # kind = "deadletter": the record as Kafka had it, and why it was not windowed
+    StructField("key", StringType()),
+    StructField("value", BinaryType()),
+    StructField("partition", IntegerType()),
+    StructField("offset", LongType()),
+    StructField("kafka_ms", LongType()),
+    StructField("reason", StringType()),
 ])
 STATE_SCHEMA = StructType([StructField("walk", BinaryType())])
 _OUTPUT_COLUMNS = [f.name for f in OUTPUT_SCHEMA.fields]
 
 
-def walk_function(settings: WindowSettings, idle_timeout_ms: int, expiry_ms: int):
+def walk_function(settings: WindowSettings, limits: Limits, idle_timeout_ms: int, expiry_ms: int):
     """The function given to applyInPandasWithState (a closure over plain settings: picklable)."""
 
     def on_walk(key: tuple, frames: Iterator[pd.DataFrame], state: GroupState) -> Iterator[pd.DataFrame]:
@@ -53,35 +67,67 @@ def walk_function(settings: WindowSettings, idle_timeout_ms: int, expiry_ms: int
             if walk.finalized:  # idle for idle_timeout + expiry: forget the walk
                 state.remove()
                 return
-            rows = flush(walk, settings)
+            rows, dead = flush(walk, settings), []
             timeout_ms = expiry_ms
         else:
             # One call per batch: at most one features row per walk per micro-batch, so the
             # Cassandra write of a batch never holds two versions of the same key.
             frame = pd.concat(list(frames), ignore_index=True)
-            rows = add_samples(walk, frame["seq"].to_numpy(), frame[list(COLUMNS)].to_numpy(),
-                               frame["sent_at_ms"].to_numpy(), settings)
+            rows, dead = ingest(walk, key[0], frame, settings, limits)
             timeout_ms = idle_timeout_ms
-        state.update((walk.to_bytes(),))
-        state.setTimeoutDuration(timeout_ms)
-        if rows:
-            yield output_frame(key, rows)
+        if state.exists or rows or walk.frontier or walk.windows:
+            state.update((walk.to_bytes(),))
+            state.setTimeoutDuration(timeout_ms)
+        if rows or dead:
+            yield output_frame(key[0], walk.study or None, rows, dead)
 
     return on_walk
 
 
-def output_frame(key: tuple, rows: list[dict]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows)
-    for name, value in zip(KEY_COLUMNS, key):
-        frame[name] = value
+def ingest(walk: WalkState, key: str | None, frame: pd.DataFrame, settings: WindowSettings,
+           limits: Limits) -> tuple[list[dict], list[dict]]:
+    """Decode one batch of a walk's records, window the accepted ones; refused ones become dead letters."""
+    good, bad = decode_records(frame["key"].tolist(), frame["value"].tolist(), limits)
+    dead = [dead_letter(frame, i, reason) for i, reason in bad]
+    accepted = []
+    for record in sorted(good, key=lambda r: r.batch.seq):
+        try:
+            check_record(walk, record.batch.seq, settings)
+        except Refused as exc:
+            dead.append(dead_letter(frame, record.index, str(exc)))
+            continue
+        accepted.append(record)
+    if not accepted:
+        return [], dead
+    walk.study = walk.study or accepted[0].batch.study
+    seq = np.concatenate([r.seq for r in accepted])
+    values = np.concatenate([r.values for r in accepted])
+    sent = np.concatenate([np.full(len(r.values), r.batch.sent_at_ms, dtype=np.int64) for r in accepted])
+    return add_samples(walk, seq, values, sent, settings), dead
+
+
+def dead_letter(frame: pd.DataFrame, i: int, reason: str) -> dict:
+    row = frame.iloc[i]
+    return {"kind": "deadletter", "key": row["key"], "value": row["value"], "partition": int(row["partition"]),
+            "offset": int(row["offset"]), "kafka_ms": int(row["kafka_ms"]), "reason": reason}
+
+
+def output_frame(key: str | None, study: str | None, rows: list[dict], dead: list[dict]) -> pd.DataFrame:
+    subject_id, _, walk_id = (key or "").partition("/")
+    frame = pd.DataFrame(rows + dead)
+    frame["subject_id"], frame["walk_id"], frame["study"] = subject_id or None, walk_id or None, study
     frame = frame.reindex(columns=_OUTPUT_COLUMNS)
     # Window rows have no feature map: None, not the NaN reindex puts there (Arrow wants a dict or None).
-    frame["features"] = pd.Series([row.get("features") for row in rows], dtype=object)
+    frame["features"] = pd.Series([row.get("features") for row in rows + dead], dtype=object)
+    frame["value"] = pd.Series([row.get("value") for row in rows + dead], dtype=object)
     return frame
 
 
-def walk_outputs(samples: DataFrame, settings: WindowSettings, idle_timeout_s: float, expiry_s: float) -> DataFrame:
-    """Sample rows → window and feature rows (``kind``), per walk, as described above."""
-    return (samples.groupBy(*KEY_COLUMNS)
-            .applyInPandasWithState(walk_function(settings, int(idle_timeout_s * 1000), int(expiry_s * 1000)),
-                                    OUTPUT_SCHEMA, STATE_SCHEMA, "append", GroupStateTimeout.ProcessingTimeTimeout))
+def walk_outputs(records: DataFrame, settings: WindowSettings, limits: Limits, idle_timeout_s: float,
+                 expiry_s: float) -> DataFrame:
+    """Kafka records (:func:`streaming.records.kafka_records`) → window, feature and dead-letter rows
+    (``kind``), per walk."""
+    function = walk_function(settings, limits, int(idle_timeout_s * 1000), int(expiry_s * 1000))
+    return (records.select(*INPUT_COLUMNS).groupBy("key")
+            .applyInPandasWithState(function, OUTPUT_SCHEMA, STATE_SCHEMA, "append",
+                                    GroupStateTimeout.ProcessingTimeTimeout))
