@@ -36,24 +36,27 @@ from gaitstream.gaitpdb import FORCE_CHANNELS  # noqa: E402
 RECORD_SAMPLES = 10
 
 
-def _spark(cfg, name: str):
+def _spark(cfg, name: str, provider: str | None = None):
     from pyspark.sql import SparkSession
+
+    from streaming import worker_daemon
 
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["PYTHONPATH"] = str(REPO_ROOT)  # the workers import bench.baseline_v1 too
     return (SparkSession.builder.master("local[2]").appName(name)
             .config("spark.sql.shuffle.partitions", int(cfg.spark["shuffle_partitions"]))
             .config("spark.sql.execution.arrow.maxRecordsPerBatch", int(cfg.spark["arrow_batch_size"]))
-            .config("spark.sql.streaming.stateStore.providerClass", str(cfg.spark["state_store_provider"]))
+            .config("spark.sql.streaming.stateStore.providerClass", provider or str(cfg.spark["state_store_provider"]))
             .config("spark.ui.enabled", False).config("spark.driver.memory", cfg.spark["driver_memory"])
+            .config("spark.python.daemon.module", worker_daemon.MODULE)
             .getOrCreate())
 
 
-def _median_rate(query, batches: int, samples_per_row: int) -> float:
+def _median_rate(spark, query, batches: int, samples_per_row: int) -> float:
     while len([p for p in query.recentProgress if p["numInputRows"]]) < batches + 2:
         time.sleep(0.5)
         assert query.exception() is None, query.exception()
-    query.sparkSession.sparkContext.setLogLevel("OFF")  # stop() interrupts a batch: expected
+    spark.sparkContext.setLogLevel("OFF")  # stop() interrupts a batch: expected
     query.stop()
     measured = [p for p in query.recentProgress if p["numInputRows"]][2:]  # skip warm-up
     rates = sorted(p["numInputRows"] * samples_per_row / (p["durationMs"]["triggerExecution"] / 1000)
@@ -68,7 +71,8 @@ def operator_v1(cfg, walks: int, rows_per_batch: int, batches: int) -> float:
     from bench.baseline_v1 import stateful as stateful_v1
     from bench.baseline_v1.windowing import WindowSettings
 
-    spark = _spark(cfg, "bench-operator-v1")
+    # Its own settings: RocksDB (its whole-walk states do not fit a 1 GB heap), 50k-sample batches.
+    spark = _spark(cfg, "bench-operator-v1", "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider")
     rate = spark.readStream.format("rate-micro-batch").option("rowsPerBatch", rows_per_batch).load()
     walk = F.col("value") % walks
     samples = rate.select(
@@ -81,7 +85,7 @@ def operator_v1(cfg, walks: int, rows_per_batch: int, batches: int) -> float:
     with tempfile.TemporaryDirectory() as checkpoint:
         query = (outputs.writeStream.format("noop").option("checkpointLocation", checkpoint)
                  .trigger(processingTime="0 seconds").start())
-        rate_s = _median_rate(query, batches, 1)
+        rate_s = _median_rate(spark, query, batches, 1)
     spark.stop()
     return rate_s
 
@@ -131,7 +135,7 @@ def operator_v2(cfg, walks: int, samples_per_walk_per_batch: int, batches: int) 
                                         3600, 3600)
         query = (outputs.writeStream.format("noop").option("checkpointLocation", str(Path(tmp) / "checkpoint"))
                  .trigger(processingTime="0 seconds").start())
-        rate_s = _median_rate(query, batches, RECORD_SAMPLES)
+        rate_s = _median_rate(spark, query, batches, RECORD_SAMPLES)
         spark.stop()
     return rate_s
 
@@ -207,13 +211,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--walks", type=int, default=0, help="walks for the full job (0 = all 280)")
     parser.add_argument("--operator-walks", type=int, default=159, help="walks in flight for the operator runs")
-    parser.add_argument("--rows-per-batch", type=int, default=50_000, help="operator: samples per micro-batch")
-    parser.add_argument("--batches", type=int, default=6, help="operator: measured micro-batches")
+    parser.add_argument("--rows-per-batch", type=int, default=400_000,
+                        help="operator: samples per micro-batch of the new design (the previous one: 50,000)")
+    parser.add_argument("--batches", type=int, default=4, help="operator: measured micro-batches")
     parser.add_argument("--skip-full", action="store_true", help="only the operators (no services needed)")
     args = parser.parse_args()
     cfg = gs_config.load()
     per_walk = max(100, args.rows_per_batch // args.operator_walks // 100 * 100)
-    old = operator_v1(cfg, args.operator_walks, args.rows_per_batch, args.batches)
+    old = operator_v1(cfg, args.operator_walks, 50_000, args.batches)
     new = operator_v2(cfg, args.operator_walks, per_walk, args.batches)
     print(f"{'':<62}{'previous design':>17}{'new design':>14}")
     print(f"{f'operator alone, {args.operator_walks} walks (samples/s)':<62}{old:>17,.0f}{new:>14,.0f}   "

@@ -62,7 +62,9 @@ def stored_counts(session, keyspace: str, walks: list[gaitpdb.WalkRef]) -> Store
     from cassandra.concurrent import execute_concurrent_with_args
 
     count_windows = session.prepare(f"SELECT COUNT(*) FROM {keyspace}.windows WHERE subject_id = ? AND walk_id = ?")
-    final_of = session.prepare(f"SELECT walk_id, final FROM {keyspace}.walk_features WHERE subject_id = ?")
+    from streaming.features import FEATURE_VERSION
+
+    final_of = session.prepare(f"SELECT walk_id, final, feature_version FROM {keyspace}.walk_features WHERE subject_id = ?")
     args = [(w.subject_id, w.walk_id) for w in walks]
     windows = {}
     for (subject, walk), (ok, rows) in zip(args, execute_concurrent_with_args(session, count_windows, args, concurrency=32)):
@@ -71,7 +73,8 @@ def stored_counts(session, keyspace: str, walks: list[gaitpdb.WalkRef]) -> Store
     subjects = sorted({w.subject_id for w in walks})
     for ok, rows in execute_concurrent_with_args(session, final_of, [(s,) for s in subjects], concurrency=32):
         if ok:
-            final.update(row.walk_id for row in rows if row.final)
+            # features of an older version (an earlier checkpoint format) mean the walk is replayed
+            final.update(row.walk_id for row in rows if row.final and row.feature_version == FEATURE_VERSION)
     return StoredCounts(windows, final)
 
 

@@ -32,7 +32,7 @@ from pyspark.sql import DataFrame, SparkSession  # noqa: E402
 
 from gaitstream import config as gs_config  # noqa: E402
 from gaitstream import endpoints  # noqa: E402
-from streaming import records, schema, sinks, stateful, status  # noqa: E402
+from streaming import records, schema, sinks, stateful, status, worker_daemon  # noqa: E402
 from streaming.decode import Limits  # noqa: E402
 from streaming.windowing import WindowSettings  # noqa: E402
 
@@ -105,7 +105,8 @@ def build_session(cfg: gs_config.Config) -> SparkSession:
                .config("spark.sql.shuffle.partitions", int(sp["shuffle_partitions"]))
                .config("spark.sql.execution.arrow.maxRecordsPerBatch", int(sp["arrow_batch_size"]))
                .config("spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled", True)
-               .config("spark.sql.session.timeZone", "UTC"))
+               .config("spark.sql.session.timeZone", "UTC")
+               .config("spark.python.daemon.module", worker_daemon.MODULE))
     for key, value in endpoints.spark_cassandra_conf(cfg).items():
         builder = builder.config(key, value)
     return builder.getOrCreate()

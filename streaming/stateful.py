@@ -56,6 +56,8 @@ OUTPUT_SCHEMA = StructType([
 ])
 STATE_SCHEMA = StructType([StructField("walk", BinaryType())])
 _OUTPUT_COLUMNS = [f.name for f in OUTPUT_SCHEMA.fields]
+_COLUMN_KINDS = [(f.name, "number" if isinstance(f.dataType, (DoubleType, IntegerType, LongType))
+                  else "flag" if isinstance(f.dataType, BooleanType) else "object") for f in OUTPUT_SCHEMA.fields]
 
 
 def walk_function(settings: WindowSettings, limits: Limits, idle_timeout_ms: int, expiry_ms: int):
@@ -113,14 +115,26 @@ def dead_letter(frame: pd.DataFrame, i: int, reason: str) -> dict:
 
 
 def output_frame(key: str | None, study: str | None, rows: list[dict], dead: list[dict]) -> pd.DataFrame:
+    """The rows as one frame of OUTPUT_SCHEMA, built from typed column arrays: pandas' inference
+    over object columns cost more than the whole windowing. A number a row does not have is NaN
+    (numbers) or None; Spark reads NaN in an integer or boolean column as null."""
     subject_id, _, walk_id = (key or "").partition("/")
-    frame = pd.DataFrame(rows + dead)
-    frame["subject_id"], frame["walk_id"], frame["study"] = subject_id or None, walk_id or None, study
-    frame = frame.reindex(columns=_OUTPUT_COLUMNS)
-    # Window rows have no feature map: None, not the NaN reindex puts there (Arrow wants a dict or None).
-    frame["features"] = pd.Series([row.get("features") for row in rows + dead], dtype=object)
-    frame["value"] = pd.Series([row.get("value") for row in rows + dead], dtype=object)
-    return frame
+    everything = rows + dead
+    n = len(everything)
+    fixed = {"subject_id": subject_id or None, "walk_id": walk_id or None, "study": study}
+    columns = {}
+    for name, kind in _COLUMN_KINDS:
+        if name in fixed:
+            columns[name] = np.full(n, fixed[name], dtype=object)
+        elif kind == "number":
+            columns[name] = np.array([row.get(name, np.nan) for row in everything], dtype=np.float64)
+        elif kind == "flag":
+            columns[name] = pd.array([row.get(name) for row in everything], dtype="boolean")
+        else:
+            column = np.empty(n, dtype=object)
+            column[:] = [row.get(name) for row in everything]
+            columns[name] = column
+    return pd.DataFrame(columns, copy=False)
 
 
 def walk_outputs(records: DataFrame, settings: WindowSettings, limits: Limits, idle_timeout_s: float,
