@@ -286,6 +286,12 @@ class GaitAccumulator:
             self.tail = self.tail[start - self.tail_start:].copy()
             self.tail_start = start
 
+    def release_tail(self) -> None:
+        """Drop the derived samples (the walk went idle): any stride across the pause is longer
+        than STRIDE_RANGE_S allows, so nothing they could still feed would count."""
+        self.tail_start += len(self.tail)
+        self.tail = self.tail[:0].copy()
+
     # -- read-out ---------------------------------------------------------------------------
     def features(self) -> dict[str, float]:
         """Features as if the walk ended now (the accumulator itself is not changed)."""

@@ -227,6 +227,7 @@ def flush(state: WalkState, settings: WindowSettings) -> list[dict]:
     rows.append(features_row(state, final=True))
     state.features_at = state.completed
     state.finalized = True
+    state.detector.release_tail()  # the idle state stays small (~2 KiB) until it expires
     return rows
 
 
