@@ -86,7 +86,8 @@ def start_queries(spark: SparkSession, cfg: gs_config.Config) -> list:
     limits = payload_limits(cfg)
     outputs = stateful.walk_outputs(kafka, window_settings(cfg), limits,
                                     float(s["idle_timeout_seconds"]), float(s["state_expiry_seconds"]))
-    archive = records.archive_rows(records.dedupe_records(kafka, int(s["dedupe_watermark_seconds"])), limits)
+    archive = records.archive_rows(records.dedupe_records(records.valid_records(kafka, limits),
+                                                          int(s["dedupe_watermark_seconds"])))
     # The state store is chosen per query (the session conf is read when a query starts and kept
     # in its checkpoint): small per-walk states in the JVM heap, the large dedupe state in RocksDB.
     spark.conf.set("spark.sql.streaming.stateStore.providerClass", str(sp["state_store_provider"]))
@@ -113,10 +114,12 @@ def build_session(cfg: gs_config.Config) -> SparkSession:
 
 
 def stop_between_batches(query, timeout_s: float) -> None:
-    """Stop a query while no micro-batch runs (interrupting one mid-write is what crashed RocksDB)."""
+    """Stop a query while no micro-batch runs if one comes within ``timeout_s`` (a query that is
+    behind has none: it is then interrupted, which the state stores survive: nothing of ours
+    runs in Python downstream of RocksDB)."""
     deadline = time.monotonic() + timeout_s
     while query.isActive and query.status.get("isTriggerActive") and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.01)
     query.stop()
 
 

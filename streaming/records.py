@@ -2,9 +2,10 @@
 
 Every step takes and returns a DataFrame, so the unit tests run them on static DataFrames of
 Kafka-like rows (``key``, ``value`` binary, ``topic``, ``partition``, ``offset``, ``timestamp``).
-Payloads are decoded in the Python workers (``mapInArrow`` over :mod:`streaming.decode`), with
-the bridge's checks: a record that fails them is not archived here; the windows query writes
-it to the dead letters with its reason (one judge, one record of it).
+Payloads are decoded in the Python workers (``mapInArrow`` over :mod:`streaming.decode`, before
+the shuffle), with the bridge's checks: a record that fails them is not archived here; the
+windows query writes it to the dead letters with its reason (one judge, one record of it).
+Duplicates are dropped per (walk, first seq), then records are exploded in the JVM.
 
 Event time is Kafka's record timestamp (set by our bridge's producer), never the device's
 ``sent_at_ms``: a device with a wrong clock cannot move a watermark.
@@ -13,22 +14,25 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import numpy as np
 import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
+from pyspark.sql.pandas.types import to_arrow_schema
+from pyspark.sql.types import ArrayType, DoubleType, LongType, StringType, StructField, StructType, TimestampType
 
 from gaitstream.gaitpdb import COLUMNS
 from streaming.decode import Limits, decode_records
 
 SAMPLE_COLUMNS = ("study", "subject_id", "walk_id", "seq", "sent_at_ms") + COLUMNS
-SAMPLE_SCHEMA = StructType([
+# A valid record, decoded in the Python workers (before the shuffle: no Python runs downstream of
+# the dedupe's RocksDB state, whose native iterator must not be closed under a Python writer thread).
+RECORD_SCHEMA = StructType([
     StructField("study", StringType()), StructField("subject_id", StringType()), StructField("walk_id", StringType()),
     StructField("seq", LongType()), StructField("sent_at_ms", LongType()),
-    *[StructField(name, DoubleType()) for name in COLUMNS],
-    StructField("kafka_ms", LongType()),
+    StructField("samples", ArrayType(ArrayType(DoubleType()))),
+    StructField("timestamp", TimestampType()),
 ])
+_RECORD_ARROW_SCHEMA = to_arrow_schema(RECORD_SCHEMA)
 
 
 def kafka_records(kafka: DataFrame) -> DataFrame:
@@ -37,43 +41,45 @@ def kafka_records(kafka: DataFrame) -> DataFrame:
                         F.unix_millis("timestamp").alias("kafka_ms"))
 
 
-def dedupe_records(records: DataFrame, watermark_seconds: int) -> DataFrame:
-    """Drop records Kafka holds twice (the bridge is at-least-once and resends byte for byte).
+def decode_batches(limits: Limits):
+    """The ``mapInArrow`` function: Arrow batches of Kafka records → Arrow batches of valid records."""
 
-    A duplicate has the same key and the same bytes; one arriving within ``watermark_seconds``
-    of Kafka time after the first copy is dropped.
-    """
-    return (records.withColumn("digest", F.xxhash64("value"))
-            .withWatermark("timestamp", f"{int(watermark_seconds)} seconds")
-            .dropDuplicatesWithinWatermark(["key", "digest"]))
-
-
-def explode_batches(limits: Limits):
-    """The ``mapInArrow`` function: Arrow batches of records → Arrow batches of valid samples."""
-
-    def explode(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def decode(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             columns = batch.to_pydict()
             good, _bad = decode_records(columns["key"], columns["value"], limits)
             if not good:
                 continue
-            counts = [len(r.values) for r in good]
-            values = np.concatenate([r.values for r in good])
-            arrays = {
-                "study": pa.array(np.repeat([r.batch.study for r in good], counts)),
-                "subject_id": pa.array(np.repeat([r.batch.subject_id for r in good], counts)),
-                "walk_id": pa.array(np.repeat([r.batch.walk_id for r in good], counts)),
-                "seq": pa.array(np.concatenate([r.seq for r in good])),
-                "sent_at_ms": pa.array(np.repeat([r.batch.sent_at_ms for r in good], counts).astype(np.int64)),
-                **{name: pa.array(values[:, i]) for i, name in enumerate(COLUMNS)},
-                "kafka_ms": pa.array(np.repeat([columns["kafka_ms"][r.index] for r in good], counts).astype(np.int64)),
-            }
-            yield pa.RecordBatch.from_pydict(arrays)
+            yield pa.RecordBatch.from_pydict({
+                "study": [r.batch.study for r in good], "subject_id": [r.batch.subject_id for r in good],
+                "walk_id": [r.batch.walk_id for r in good], "seq": [r.batch.seq for r in good],
+                "sent_at_ms": [r.batch.sent_at_ms for r in good], "samples": [r.values.tolist() for r in good],
+                "timestamp": pa.array([columns["timestamp"][r.index] for r in good], pa.timestamp("us", tz="UTC")),
+            }, schema=_RECORD_ARROW_SCHEMA)
 
-    return explode
+    return decode
 
 
-def archive_rows(records: DataFrame, limits: Limits) -> DataFrame:
-    """Records → one row per valid sample, with the archive's partition column (UTC date Kafka got it)."""
-    samples = records.select("key", "value", "kafka_ms").mapInArrow(explode_batches(limits), SAMPLE_SCHEMA)
-    return samples.withColumn("date", F.to_date(F.timestamp_millis("kafka_ms"))).drop("kafka_ms")
+def valid_records(records: DataFrame, limits: Limits) -> DataFrame:
+    """Kafka records (:func:`kafka_records`) → the valid ones, decoded (one row per record)."""
+    return records.select("key", "value", "timestamp").mapInArrow(decode_batches(limits), RECORD_SCHEMA)
+
+
+def dedupe_records(records: DataFrame, watermark_seconds: int) -> DataFrame:
+    """Drop records Kafka holds twice (the bridge is at-least-once and resends byte for byte).
+
+    A duplicate has the same walk and first seq; one arriving within ``watermark_seconds`` of
+    Kafka time after the first copy is dropped.
+    """
+    return (records.withWatermark("timestamp", f"{int(watermark_seconds)} seconds")
+            .dropDuplicatesWithinWatermark(["walk_id", "seq"]))
+
+
+def archive_rows(records: DataFrame) -> DataFrame:
+    """Decoded records → one row per sample (seq = record seq + position), with the archive's
+    partition column (the UTC date Kafka received the record)."""
+    exploded = records.select(*SAMPLE_COLUMNS[:5], F.to_date("timestamp").alias("date"),
+                              F.posexplode("samples").alias("pos", "sample"))
+    return exploded.select(
+        "study", "subject_id", "walk_id", (F.col("seq") + F.col("pos")).alias("seq"), "sent_at_ms",
+        *[F.col("sample")[i].alias(name) for i, name in enumerate(COLUMNS)], "date")
