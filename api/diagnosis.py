@@ -14,7 +14,7 @@ import numpy as np
 from api import models
 from api.errors import InvalidInput, NotFound, ServiceUnavailable
 from api.registry import LoadedModel
-from gaitstream.gaitpdb import WalkFileError, WalkRef, parse_walk
+from gaitstream.gaitpdb import WalkFileError, WalkRef, is_usual_walk, parse_walk
 from streaming.features import gait_features
 
 TOP_DRIVERS = 5
@@ -36,6 +36,7 @@ def _answer(model: LoadedModel, X: np.ndarray, **extra: Any) -> dict[str, Any]:
         "probability_parkinsons": probability,
         "prediction": "parkinsons" if probability >= 0.5 else "control",
         "model_version": model.version, "family": model.meta["family"], "feature_set": model.meta["feature_set"],
+        "calibrated": bool(model.meta.get("calibrated", False)),
         "rows_used": int(len(X)), "drivers": drivers(model.meta, values),
     }
 
@@ -58,21 +59,24 @@ def drivers(meta: dict[str, Any], values: np.ndarray) -> list[dict[str, Any]]:
 
 
 def diagnose_subject(store, model: LoadedModel | None, subject_id: str) -> dict[str, Any]:
+    """The subject's usual walks, averaged as in training (all walks if none is usual)."""
     model = require_model(model)
     walks = store.walk_features(subject_id)
     if walks.empty:
         raise NotFound(f"no walks of subject {subject_id!r} in Cassandra")
+    usual = walks.loc[walks["walk_id"].map(is_usual_walk)]
+    used = usual if len(usual) else walks
     feature_set = model.meta["feature_set"]
     windows = None
     if feature_set in ("windows", "both"):
-        windows = store.windows(subject_id, walks["walk_id"].tolist())
+        windows = store.windows(subject_id, used["walk_id"].tolist())
         full = windows.loc[~windows["partial"].fillna(True).astype(bool)]
         windows = full if len(full) else windows
         if windows.empty:
             raise NotFound(f"no windows of subject {subject_id!r} in Cassandra")
-    _, X, _ = models.design(feature_set, walks, windows)
+    _, X, _ = models.design(feature_set, used, windows)
     return _answer(model, X, subject_id=subject_id, walks=int(len(walks)),
-                   final_walks=int(walks["final"].fillna(False).astype(bool).sum()))
+                   final_walks=int(walks["final"].fillna(False).astype(bool).sum()), usual_walks=int(len(usual)))
 
 
 def read_upload(raw: bytes, max_bytes: int) -> bytes:

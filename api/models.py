@@ -1,11 +1,15 @@
-"""Model families (scikit-learn Pipelines) and the design matrices of each feature set.
+"""Model families and the design matrices of each feature set.
 
 - ``windows``: the seed tutorial's inputs, one row per full 100-sample window, 18 channel means.
-- ``gait``: one row per walk, the gait-cycle features of ``streaming.features`` (without
-  ``stride_count_*``: how long a protocol records, not how the subject walks).
-- ``both``: one row per walk, gait features plus the walk's average window means.
+- ``gait``: one row per subject, the mean over the subject's walks of the gait-cycle features of
+  ``streaming.features`` (without ``stride_count_*``: how long a protocol records, not how the
+  subject walks).
+- ``both``: gait features plus the walks' average window means, one row per subject.
 
-Neither subject_id nor walk_id is ever a column of X. Hyperparameters are fixed up front.
+Neither subject_id, walk_id, study nor any demographics column (UPDRS, Hoehn-Yahr, TUAG, speed...)
+is ever a column of X. Every family except the seed's KNN is a :class:`api.nested.NestedCalibrated`:
+its hyperparameters (and feature selection) are chosen by an inner subject-wise CV on its own
+training rows, its probability is Platt-calibrated the same way.
 """
 from __future__ import annotations
 
@@ -13,33 +17,79 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import RandomForestClassifier
+from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+from sklearn.feature_selection import SelectPercentile, f_classif
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
 
+from api.nested import NestedCalibrated
 from gaitstream.gaitpdb import FORCE_CHANNELS
 from streaming.features import FEATURE_NAMES, window_means
 
 GAIT_COLUMNS = tuple(name for name in FEATURE_NAMES if not name.startswith("stride_count"))
 WINDOW_COLUMNS = tuple(FORCE_CHANNELS)
 MEAN_WINDOW_COLUMNS = tuple(f"window_mean_{c}" for c in FORCE_CHANNELS)
-KNN_NEIGHBOURS = 5        # the seed's k
-LOGREG_C = 0.1            # as in bench/features_quality.py, fixed before this service existed
+KNN_NEIGHBOURS = 5        # the seed's k, kept as the seed had it (a labelled baseline, not tuned)
+INNER_FOLDS = 5
 
 
-def build_pipeline(family: str, *, seed: int, forest_trees: int) -> Pipeline:
-    """An unfitted Pipeline; every family imputes first (partial walks can lack a feature)."""
-    impute = ("impute", SimpleImputer(strategy="median", keep_empty_features=True))
-    if family == "knn":  # the seed's baseline: k=5, no scaling
-        return Pipeline([impute, ("knn", KNeighborsClassifier(n_neighbors=KNN_NEIGHBOURS))])
-    if family == "forest":
-        return Pipeline([impute, ("forest", RandomForestClassifier(n_estimators=forest_trees, random_state=seed, n_jobs=2))])
-    if family == "logreg":
-        return Pipeline([impute, ("scale", StandardScaler()), ("logreg", LogisticRegression(C=LOGREG_C, max_iter=2000))])
+def _impute():
+    return ("impute", SimpleImputer(strategy="median", keep_empty_features=True))
+
+
+def _select():
+    """Univariate feature selection; the kept share is a hyperparameter of the inner loop."""
+    return ("select", SelectPercentile(f_classif))
+
+
+def family_spec(family: str, *, seed: int, forest_trees: int) -> tuple[Pipeline, dict[str, list]]:
+    """(unfitted pipeline, inner-loop grid) of a family. Grids are small: retrain stays < 30 s."""
+    if family == "logreg":  # the baseline to beat: L2 logistic regression, C and selection inner
+        pipeline = Pipeline([_impute(), ("scale", StandardScaler()), _select(),
+                             ("logreg", LogisticRegression(solver="liblinear", random_state=seed))])
+        return pipeline, {"select__percentile": [10, 25, 100], "logreg__C": [0.01, 0.1, 1.0]}
+    if family == "svm":
+        pipeline = Pipeline([_impute(), ("scale", StandardScaler()), _select(), ("svm", SVC(kernel="rbf"))])
+        return pipeline, {"select__percentile": [25, 100], "svm__C": [0.3, 1.0, 3.0]}
+    if family == "gboost":
+        # shallow, subsampled and short (60 trees): ~0.07 s a fit keeps its nested retrain under 30 s
+        boost = GradientBoostingClassifier(n_estimators=60, max_depth=2, max_features="sqrt", subsample=0.8,
+                                           random_state=seed)
+        return Pipeline([_impute(), ("gboost", boost)]), {"gboost__learning_rate": [0.05, 0.15]}
+    if family == "forest":  # fixed up front (a grid would cost minutes); calibrated on its out-of-bag votes
+        forest = RandomForestClassifier(n_estimators=forest_trees, random_state=seed, n_jobs=2)
+        return Pipeline([_impute(), ("forest", forest)]), {}
     raise ValueError(f"unknown model family {family!r}")
+
+
+def build_model(family: str, *, seed: int, forest_trees: int, inner_folds: int = INNER_FOLDS):
+    """An unfitted estimator. ``knn`` is the seed's baseline (plain pipeline, k=5, uncalibrated);
+    every other family is nested-selected and calibrated on its own training rows."""
+    if family == "knn":
+        return Pipeline([_impute(), ("knn", KNeighborsClassifier(n_neighbors=KNN_NEIGHBOURS))])
+    pipeline, grid = family_spec(family, seed=seed, forest_trees=forest_trees)
+    return NestedCalibrated(pipeline, grid, inner_folds=inner_folds, seed=seed)
+
+
+def fit(model, X: np.ndarray, y: np.ndarray, groups: np.ndarray):
+    """Fit with subject groups where the estimator uses them (the nested inner split)."""
+    if isinstance(model, NestedCalibrated):
+        return model.fit(X, y, groups=groups)
+    return model.fit(X, y)
+
+
+def final_pipeline(model) -> Pipeline:
+    """The fitted pipeline that makes the scores (inside the calibration wrapper, if any)."""
+    return model.estimator_ if isinstance(model, NestedCalibrated) else model
+
+
+def chosen_params(model) -> dict[str, str]:
+    """Hyperparameters the inner loop chose, as strings (plain JSON for the run document)."""
+    return {k: str(v) for k, v in getattr(model, "best_params_", {}).items()}
 
 
 def feature_columns(feature_set: str) -> tuple[str, ...]:
@@ -48,12 +98,12 @@ def feature_columns(feature_set: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Dataset:
-    """Rows to learn from: ``rows`` holds subject_id, walk_id, study, pd (never used as features)."""
+    """Rows to learn from: ``rows`` holds subject_id, study, pd, ... (never used as features)."""
 
     rows: pd.DataFrame
     X: np.ndarray
     columns: tuple[str, ...]
-    row_kind: str  # "window" or "walk"
+    row_kind: str  # "subject", "walk" or "window"
 
     @property
     def y(self) -> np.ndarray:
@@ -64,8 +114,13 @@ class Dataset:
         return self.rows["subject_id"].to_numpy()
 
 
-def design(feature_set: str, walks: pd.DataFrame, windows: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, str]:
-    """(key rows, X, row kind) of a feature set, from walk-feature and window frames."""
+def design(feature_set: str, walks: pd.DataFrame, windows: pd.DataFrame | None,
+           per: str = "subject") -> tuple[pd.DataFrame, np.ndarray, str]:
+    """(key rows, X, row kind) of a feature set, from walk-feature and window frames.
+
+    ``windows`` rows are windows; ``gait``/``both`` rows are subjects (feature means over the given
+    walks: pass usual walks only, see gaitstream.gaitpdb.walk_condition), or walks with per="walk".
+    """
     columns = list(feature_columns(feature_set))
     if feature_set == "windows":
         frame = windows.reset_index(drop=True)
@@ -75,8 +130,14 @@ def design(feature_set: str, walks: pd.DataFrame, windows: pd.DataFrame) -> tupl
         means = windows.groupby(["subject_id", "walk_id"])[list(WINDOW_COLUMNS)].mean()
         means.columns = list(MEAN_WINDOW_COLUMNS)
         frame = frame.join(means, on=["subject_id", "walk_id"])
+    if per == "subject":
+        keys = {k: "first" for k in ("study", "pd") if k in frame.columns}
+        frame = frame.groupby("subject_id", sort=True).agg(
+            **{c: (c, "mean") for c in columns}, **{k: (k, how) for k, how in keys.items()},
+            walks=("walk_id", "count"), walk_ids=("walk_id", lambda ids: ",".join(sorted(ids))))
+        frame = frame.reset_index()
     frame = frame.reset_index(drop=True)
-    return frame, frame[columns].to_numpy(np.float64), "walk"
+    return frame, frame[columns].to_numpy(np.float64), "subject" if per == "subject" else "walk"
 
 
 def upload_features(feature_set: str, gait: dict[str, float], forces: np.ndarray) -> np.ndarray:
@@ -91,9 +152,10 @@ def upload_features(feature_set: str, gait: dict[str, float], forces: np.ndarray
     return np.array([[values.get(c, np.nan) for c in feature_columns(feature_set)]], dtype=np.float64)
 
 
-def importances(pipeline: Pipeline, columns: tuple[str, ...]) -> dict[str, float]:
-    """Global weight of each input: forest impurity importance, |coefficient| of the scaled logistic
-    regression; none for KNN (it has no per-feature weight)."""
+def importances(model, columns: tuple[str, ...]) -> dict[str, float]:
+    """Global weight of each input: boosting/forest impurity importance, |coefficient| of the scaled
+    logistic regression (0 for inputs the inner selection dropped); none for KNN or the RBF SVM."""
+    pipeline = final_pipeline(model)
     last = pipeline.steps[-1][1]
     if hasattr(last, "feature_importances_"):
         weights = last.feature_importances_
@@ -101,4 +163,8 @@ def importances(pipeline: Pipeline, columns: tuple[str, ...]) -> dict[str, float
         weights = np.abs(last.coef_[0])
     else:
         return {}
+    if "select" in pipeline.named_steps:
+        full = np.zeros(len(columns))
+        full[pipeline.named_steps["select"].get_support()] = weights
+        weights = full
     return {c: float(w) for c, w in zip(columns, weights)}

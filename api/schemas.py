@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-Family = Literal["knn", "forest", "logreg"]
+Family = Literal["knn", "forest", "logreg", "svm", "gboost"]
 FeatureSet = Literal["windows", "gait", "both"]
 Evaluation = Literal["full", "subject_kfold"]
 RunStatus = Literal["queued", "running", "succeeded", "failed"]
@@ -94,6 +94,10 @@ class Diagnosis(msgspec.Struct):
     walks: int
     final_walks: int
     drivers: list[Driver]
+    usual_walks: int | None = None
+    """Walks behind the answer that are usual walks (what the model was trained on)."""
+    calibrated: bool | None = None
+    """True when the probability is Platt-calibrated out of fold (every family but the seed's KNN)."""
     subject_id: str | None = None
     samples: int | None = None
 

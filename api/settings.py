@@ -7,7 +7,7 @@ from pathlib import Path
 from gaitstream.config import Config
 from streaming.schema import identifier
 
-FAMILIES = ("knn", "forest", "logreg")
+FAMILIES = ("knn", "forest", "logreg", "svm", "gboost")
 FEATURE_SETS = ("windows", "gait", "both")
 
 

@@ -18,23 +18,27 @@ from typing import Any
 
 import numpy as np
 
-from api import evaluation, models
+from api import evaluation, models, protocol
 from api.errors import Conflict
 from api.labels import attach_labels
 from api.models import Dataset
+from api.protocol import TrainingData
 from api.registry import LoadedModel, Registry
 from api.runs import FAILED, RUNNING, SUCCEEDED, RunStore, now_iso
 from api.settings import ApiSettings
 from gaitstream.gaitpdb import read_demographics
 
 log = logging.getLogger("api.training")
+# Outer folds fitted one after the other: on the 2-core host the stack (Spark, Cassandra, Kafka) shares
+# the CPU, and 2 worker processes measured slower (23 s) than 1 (17 s) for a default logreg retrain.
+OUTER_JOBS = 1
 
 
 @dataclass(frozen=True)
 class TrainingParams:
     family: str
     feature_set: str
-    evaluation: str  # "full" (subject-wise + study held out + leaky extra) or "subject_kfold"
+    evaluation: str  # "full" (subject-wise + study held out + leaky extra) or "subject_kfold" (no leaky extra)
     seed: int
     promote: bool
 
@@ -54,15 +58,17 @@ class ModelHolder:
         return self._model
 
     def set(self, model: LoadedModel | None) -> None:
-        if model is not None and hasattr(model.pipeline[-1], "n_jobs"):
+        last = models.final_pipeline(model.pipeline)[-1] if model is not None else None
+        if last is not None and hasattr(last, "n_jobs"):
             # one request predicts a few rows: a thread pool per call costs more than it saves
-            model.pipeline[-1].set_params(n_jobs=1)
+            last.set_params(n_jobs=1)
         with self._lock:
             self._model = model
 
 
-def load_dataset(store, settings: ApiSettings, feature_set: str) -> tuple[Dataset, dict[str, Any]]:
-    """Labelled rows of a feature set from Cassandra, and the data snapshot recorded with the run."""
+def load_dataset(store, settings: ApiSettings, feature_set: str) -> tuple[TrainingData, dict[str, Any]]:
+    """Labelled training data of a feature set from Cassandra (usual walks, one row per subject;
+    other walking conditions apart), and the data snapshot recorded with the run."""
     demographics = read_demographics(settings.data_dir)
     walks = store.walk_features()
     snapshot: dict[str, Any] = {"walk_rows": int(len(walks)),
@@ -79,20 +85,24 @@ def load_dataset(store, settings: ApiSettings, feature_set: str) -> tuple[Datase
     walks, unlabelled = attach_labels(walks, demographics)
     if windows is not None:
         unlabelled = sorted(set(unlabelled) | set(unlabelled_windows))
-    rows, X, row_kind = models.design(feature_set, walks, windows)
-    data = Dataset(rows, X, models.feature_columns(feature_set), row_kind)
+    td = protocol.training_data(feature_set, walks, windows)
+    rows = td.data.rows
     per_subject = rows.groupby("subject_id").agg(pd=("pd", "first"), study=("study", "first"))
+    usual_walks = td.walks.rows["walk_id"].nunique() if len(td.walks.rows) else 0
     snapshot.update({
-        "row_kind": row_kind, "rows": int(len(rows)), "walks": int(rows["walk_id"].nunique()) if len(rows) else 0,
+        "row_kind": td.data.row_kind, "rows": int(len(rows)), "walks": int(usual_walks), "walks_all_conditions": int(len(walks)),
+        "training_walks": "usual walks only (Ga _01/_02, Ju _01, Si _01)",
+        "other_conditions": {name: int(d.rows["subject_id"].nunique()) for name, d in td.other.items()},
+        "subjects_without_usual_walk": td.without_usual_walk,
         "subjects": int(len(per_subject)),
         "classes": {"parkinsons": int(per_subject["pd"].sum()), "control": int((per_subject["pd"] == 0).sum())},
         "subjects_by_study": {str(k): int(v) for k, v in per_subject["study"].value_counts().sort_index().items()},
         "excluded_unlabelled_subjects": len(unlabelled), "excluded_subject_ids": unlabelled,
     })
-    return data, snapshot
+    return td, snapshot
 
 
-def explanation(pipeline, data: Dataset) -> dict[str, Any]:
+def explanation(model, data: Dataset) -> dict[str, Any]:
     """What :mod:`api.diagnosis` shows next to a probability: each feature's global weight and
     the class medians on the training rows."""
     is_pd = data.y == 1
@@ -100,14 +110,15 @@ def explanation(pipeline, data: Dataset) -> dict[str, Any]:
         warnings.simplefilter("ignore", RuntimeWarning)
         median_pd = np.nanmedian(data.X[is_pd], axis=0)
         median_control = np.nanmedian(data.X[~is_pd], axis=0)
-    return {"importance": models.importances(pipeline, data.columns),
+    return {"importance": models.importances(model, data.columns),
             "median_parkinsons": dict(zip(data.columns, median_pd.tolist())),
             "median_control": dict(zip(data.columns, median_control.tolist()))}
 
 
 def train(settings: ApiSettings, store, runs: RunStore, registry: Registry, run_id: str, params: TrainingParams,
           holder: ModelHolder | None = None, cancelled: threading.Event | None = None) -> dict[str, Any]:
-    """Evaluate subject-wise, fit on all rows, register the model; the run document tracks each step."""
+    """Evaluate (api.protocol), fit on every subject's usual walks, register the model; the run
+    document tracks each step."""
     def checkpoint() -> None:
         if cancelled is not None and cancelled.is_set():
             raise Cancelled("service shutting down")
@@ -115,31 +126,34 @@ def train(settings: ApiSettings, store, runs: RunStore, registry: Registry, run_
     started = time.perf_counter()
     runs.update(run_id, status=RUNNING, started_at=now_iso())
     timings: dict[str, float] = {}
-    data, snapshot = load_dataset(store, settings, params.feature_set)
+    td, snapshot = load_dataset(store, settings, params.feature_set)
+    data = td.data
     timings["load_s"] = time.perf_counter() - started
     runs.update(run_id, data=evaluation.json_safe(snapshot))
     if snapshot["classes"]["parkinsons"] < settings.cv_folds or snapshot["classes"]["control"] < settings.cv_folds:
         raise ValueError(f"too few labelled subjects for {settings.cv_folds}-fold subject-wise CV: {snapshot['classes']}")
-    pipeline = models.build_pipeline(params.family, seed=params.seed, forest_trees=settings.forest_trees)
+    model = models.build_model(params.family, seed=params.seed, forest_trees=settings.forest_trees)
     step = time.perf_counter()
-    metrics: dict[str, Any] = {"subject_wise": evaluation.subject_wise(pipeline, data, settings.cv_folds,
-                                                                        settings.cv_repeats, params.seed)}
     checkpoint()
-    metrics["bias_variance"] = evaluation.bias_variance(pipeline, data, settings.cv_folds, params.seed,
-                                                        settings.bias_variance_rounds)
-    checkpoint()
-    if params.evaluation == "full":
-        metrics["study_held_out"] = evaluation.study_held_out(pipeline, data)
-        metrics["leaky_random_row_split"] = evaluation.leaky_random_row_split(pipeline, data, params.seed)
+    metrics = protocol.evaluate(model, td, folds=settings.cv_folds, repeats=settings.cv_repeats, seed=params.seed,
+                                full=params.evaluation == "full", bias_variance_rounds=settings.bias_variance_rounds,
+                                n_jobs=OUTER_JOBS)
     timings["evaluate_s"] = time.perf_counter() - step
     checkpoint()
     step = time.perf_counter()
-    fitted = pipeline.fit(data.X, data.y)
+    fitted = models.fit(model, data.X, data.y, data.groups)
+    timings["fit_s"] = time.perf_counter() - step
     metrics = evaluation.json_safe(metrics)
+    summary = metrics["subject_wise"]["summary"]
     meta = evaluation.json_safe({
         "family": params.family, "feature_set": params.feature_set, "row_kind": data.row_kind,
         "features": list(data.columns), "params": asdict(params), "data": snapshot,
-        "metrics": {"subject_wise": metrics["subject_wise"]["summary"], "bias_variance": metrics["bias_variance"]},
+        "calibrated": params.family != "knn", "chosen": models.chosen_params(fitted),
+        "training_walks": snapshot["training_walks"],
+        "metrics": {"subject_wise": {k: v for k, v in summary.items() if k != "calibration"},
+                    "brier": summary["calibration"]["brier"],
+                    "study_held_out": {s: r["subjects"] for s, r in metrics["study_held_out"].items()},
+                    "bias_variance": metrics.get("bias_variance")},
         "explanation": explanation(fitted, data),
     })
     version = registry.save(fitted, meta, run_id)

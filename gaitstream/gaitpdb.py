@@ -41,6 +41,30 @@ FORCE_MIN_N, FORCE_MAX_N = -100.0, 10_000.0
 TIME_MAX_S = 24 * 3600.0
 
 
+# Walking condition by walk number (format.txt, checked against the files and demographics.txt):
+# Ju 02-07 are rhythmic-auditory-stimulation walks of patients only, Ga 10 dual-task walks exist for
+# 15 patients and 6 controls. Condition is confounded with diagnosis, so models learn from usual
+# walks only (see walk_condition); the others are scored and reported apart.
+USUAL, DUAL_TASK, RAS = "usual", "dual_task", "ras"
+
+
+def walk_condition(walk_id: str) -> str:
+    """The walking condition of a walk id (``GaPt03_10`` → dual_task): the ONE rule for "usual"."""
+    match = WALK_NAME.match(walk_id.split(".", 1)[0])
+    if not match:
+        raise ValueError(f"not a gaitpdb walk name: {walk_id!r}")
+    study, number = match["study"], match["walk"]
+    if study == "Ga":
+        return USUAL if number in ("01", "02") else DUAL_TASK if number == "10" else f"Ga_{number}"
+    if study == "Ju":
+        return USUAL if number == "01" else RAS
+    return USUAL if number == "01" else f"{study}_{number}"
+
+
+def is_usual_walk(walk_id: str) -> bool:
+    return walk_condition(walk_id) == USUAL
+
+
 class WalkFileError(ValueError):
     """A walk file that cannot be used; ``line`` is 1-based (0 when the whole file is at fault)."""
 

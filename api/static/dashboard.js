@@ -317,6 +317,15 @@ function drawCurrent(run) {
     legend: { x: 0.98, y: 0.02, xanchor: "right", font: { size: 10 } },
   }, PLOT_CONFIG);
 
+  drawReliability(run);
+  const interval = summary.interval || {};
+  const ci = (pair) => (pair ? `[${fmt(pair[0], 2)}, ${fmt(pair[1], 2)}]` : "–");
+  $("current-ci").textContent = `${ci(interval.roc_auc_ci)} / ${ci(interval.accuracy_ci)}`;
+  $("current-brier").textContent = fmt(summary.brier);
+  const heldOut = run.metrics?.study_held_out || {};
+  $("current-held-out").textContent = Object.keys(heldOut).length
+    ? Object.entries(heldOut).map(([study, r]) => `${study} ${fmt(r.subjects?.roc_auc, 2)}`).join(" · ") : "–";
+
   const first = repeats[0]?.subjects?.confusion;
   const z = first ? [[first.tn, first.fp], [first.fn, first.tp]] : [[0, 0], [0, 0]];
   Plotly.react("confusion", [{
@@ -334,6 +343,24 @@ function drawCurrent(run) {
   $("bv-loss").textContent = fmt(bv.expected_loss);
   $("bv-bias").textContent = fmt(bv.bias);
   $("bv-variance").textContent = fmt(bv.variance);
+}
+
+function drawReliability(run) {
+  // out-of-fold reliability, per subject, all repeats pooled (flat lists in the run document)
+  const calibration = run.metrics?.subject_wise?.summary?.calibration;
+  const curve = calibration?.reliability;
+  const traces = curve ? [{
+    x: curve.mean_predicted, y: curve.fraction_parkinsons, mode: "lines+markers", name: `out of fold (Brier ${fmt(calibration.brier, 3)})`,
+    text: curve.count.map((n) => `${n} subject-repeats`), marker: { size: curve.count.map((n) => 5 + Math.sqrt(n)) },
+    line: { color: COLORS.auc },
+  }] : [];
+  Plotly.react("reliability-curve", [...traces,
+    { x: [0, 1], y: [0, 1], mode: "lines", name: "perfect calibration", line: { dash: "dot", color: "#999" }, hoverinfo: "skip" }], {
+    title: { text: curve ? "Reliability, per subject (out of fold)" : "Reliability: not in this run (older run)", font: { size: 13 } },
+    height: 280, margin: { l: 45, r: 10, t: 35, b: 40 },
+    xaxis: { title: { text: "predicted P(Parkinson's)" }, range: [0, 1] }, yaxis: { title: { text: "observed share PD" }, range: [0, 1.02] },
+    legend: { x: 0.02, y: 0.98, font: { size: 10 } },
+  }, PLOT_CONFIG);
 }
 
 async function retrain(event) {
@@ -387,7 +414,8 @@ function renderDiagnosis(result, source) {
   const prediction = $("diagnosis-prediction");
   prediction.textContent = result.prediction;
   prediction.className = `badge ${result.prediction === "parkinsons" ? "down" : "ok"}`;
-  $("diagnosis-model").textContent = `${result.model_version} (${result.family}/${result.feature_set})`;
+  const calibrated = result.calibrated ? "calibrated" : "uncalibrated";
+  $("diagnosis-model").textContent = `${result.model_version} (${result.family}/${result.feature_set}, ${calibrated})`;
   $("diagnosis-rows").textContent = `${result.rows_used} rows, ${result.walks ?? 1} walk(s)`;
   fillTable("drivers", result.drivers, (row, driver) => {
     cell(row, driver.feature);

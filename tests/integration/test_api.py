@@ -14,14 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from pymongo import MongoClient
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.metrics import (accuracy_score, brier_score_loss, f1_score, precision_score, recall_score,
+                             roc_auc_score)
 
+from api import models
 from api.errors import IntegrityError
-from api.models import GAIT_COLUMNS, LOGREG_C
+from api.models import GAIT_COLUMNS
 from api.registry import Registry
 from api.seed import walk_rows
 from gaitstream import gaitpdb
@@ -68,40 +66,47 @@ def direct_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     predicted = (proba >= 0.5).astype(int)
     return {"accuracy": accuracy_score(y, predicted), "precision": precision_score(y, predicted, zero_division=0),
             "recall": recall_score(y, predicted, zero_division=0), "f1": f1_score(y, predicted, zero_division=0),
-            "roc_auc": roc_auc_score(y, proba)}
+            "roc_auc": roc_auc_score(y, proba), "brier": brier_score_loss(y, proba)}
 
 
-def test_run_document_metrics_equal_a_direct_sklearn_computation(api, logreg_run):
+def test_run_document_metrics_equal_a_direct_computation(api, logreg_run):
+    """Usual walks only, one row per subject (feature means), the nested model refitted on each stored
+    fold's training subjects: the stored per-subject metrics are sklearn's on those probabilities."""
     base, cfg, refs = api
     with MongoClient(cfg.mongo["host"], int(cfg.mongo["port"]), directConnection=True) as client:
         doc = client[cfg.mongo["database"]][cfg.mongo["runs_collection"]].find_one({"_id": logreg_run["run_id"]})
     assert doc["status"] == "succeeded" and doc["model_version"] == logreg_run["model_version"]
     labels = gaitpdb.read_demographics(cfg.path("data.gaitpdb_dir"))
-    rows = pd.DataFrame([{"subject_id": ref.subject_id, **walk_rows(ref)[0][6]} for ref in refs])
-    X = rows.reindex(columns=list(GAIT_COLUMNS)).to_numpy(float)
-    y = rows["subject_id"].map(lambda s: int(labels[s].parkinsons)).to_numpy()
-    subjects = rows["subject_id"].to_numpy()
-    assert doc["data"]["walks"] == len(rows) and doc["data"]["subjects"] == len(set(subjects))
-    assert doc["data"]["excluded_unlabelled_subjects"] == 0
+    usual = [ref for ref in refs if gaitpdb.is_usual_walk(ref.walk_id)]
+    walks = pd.DataFrame([{"subject_id": ref.subject_id, **walk_rows(ref)[0][6]} for ref in usual])
+    rows = walks.reindex(columns=["subject_id", *GAIT_COLUMNS]).groupby("subject_id", sort=True).mean()
+    X = rows.to_numpy(float)
+    subjects = rows.index.to_numpy()
+    y = np.array([int(labels[s].parkinsons) for s in subjects])
+    assert doc["data"]["walks"] == len(walks) and doc["data"]["subjects"] == len(subjects)
+    assert doc["data"]["walks_all_conditions"] == len(refs) and doc["data"]["excluded_unlabelled_subjects"] == 0
     for repeat in doc["metrics"]["subject_wise"]["per_repeat"]:
         proba = np.full(len(rows), np.nan)
         for fold in repeat["folds"]:
             test = np.isin(subjects, fold["test_subjects"])
-            model = make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
-                                  LogisticRegression(C=LOGREG_C, max_iter=2000)).fit(X[~test], y[~test])
+            model = models.fit(models.build_model("logreg", seed=7, forest_trees=10), X[~test], y[~test], subjects[~test])
             proba[test] = model.predict_proba(X[test])[:, 1]
-        assert not np.isnan(proba).any(), "the stored folds cover every walk"
-        per_subject = pd.DataFrame({"s": subjects, "y": y, "p": proba}).groupby("s").mean()
-        for level, (yy, pp) in {"rows": (y, proba), "subjects": (per_subject["y"].to_numpy(int), per_subject["p"].to_numpy())}.items():
-            for name, value in direct_metrics(yy, pp).items():
-                assert repeat[level][name] == pytest.approx(value, abs=1e-6), (level, name)
-            predicted = pp >= 0.5
-            assert repeat[level]["confusion"] == {"tp": int((predicted & (yy == 1)).sum()), "tn": int((~predicted & (yy == 0)).sum()),
-                                                  "fp": int((predicted & (yy == 0)).sum()), "fn": int((~predicted & (yy == 1)).sum())}
+        assert not np.isnan(proba).any(), "the stored folds cover every subject"
+        for name, value in direct_metrics(y, proba).items():
+            assert repeat["subjects"][name] == pytest.approx(value, abs=1e-6), name
+        predicted = proba >= 0.5
+        assert repeat["subjects"]["confusion"] == {"tp": int((predicted & (y == 1)).sum()), "tn": int((~predicted & (y == 0)).sum()),
+                                                   "fp": int((predicted & (y == 0)).sum()), "fn": int((~predicted & (y == 1)).sum())}
+        assert [c["fold"] for c in repeat["chosen"]] == list(range(len(repeat["folds"])))
     metrics = doc["metrics"]
-    assert set(metrics) == {"subject_wise", "bias_variance", "study_held_out", "leaky_random_row_split"}
+    assert set(metrics) == {"subject_wise", "bias_variance", "study_held_out", "leaky_random_row_split", "other_conditions"}
     assert {"expected_loss", "bias", "variance"} <= set(metrics["bias_variance"])
     assert set(metrics["study_held_out"]) <= {"Ga", "Ju", "Si"} and metrics["study_held_out"]
+    summary = metrics["subject_wise"]["summary"]
+    assert summary["subjects"]["interval"]["roc_auc_ci"][0] <= summary["subjects"]["interval"]["roc_auc_ci"][1]
+    reliability = summary["calibration"]["reliability"]
+    assert sum(reliability["count"]) == len(subjects) * len(metrics["subject_wise"]["per_repeat"])
+    assert metrics["leaky_random_row_split"]["leaky"] is True and metrics["leaky_random_row_split"]["row_kind"] == "walk"
 
 
 def test_no_subject_in_train_and_test_of_any_stored_fold(logreg_run):
@@ -112,6 +117,8 @@ def test_no_subject_in_train_and_test_of_any_stored_fold(logreg_run):
         # train = everyone else, so no fold's test subject is ever among its training subjects
         for fold in folds:
             assert fold.isdisjoint(everyone - fold)
+    for study, held in logreg_run["metrics"]["study_held_out"].items():
+        assert held["test_subjects"] + held["train_subjects"] == logreg_run["data"]["subjects"], study
 
 
 def test_registry_artifact_checksum_and_current_model(api, logreg_run):
@@ -160,6 +167,8 @@ def test_diagnose_subject(api, logreg_run):
     body = response.json()
     assert 0.0 <= body["probability_parkinsons"] <= 1.0 and body["model_version"] == logreg_run["model_version"]
     assert body["walks"] == sum(r.subject_id == subject for r in refs) and body["drivers"]
+    assert body["usual_walks"] == sum(r.subject_id == subject and gaitpdb.is_usual_walk(r.walk_id) for r in refs)
+    assert body["calibrated"] is True
     assert httpx.post(f"{base}/diagnose", json={"subject_id": "NoSuchSubject"}).status_code == 404
     assert httpx.post(f"{base}/diagnose", json={"subject_id": "x'; DROP TABLE y"}).status_code == 400
 
