@@ -70,6 +70,7 @@ def main() -> int:
     feeder = threading.Thread(target=keep_streaming, daemon=True)
     feeder.start()
     clean = 0
+    job = None
     try:
         for cycle in range(1, args.cycles + 1):
             run_cfg.path("streaming.status_file").unlink(missing_ok=True)
@@ -82,12 +83,16 @@ def main() -> int:
                 time.sleep(0.5)
             time.sleep(random.uniform(0, 3))  # anywhere in a trigger interval, batches in flight
             job.proc.send_signal(signal.SIGTERM)
+            started = time.monotonic()
             code = job.proc.wait(180)
             log = job.log()
             ok = code == 0 and "SIGSEGV" not in log and "A fatal error has been detected" not in log
             clean += ok
-            print(f"cycle {cycle:>2}: exit {code}, {'clean' if ok else 'NOT clean'}", flush=True)
+            print(f"cycle {cycle:>2}: exit {code} {time.monotonic() - started:.1f} s after SIGTERM, "
+                  f"{'clean' if ok else 'NOT clean'}", flush=True)
     finally:
+        if job is not None and job.alive():
+            job.kill_everything()
         stop_replay.set()
         feeder.join(60)
         bridge.stop()
