@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -50,12 +51,17 @@ def decode_batches(limits: Limits):
             good, _bad = decode_records(columns["key"], columns["value"], limits)
             if not good:
                 continue
-            yield pa.RecordBatch.from_pydict({
-                "study": [r.batch.study for r in good], "subject_id": [r.batch.subject_id for r in good],
-                "walk_id": [r.batch.walk_id for r in good], "seq": [r.batch.seq for r in good],
-                "sent_at_ms": [r.batch.sent_at_ms for r in good], "samples": [r.values.tolist() for r in good],
-                "timestamp": pa.array([columns["timestamp"][r.index] for r in good], pa.timestamp("us", tz="UTC")),
-            }, schema=_RECORD_ARROW_SCHEMA)
+            counts = np.array([len(r.values) for r in good], dtype=np.int32)
+            flat = pa.array(np.concatenate([r.values for r in good]).ravel())
+            width = len(COLUMNS)
+            rows = pa.ListArray.from_arrays(pa.array(np.arange(0, len(flat) + 1, width, dtype=np.int32)), flat)
+            samples = pa.ListArray.from_arrays(pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)), rows)
+            yield pa.RecordBatch.from_arrays([
+                pa.array([r.batch.study for r in good]), pa.array([r.batch.subject_id for r in good]),
+                pa.array([r.batch.walk_id for r in good]), pa.array([r.batch.seq for r in good], pa.int64()),
+                pa.array([r.batch.sent_at_ms for r in good], pa.int64()), samples,
+                pa.array([columns["timestamp"][r.index] for r in good], pa.timestamp("us", tz="UTC")),
+            ], schema=_RECORD_ARROW_SCHEMA)
 
     return decode
 
