@@ -13,7 +13,10 @@ Runs streaming/job.py with spark-submit from the venv's pyspark ($GS_SPARK_VERSI
                 spark.{deploy_mode,yarn_queue,executor_instances,executor_memory,executor_cores};
                 spark.yarn_spark_jars (local: this machine's pyspark jars, upload, or a URI glob),
                 spark.yarn_python (empty: the venv's python, for executors and a cluster-mode driver),
-                spark.yarn.tags=\$GS_YARN_TAG (default: generated) to find the application again.
+                spark.yarn.tags=\$GS_YARN_TAG (default: generated) to find the application again;
+                application attempts: spark.yarn.maxAppAttempts=spark.yarn_max_app_attempts,
+                spark.yarn.am.attemptFailuresValidityInterval=spark.yarn_attempt_failures_validity_interval
+                (YARN restarts a failed driver/AM; locally stack/streaming.sh's supervisor does).
                 Cluster mode also ships the config file (--files) and the GAITSTREAM_* overrides
                 (spark.yarn.appMasterEnv.*) to the driver's container.
   --conf        spark.driver.memory=spark.driver_memory ($GS_SPARK_DRIVER_MEMORY),
@@ -91,7 +94,9 @@ if [[ "$master" == yarn* ]]; then  # YARN sizing from [spark]; options given on 
   yarn=(--deploy-mode "$deploy_mode" --queue "$GS_SPARK_YARN_QUEUE"
     --num-executors "$GS_SPARK_EXECUTOR_INSTANCES" --executor-memory "$GS_SPARK_EXECUTOR_MEMORY"
     --executor-cores "$GS_SPARK_EXECUTOR_CORES" --conf "spark.yarn.tags=$yarn_tag"
-    --conf "spark.pyspark.python=${GS_SPARK_YARN_PYTHON:-$GS_PY}")
+    --conf "spark.pyspark.python=${GS_SPARK_YARN_PYTHON:-$GS_PY}"
+    --conf "spark.yarn.maxAppAttempts=$GS_SPARK_YARN_MAX_APP_ATTEMPTS"
+    --conf "spark.yarn.am.attemptFailuresValidityInterval=$GS_SPARK_YARN_ATTEMPT_FAILURES_VALIDITY_INTERVAL")
   case "$GS_SPARK_YARN_SPARK_JARS" in
     upload) ;;  # Spark's default: zip $SPARK_HOME/jars into the HDFS staging folder at each submit
     local) yarn+=(--conf "spark.yarn.jars=local:$SPARK_HOME/jars/*") ;;

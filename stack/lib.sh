@@ -48,6 +48,29 @@ gs_spawn() {
   echo $! >"$(gs_pidfile "$name")"
 }
 
+# gs_spawn_supervised NAME CMD...: gs_spawn under gaitstream.supervise (when supervise.enabled):
+# CMD is restarted with backoff when it exits abnormally, never after a stop; restarts are logged
+# here and counted in $GS_SUPERVISE_STATUS_DIR/NAME-supervisor.json. The pid file holds the
+# supervisor's pid, so gs_stop's SIGTERM reaches it, and it forwards the signal to CMD once.
+gs_spawn_supervised() {
+  local name="$1"; shift
+  if [[ "$GS_SUPERVISE_ENABLED" == 1 ]]; then
+    rm -f "$GS_SUPERVISE_STATUS_DIR/$name-supervisor.json"
+    gs_spawn "$name" "$GS_PY" -m gaitstream.supervise --name "$name" --log "$(gs_log "$name")" -- "$@"
+  else
+    gs_spawn "$name" "$@"
+  fi
+}
+
+# gs_component_status NAME: gs_status plus what the pipeline's own process reports (supervisor
+# restarts, the streaming job's queries); non-zero when it is down, unhealthy or stale.
+gs_component_status() {
+  local rc=0
+  gs_status "$1" || rc=$?
+  (cd "$GS_ROOT" && "$GS_PY" -m gaitstream.pipeline_status "$1") || { (( rc )) || rc=1; }
+  return "$rc"
+}
+
 gs_tail_log() {
   local log; log="$(gs_log "$1")"
   echo "----- last lines of $log -----" >&2
@@ -143,7 +166,7 @@ gs_main() {
   case "$verb" in
     start) svc_start ;;
     stop) svc_stop ;;
-    status) gs_status "$GS_SERVICE" ;;
+    status) if declare -F svc_status >/dev/null; then svc_status; else gs_status "$GS_SERVICE"; fi ;;
     restart) svc_stop; svc_start ;;
     -h|--help|help|"") echo "usage: $0 {start|stop|status|restart}"; echo "$GS_HELP"; [[ -n "$verb" ]] ;;
     *) echo "usage: $0 {start|stop|status|restart}" >&2; exit 2 ;;
