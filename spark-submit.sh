@@ -8,7 +8,7 @@ Runs streaming/job.py with spark-submit from the venv's pyspark ($GS_SPARK_VERSI
   --master      spark.master ($GS_SPARK_MASTER) unless given; --master yarn uses
                 HADOOP_CONF_DIR=\$GS_RUNTIME_DIR/hdfs/conf (stack/hdfs.sh start --yarn)
   --jars        Kafka source + Cassandra connector, resolved by jars/resolve.sh (cached)
-  --py-files    gaitstream, bridge and streaming zipped into $GS_RUNTIME_DIR/spark/
+  --py-files    gaitstream, bridge, model and streaming zipped into $GS_RUNTIME_DIR/spark/
   YARN          --deploy-mode, --queue, --num-executors, --executor-memory, --executor-cores from
                 spark.{deploy_mode,yarn_queue,executor_instances,executor_memory,executor_cores};
                 spark.yarn_spark_jars (local: this machine's pyspark jars, upload, or a URI glob),
@@ -67,7 +67,7 @@ import pathlib, sys, zipfile
 target = pathlib.Path(sys.argv[1])
 tmp = target.with_suffix(".tmp")
 with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-    for package in ("gaitstream", "bridge", "streaming"):
+    for package in ("gaitstream", "bridge", "model", "streaming"):
         for path in sorted(pathlib.Path(package).rglob("*.py")):
             z.write(path)
 tmp.replace(target)

@@ -19,7 +19,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from api import errors
 from api.data import CassandraStore
 from api.metrics import Metrics
-from api.registry import Registry
+from model.registry import Registry
 from api.pipeline import PipelineMonitor
 from api.routes.dashboard import DASHBOARD_HANDLERS
 from api.routes.diagnose import DiagnoseController
@@ -36,18 +36,6 @@ log = logging.getLogger("api")
 SERVICES = ("settings", "store", "runs", "registry", "holder", "trainer", "metrics", "pipeline")
 
 
-def load_current_model(registry: Registry, holder: ModelHolder) -> None:
-    """Load the promoted version if any; a tampered artifact is logged and not loaded."""
-    version = registry.current_version()
-    if version is None:
-        return
-    try:
-        holder.set(registry.load(version))
-        log.info("model %s loaded", version)
-    except errors.ApiError as exc:
-        log.error("current model not loaded: %s", exc.message)
-
-
 def create_app(cfg: Config, settings: ApiSettings | None = None) -> Litestar:
     settings = settings or ApiSettings.from_config(cfg)
 
@@ -57,9 +45,10 @@ def create_app(cfg: Config, settings: ApiSettings | None = None) -> Litestar:
         client = mongo_client(cfg, settings.backend_timeout)
         runs = RunStore(client, settings.mongo_database, settings.runs_collection)
         registry = Registry(settings.registry_dir)
-        holder = ModelHolder()
-        load_current_model(registry, holder)
-        trainer = Trainer(settings, store, runs, registry, holder)
+        holder = ModelHolder(registry)
+        if holder.get() is not None:
+            log.info("model %s loaded (alias champion)", holder.get().version)
+        trainer = Trainer(settings, store, runs, registry)
         try:
             stale = runs.fail_unfinished("interrupted: the API process that ran it stopped")
             if stale:

@@ -14,13 +14,16 @@ import pandas as pd
 
 from gaitstream.config import Config
 from gaitstream.gaitpdb import FORCE_CHANNELS
-from streaming.schema import FEATURES_TABLE, WINDOWS_TABLE
+from streaming.schema import (FEATURES_TABLE, SUBJECT_PREDICTION_COLUMNS, SUBJECT_PREDICTIONS_TABLE,
+                              WALK_PREDICTION_COLUMNS, WALK_PREDICTIONS_TABLE, WINDOWS_TABLE)
 
 log = logging.getLogger("api.data")
 FETCH_SIZE = 5000
 WALK_COLUMNS = ("subject_id", "walk_id", "study", "samples", "final", "feature_version", "features")
 WALK_KEY_COLUMNS = ("subject_id", "walk_id", "study", "samples", "final")
 WINDOW_KEY_COLUMNS = ("subject_id", "walk_id", "window_index", "sample_count", "partial")
+SUBJECT_PREDICTION_FIELDS = ("subject_id",) + tuple(name for name, _kind in SUBJECT_PREDICTION_COLUMNS)
+WALK_PREDICTION_FIELDS = ("subject_id", "walk_id") + tuple(name for name, _kind in WALK_PREDICTION_COLUMNS)
 
 
 class CassandraStore:
@@ -53,6 +56,9 @@ class CassandraStore:
                 "walk_windows": f"SELECT {', '.join(WINDOW_KEY_COLUMNS)}, {channels} FROM {ks}.{windows} "
                                 "WHERE subject_id = ? AND walk_id = ?",
                 "walk_keys": f"SELECT {', '.join(WALK_KEY_COLUMNS)} FROM {ks}.{walks}",
+                "subject_prediction": f"SELECT {', '.join(SUBJECT_PREDICTION_FIELDS)} FROM "
+                                      f"{ks}.{SUBJECT_PREDICTIONS_TABLE} WHERE subject_id = ?",
+                "walk_predictions": f"SELECT {', '.join(WALK_PREDICTION_FIELDS)} FROM {ks}.{WALK_PREDICTIONS_TABLE}",
                 "walk_windows_after": f"SELECT {', '.join(WINDOW_KEY_COLUMNS)}, {channels} FROM {ks}.{windows} "
                                       "WHERE subject_id = ? AND walk_id = ? AND window_index > ?",
             }[name]
@@ -72,6 +78,22 @@ class CassandraStore:
         else:
             rows = self.session().execute(self.prepared("subject_walks"), (subject_id,), timeout=self.timeout)
         return walks_frame(list(rows))
+
+    def walk_feature_maps(self, subject_id: str) -> list[dict[str, Any]]:
+        """A subject's walks as plain dicts (walk_id, final, feature_version, features map): no pandas."""
+        rows = self.session().execute(self.prepared("subject_walks"), (subject_id,), timeout=self.timeout)
+        return [{"walk_id": row.walk_id, "final": row.final, "feature_version": row.feature_version,
+                 "features": dict(row.features or {})} for row in rows]
+
+    def subject_prediction(self, subject_id: str) -> dict[str, Any] | None:
+        """The streaming job's latest prediction for a subject (``subject_predictions``), if any."""
+        row = self.session().execute(self.prepared("subject_prediction"), (subject_id,), timeout=self.timeout).one()
+        return None if row is None else dict(zip(SUBJECT_PREDICTION_FIELDS, tuple(row)))
+
+    def walk_predictions(self) -> list[dict[str, Any]]:
+        """Every walk's live prediction (the dashboard's live panel); a few hundred rows at most."""
+        rows = self.session().execute(self.prepared("walk_predictions"), timeout=self.timeout)
+        return [dict(zip(WALK_PREDICTION_FIELDS, tuple(row))) for row in rows]
 
     def windows(self, subject_id: str | None = None, walk_ids: list[str] | None = None) -> pd.DataFrame:
         """One row per 100-sample window: key columns and the 18 channel means."""

@@ -2,6 +2,10 @@
 
 The answer carries the model version and the inputs that weigh most in the model, each with the
 value seen here and the training medians of both classes, so a reader can see why.
+
+A subject is answered, fastest first, from the streaming job's ``subject_predictions`` row when
+the champion scored it (one read by key, no model call), else from the subject's stored feature
+maps with :mod:`model.predict` (no pandas); only the window-based feature sets build frames.
 """
 from __future__ import annotations
 
@@ -11,11 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from api import models
+from model import families
 from api.errors import InvalidInput, NotFound, ServiceUnavailable
-from api.registry import LoadedModel
+from model import predict
+from model.registry import LoadedModel
 from gaitstream.gaitpdb import WalkFileError, WalkRef, is_usual_walk, parse_walk
-from streaming.features import gait_features
+from model.features import gait_features
 
 TOP_DRIVERS = 5
 UPLOAD_REF = WalkRef(walk_id="upload", subject_id="upload", study="upload")
@@ -27,14 +32,14 @@ def require_model(model: LoadedModel | None) -> LoadedModel:
     return model
 
 
-def _answer(model: LoadedModel, X: np.ndarray, **extra: Any) -> dict[str, Any]:
-    probability = float(np.mean(model.pipeline.predict_proba(X)[:, 1]))
+def _answer(model: LoadedModel, X: np.ndarray, probability: float | None = None, **extra: Any) -> dict[str, Any]:
+    probability = predict.probability(model, X) if probability is None else probability
     with np.errstate(all="ignore"):
         values = np.nanmean(X, axis=0) if len(X) else np.full(len(model.meta["features"]), np.nan)
     return {
         **extra,
         "probability_parkinsons": probability,
-        "prediction": "parkinsons" if probability >= 0.5 else "control",
+        "prediction": predict.label(probability),
         "model_version": model.version, "family": model.meta["family"], "feature_set": model.meta["feature_set"],
         "calibrated": bool(model.meta.get("calibrated", False)),
         "rows_used": int(len(X)), "drivers": drivers(model.meta, values),
@@ -61,20 +66,51 @@ def drivers(meta: dict[str, Any], values: np.ndarray) -> list[dict[str, Any]]:
 def diagnose_subject(store, model: LoadedModel | None, subject_id: str) -> dict[str, Any]:
     """The subject's usual walks, averaged as in training (all walks if none is usual)."""
     model = require_model(model)
+    if model.meta["feature_set"] in predict.FEATURE_SETS_FROM_MAPS:
+        return _from_stream(store, model, subject_id) or _from_features(store, model, subject_id)
+    return _from_windows(store, model, subject_id)
+
+
+def _from_stream(store, model: LoadedModel, subject_id: str) -> dict[str, Any] | None:
+    """The live prediction the streaming job stored with this very model, if any."""
+    row = store.subject_prediction(subject_id)
+    if row is None or row["model_version"] != model.version:
+        return None
+    inputs = row["inputs"] or {}
+    X = np.array([[inputs.get(name, np.nan) for name in model.meta["features"]]], dtype=np.float64)
+    used = row["walks_used"] or []
+    return _answer(model, X, probability=float(row["probability"]), subject_id=subject_id, walks=int(row["walks"]),
+                   final_walks=int(row["final_walks"] or 0), usual_walks=sum(map(is_usual_walk, used)))
+
+
+def _from_features(store, model: LoadedModel, subject_id: str) -> dict[str, Any]:
+    walks = store.walk_feature_maps(subject_id)
+    if not walks:
+        raise NotFound(f"no walks of subject {subject_id!r} in Cassandra")
+    ids = [w["walk_id"] for w in walks]
+    maps = [w["features"] for w in walks]
+    probability, used = predict.subject_probability(model, ids, maps)
+    X = predict.subject_row(model, [maps[i] for i in used])
+    return _answer(model, X, probability=probability, subject_id=subject_id, walks=len(walks),
+                   final_walks=sum(bool(w["final"]) for w in walks), usual_walks=sum(map(is_usual_walk, ids)))
+
+
+def _from_windows(store, model: LoadedModel, subject_id: str) -> dict[str, Any]:
+    """Window-based feature sets (the seed's KNN): frames of the subject's windows."""
+    from model import families
+
     walks = store.walk_features(subject_id)
     if walks.empty:
         raise NotFound(f"no walks of subject {subject_id!r} in Cassandra")
     usual = walks.loc[walks["walk_id"].map(is_usual_walk)]
     used = usual if len(usual) else walks
     feature_set = model.meta["feature_set"]
-    windows = None
-    if feature_set in ("windows", "both"):
-        windows = store.windows(subject_id, used["walk_id"].tolist())
-        full = windows.loc[~windows["partial"].fillna(True).astype(bool)]
-        windows = full if len(full) else windows
-        if windows.empty:
-            raise NotFound(f"no windows of subject {subject_id!r} in Cassandra")
-    _, X, _ = models.design(feature_set, used, windows)
+    windows = store.windows(subject_id, used["walk_id"].tolist())
+    full = windows.loc[~windows["partial"].fillna(True).astype(bool)]
+    windows = full if len(full) else windows
+    if windows.empty:
+        raise NotFound(f"no windows of subject {subject_id!r} in Cassandra")
+    _, X, _ = families.design(feature_set, used, windows)
     return _answer(model, X, subject_id=subject_id, walks=int(len(walks)),
                    final_walks=int(walks["final"].fillna(False).astype(bool).sum()), usual_walks=int(len(usual)))
 
@@ -104,5 +140,5 @@ def diagnose_walk(model: LoadedModel | None, raw: bytes, max_bytes: int) -> dict
     gait = gait_features(walk.time, walk.forces)
     if feature_set != "windows" and not any(math.isfinite(gait[f"stride_time_mean_{foot}"]) for foot in "lr"):
         raise InvalidInput("upload: no walking found (fewer than 3 valid strides on either foot)", line=0)
-    X = models.upload_features(feature_set, gait, walk.forces)
+    X = families.upload_features(feature_set, gait, walk.forces)
     return _answer(model, X, subject_id=None, walks=1, final_walks=1, samples=int(len(walk)))

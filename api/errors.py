@@ -6,6 +6,8 @@ from typing import Any
 
 from litestar import MediaType, Request, Response
 
+from model import errors as model_errors
+
 log = logging.getLogger("api")
 
 
@@ -43,19 +45,34 @@ class ServiceUnavailable(ApiError):
     status_code = 503
 
 
-class IntegrityError(ApiError):
-    """A registry artifact whose checksum does not match its meta.json: never loaded."""
-
-    status_code = 409
+# The model package's plain exceptions and the status each one answers with.
+MODEL_ERROR_STATUS: dict[type[model_errors.ModelError], int] = {
+    model_errors.NotFound: 404,
+    model_errors.IntegrityError: 409,   # an artifact whose digest does not match: never loaded
+    model_errors.NoModel: 503,          # nothing promoted yet: retry after POST /retrain + promote
+    model_errors.Unscorable: 422,
+}
 
 
 def _backend_errors() -> tuple[type[BaseException], ...]:
     """Driver exceptions that mean "the database is down or slow", answered with 503."""
     from cassandra import DriverException, OperationTimedOut, ReadTimeout, Unavailable
     from cassandra.cluster import NoHostAvailable
+    from cassandra.connection import ConnectionException
     from pymongo.errors import PyMongoError
 
-    return (NoHostAvailable, OperationTimedOut, ReadTimeout, Unavailable, DriverException, PyMongoError)
+    return (NoHostAvailable, OperationTimedOut, ReadTimeout, Unavailable, DriverException, ConnectionException,
+            PyMongoError)
+
+
+# Seconds a client should wait before retrying a 503 (the drivers reconnect by themselves).
+RETRY_AFTER_S = 5
+
+
+def backend_name(exc: BaseException) -> str:
+    """Which database an exception comes from, by its driver package."""
+    module = type(exc).__module__
+    return "mongodb" if module.startswith(("pymongo", "bson")) else "cassandra" if module.startswith("cassandra") else "backend"
 
 
 def _api_error(_: Request, exc: ApiError) -> Response:
@@ -63,12 +80,22 @@ def _api_error(_: Request, exc: ApiError) -> Response:
                     headers=exc.headers)
 
 
+def _model_error(_: Request, exc: model_errors.ModelError) -> Response:
+    status = next((code for kind, code in MODEL_ERROR_STATUS.items() if isinstance(exc, kind)), 500)
+    return Response({"error": exc.message, **exc.extra}, status_code=status, media_type=MediaType.JSON)
+
+
 def _backend_error(request: Request, exc: Exception) -> Response:
-    log.warning("%s %s: backend unavailable: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
-    return Response({"error": f"backend unavailable ({type(exc).__name__}); retry later"},
-                    status_code=503, media_type=MediaType.JSON)
+    """503 with the backend and the reason: the drivers reconnect by themselves, so a retry after
+    ``Retry-After`` seconds succeeds once the database is back (no API restart)."""
+    backend = backend_name(exc)
+    log.warning("%s %s: %s unavailable: %s: %s", request.method, request.url.path, backend, type(exc).__name__, exc)
+    reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+    return Response({"error": f"{backend} unavailable ({type(exc).__name__}); retry later", "backend": backend,
+                     "reason": f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__},
+                    status_code=503, media_type=MediaType.JSON, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 def handlers() -> dict[type[BaseException], Any]:
     """Exception → response mapping for ``Litestar(exception_handlers=...)``."""
-    return {ApiError: _api_error, **{kind: _backend_error for kind in _backend_errors()}}
+    return {ApiError: _api_error, model_errors.ModelError: _model_error, **{kind: _backend_error for kind in _backend_errors()}}

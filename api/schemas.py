@@ -60,7 +60,8 @@ class Run(msgspec.Struct):
 
 class ModelInfo(msgspec.Struct):
     version: str
-    current: bool
+    current: bool                      # the champion (what /diagnose and the stream score with)
+    aliases: list[str]
     family: str
     feature_set: str
     created_at: str
@@ -69,6 +70,23 @@ class ModelInfo(msgspec.Struct):
     sklearn_version: str
     features: list[str]
     metrics: dict[str, Any]
+
+
+class SetAlias(msgspec.Struct, forbid_unknown_fields=True):
+    version: Annotated[str, msgspec.Meta(pattern=r"^v\d{8}T\d{12}Z-[0-9a-f]{6}$")]
+
+
+class AliasMove(msgspec.Struct):
+    alias: str
+    previous: str | None
+    version: str | None
+    at: str
+    reason: str
+
+
+class AliasesInfo(msgspec.Struct):
+    aliases: dict[str, str]
+    history: list[AliasMove]
 
 
 class DiagnoseSubject(msgspec.Struct, forbid_unknown_fields=True):
@@ -130,6 +148,26 @@ class PipelineStatus(msgspec.Struct):
     bridge: dict[str, Any]
     """The bridge's stats file: received, forwarded, dead_lettered, forwarded_per_s, age_s."""
     spark_ui_url: str
+
+
+class WalkPrediction(msgspec.Struct):
+    subject_id: str
+    walk_id: str
+    study: str | None
+    probability: float | None
+    label: str | None
+    model_version: str | None
+    model_alias: str | None
+    final: bool | None
+    samples: int | None
+    updated_at: str | None
+    age_s: float | None
+
+
+class LivePredictions(msgspec.Struct):
+    alias: str
+    alias_version: str | None        # what the alias points at now (predictions follow within a trigger)
+    walks: list[WalkPrediction]      # streaming now first (not final), then most recently updated
 
 
 class WalkKey(msgspec.Struct):

@@ -1,7 +1,7 @@
 """Fill a keyspace's streaming tables offline from the data-set files, with the stream's own functions.
 
 Tests, the demo and the benchmark use it when the streaming job has not (yet) filled the tables:
-rows are computed by ``streaming.features.window_means`` / ``gait_features`` (what the stream
+rows are computed by ``model.features.window_means`` / ``gait_features`` (what the stream
 computes) and written with prepared statements, concurrently.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 from gaitstream.gaitpdb import FORCE_CHANNELS, WalkRef, read_walk
-from streaming.features import FEATURE_VERSION, gait_features, window_means
+from model.features import FEATURE_VERSION, gait_features, window_means
 from streaming.schema import FEATURES_TABLE, WINDOWS_TABLE
 
 CONCURRENCY = 64

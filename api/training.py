@@ -18,12 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from api import evaluation, models, protocol
+from model import evaluation, families, protocol
 from api.errors import Conflict
-from api.labels import attach_labels
-from api.models import Dataset
-from api.protocol import TrainingData
-from api.registry import LoadedModel, Registry
+from model.labels import attach_labels
+from model.families import Dataset
+from model.protocol import TrainingData
+from model.errors import IntegrityError
+from model.registry import CHAMPION, AliasWatcher, LoadedModel, Registry
 from api.runs import FAILED, RUNNING, SUCCEEDED, RunStore, now_iso
 from api.settings import ApiSettings
 from gaitstream.gaitpdb import read_demographics
@@ -48,22 +49,28 @@ class Cancelled(Exception):
 
 
 class ModelHolder:
-    """The promoted model, swapped atomically when another version is promoted."""
+    """The ``champion`` model of the registry, reloaded when the alias moves (in any process)."""
 
-    def __init__(self) -> None:
+    def __init__(self, registry: Registry) -> None:
         self._lock = threading.Lock()
-        self._model: LoadedModel | None = None
+        self._watcher = AliasWatcher(registry, CHAMPION)
+        self._tuned: str | None = None
 
     def get(self) -> LoadedModel | None:
-        return self._model
-
-    def set(self, model: LoadedModel | None) -> None:
-        last = models.final_pipeline(model.pipeline)[-1] if model is not None else None
-        if last is not None and hasattr(last, "n_jobs"):
-            # one request predicts a few rows: a thread pool per call costs more than it saves
-            last.set_params(n_jobs=1)
+        """The champion, or None; a tampered artifact is logged (IntegrityError) and not served."""
         with self._lock:
-            self._model = model
+            try:
+                model = self._watcher.get()
+            except IntegrityError as exc:
+                log.error("champion not loaded: %s", exc.message)
+                return None
+            if model is not None and self._tuned != model.version:
+                last = families.final_pipeline(model.pipeline)[-1]
+                if hasattr(last, "n_jobs"):
+                    # one request predicts a few rows: a thread pool per call costs more than it saves
+                    last.set_params(n_jobs=1)
+                self._tuned = model.version
+            return model
 
 
 def load_dataset(store, settings: ApiSettings, feature_set: str) -> tuple[TrainingData, dict[str, Any]]:
@@ -110,14 +117,14 @@ def explanation(model, data: Dataset) -> dict[str, Any]:
         warnings.simplefilter("ignore", RuntimeWarning)
         median_pd = np.nanmedian(data.X[is_pd], axis=0)
         median_control = np.nanmedian(data.X[~is_pd], axis=0)
-    return {"importance": models.importances(model, data.columns),
+    return {"importance": families.importances(model, data.columns),
             "median_parkinsons": dict(zip(data.columns, median_pd.tolist())),
             "median_control": dict(zip(data.columns, median_control.tolist()))}
 
 
 def train(settings: ApiSettings, store, runs: RunStore, registry: Registry, run_id: str, params: TrainingParams,
-          holder: ModelHolder | None = None, cancelled: threading.Event | None = None) -> dict[str, Any]:
-    """Evaluate (api.protocol), fit on every subject's usual walks, register the model; the run
+          cancelled: threading.Event | None = None) -> dict[str, Any]:
+    """Evaluate (model.protocol), fit on every subject's usual walks, register the model; the run
     document tracks each step."""
     def checkpoint() -> None:
         if cancelled is not None and cancelled.is_set():
@@ -132,7 +139,7 @@ def train(settings: ApiSettings, store, runs: RunStore, registry: Registry, run_
     runs.update(run_id, data=evaluation.json_safe(snapshot))
     if snapshot["classes"]["parkinsons"] < settings.cv_folds or snapshot["classes"]["control"] < settings.cv_folds:
         raise ValueError(f"too few labelled subjects for {settings.cv_folds}-fold subject-wise CV: {snapshot['classes']}")
-    model = models.build_model(params.family, seed=params.seed, forest_trees=settings.forest_trees)
+    model = families.build_model(params.family, seed=params.seed, forest_trees=settings.forest_trees)
     step = time.perf_counter()
     checkpoint()
     metrics = protocol.evaluate(model, td, folds=settings.cv_folds, repeats=settings.cv_repeats, seed=params.seed,
@@ -141,14 +148,14 @@ def train(settings: ApiSettings, store, runs: RunStore, registry: Registry, run_
     timings["evaluate_s"] = time.perf_counter() - step
     checkpoint()
     step = time.perf_counter()
-    fitted = models.fit(model, data.X, data.y, data.groups)
+    fitted = families.fit(model, data.X, data.y, data.groups)
     timings["fit_s"] = time.perf_counter() - step
     metrics = evaluation.json_safe(metrics)
     summary = metrics["subject_wise"]["summary"]
     meta = evaluation.json_safe({
         "family": params.family, "feature_set": params.feature_set, "row_kind": data.row_kind,
         "features": list(data.columns), "params": asdict(params), "data": snapshot,
-        "calibrated": params.family != "knn", "chosen": models.chosen_params(fitted),
+        "calibrated": params.family != "knn", "chosen": families.chosen_params(fitted),
         "training_walks": snapshot["training_walks"],
         "metrics": {"subject_wise": {k: v for k, v in summary.items() if k != "calibration"},
                     "brier": summary["calibration"]["brier"],
@@ -159,9 +166,7 @@ def train(settings: ApiSettings, store, runs: RunStore, registry: Registry, run_
     version = registry.save(fitted, meta, run_id)
     promote = params.promote or registry.current_version() is None
     if promote:
-        loaded = registry.promote(version)
-        if holder is not None:
-            holder.set(loaded)
+        registry.promote(version)
     timings["fit_and_save_s"] = time.perf_counter() - step
     timings["total_s"] = time.perf_counter() - started
     runs.update(run_id, status=SUCCEEDED, finished_at=now_iso(), metrics=metrics, model_version=version,
@@ -172,8 +177,8 @@ def train(settings: ApiSettings, store, runs: RunStore, registry: Registry, run_
 class Trainer:
     """At most one run at a time, on one worker thread; closed at shutdown."""
 
-    def __init__(self, settings: ApiSettings, store, runs: RunStore, registry: Registry, holder: ModelHolder):
-        self.settings, self.store, self.runs, self.registry, self.holder = settings, store, runs, registry, holder
+    def __init__(self, settings: ApiSettings, store, runs: RunStore, registry: Registry):
+        self.settings, self.store, self.runs, self.registry = settings, store, runs, registry
         self._lock = threading.Lock()
         self._running: str | None = None
         self._cancelled = threading.Event()
@@ -195,7 +200,7 @@ class Trainer:
 
     def _run(self, run_id: str, params: TrainingParams) -> None:
         try:
-            result = train(self.settings, self.store, self.runs, self.registry, run_id, params, self.holder, self._cancelled)
+            result = train(self.settings, self.store, self.runs, self.registry, run_id, params, self._cancelled)
             log.info("run %s succeeded: model %s in %.1f s", run_id, result["model_version"], result["timings"]["total_s"])
         except Exception as exc:  # any failure is the run's outcome, recorded for GET /runs/{id}
             log.warning("run %s failed: %s", run_id, traceback.format_exc())

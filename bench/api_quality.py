@@ -31,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from api.data import CassandraStore  # noqa: E402
-from api.registry import Registry  # noqa: E402
+from model.registry import Registry  # noqa: E402
 from api.runs import RunStore, mongo_client  # noqa: E402
 from api.seed import seed_keyspace  # noqa: E402
 from api.settings import ApiSettings  # noqa: E402

@@ -1,13 +1,13 @@
 """How well do the gait features separate PD from controls, per subject, with nothing leaking?
 
-Computes ``streaming.features.gait_features`` (whatever version is present) and the seed's window
-means for every walk file, then runs the service's own protocol (:mod:`api.protocol`, what
+Computes ``model.features.gait_features`` (whatever version is present) and the seed's window
+means for every walk file, then runs the service's own protocol (:mod:`model.protocol`, what
 POST /retrain runs) for each model family and prints ONE table: model x protocol x per-subject
 accuracy and ROC-AUC with bootstrap 95% intervals, and Brier score.
 
 - training rows: usual walks only (gaitstream.gaitpdb.walk_condition), one row per subject;
 - pooled: StratifiedGroupKFold by subject, 5 folds x 5 repeats, hyperparameters, feature selection
-  and calibration chosen inside each outer fold (api.nested), metrics averaged over repeats;
+  and calibration chosen inside each outer fold (model.nested), metrics averaged over repeats;
 - held out Ga/Ju/Si: trained (nested) on the two other studies;
 - dual_task / ras: the other walking conditions, scored by the out-of-fold models, never trained on;
 - knn5: the seed tutorial's model on 100-sample window means (usual walks), same splits, labelled.
@@ -27,11 +27,11 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from api import models, protocol  # noqa: E402
-from api.labels import attach_labels  # noqa: E402
-from api.scoring import BOOTSTRAP_ROUNDS  # noqa: E402
+from model import families, protocol  # noqa: E402
+from model.labels import attach_labels  # noqa: E402
+from model.scoring import BOOTSTRAP_ROUNDS  # noqa: E402
 from gaitstream.gaitpdb import list_walks, read_demographics, read_walk  # noqa: E402
-from streaming.features import gait_features, window_means  # noqa: E402
+from model.features import gait_features, window_means  # noqa: E402
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "gaitpdb"
 FAMILIES = ("knn", "logreg", "svm", "gboost")  # forest: add with --families (slow, fixed trees)
@@ -103,12 +103,12 @@ def main() -> None:
     table, timings = [], {}
     for family in args.families.split(","):
         td = window_data if family == "knn" else gait
-        model = models.build_model(family, seed=args.seed, forest_trees=FOREST_TREES)
+        model = families.build_model(family, seed=args.seed, forest_trees=FOREST_TREES)
         t0 = time.perf_counter()
         metrics = protocol.evaluate(model, td, folds=args.folds, repeats=args.repeats, seed=args.seed, full=False,
                                     n_jobs=args.jobs)
         t1 = time.perf_counter()
-        models.fit(model, td.data.X, td.data.y, td.data.groups)
+        families.fit(model, td.data.X, td.data.y, td.data.groups)
         timings[family] = (t1 - t0, time.perf_counter() - t1)
         table.extend(rows_of(family, metrics, td))
     subjects = gait.data.rows

@@ -29,7 +29,8 @@ from bench.baseline_v1 import windowing as windowing_v1  # noqa: E402
 from bridge import payload  # noqa: E402
 from gaitstream import config as gs_config  # noqa: E402
 from gaitstream import gaitpdb  # noqa: E402
-from streaming import features, stateful  # noqa: E402
+from model import features  # noqa: E402
+from streaming import stateful  # noqa: E402
 from streaming.decode import Limits  # noqa: E402
 from streaming.windowing import WalkState, WindowSettings  # noqa: E402
 

@@ -62,7 +62,7 @@ def stored_counts(session, keyspace: str, walks: list[gaitpdb.WalkRef]) -> Store
     from cassandra.concurrent import execute_concurrent_with_args
 
     count_windows = session.prepare(f"SELECT COUNT(*) FROM {keyspace}.windows WHERE subject_id = ? AND walk_id = ?")
-    from streaming.features import FEATURE_VERSION
+    from model.features import FEATURE_VERSION
 
     final_of = session.prepare(f"SELECT walk_id, final, feature_version FROM {keyspace}.walk_features WHERE subject_id = ?")
     args = [(w.subject_id, w.walk_id) for w in walks]

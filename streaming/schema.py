@@ -1,4 +1,4 @@
-"""Cassandra schema for gaitstream: keyspace, ``windows`` and ``walk_features``. Idempotent.
+"""Cassandra schema for gaitstream: keyspace, ``windows``, ``walk_features`` and the live predictions. Idempotent.
 
 ``python -m streaming.schema`` (or ``gaitstream schema``) creates what is missing and changes
 nothing that exists. Keyspace and replication come from config; identifiers are validated
@@ -19,6 +19,8 @@ _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
 
 WINDOWS_TABLE = "windows"
 FEATURES_TABLE = "walk_features"
+WALK_PREDICTIONS_TABLE = "walk_predictions"
+SUBJECT_PREDICTIONS_TABLE = "subject_predictions"
 
 # Columns of `windows` besides the key: counts, bounds, and the mean of each force channel.
 WINDOW_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -38,8 +40,29 @@ FEATURE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("study", "text"),
     ("samples", "int"),          # samples the features were computed from
     ("final", "boolean"),        # true once the walk went idle (its last values)
-    ("feature_version", "int"),  # streaming.features.FEATURE_VERSION
+    ("feature_version", "int"),  # model.features.FEATURE_VERSION
     ("features", "map<text, double>"),
+)
+
+# The streaming job's scores (model.predict with the registry's champion), per walk and per subject.
+PREDICTION_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("probability", "double"),   # calibrated probability of Parkinson's
+    ("label", "text"),           # parkinsons | control (threshold model.predict.THRESHOLD)
+    ("model_version", "text"),
+    ("model_alias", "text"),
+    ("feature_version", "int"),
+    ("final", "boolean"),        # scored on the walk's final features (for a subject: all walks final)
+    ("updated_at", "timestamp"),
+)
+WALK_PREDICTION_COLUMNS = PREDICTION_COLUMNS + (
+    ("study", "text"),
+    ("samples", "int"),          # samples behind the features scored
+)
+SUBJECT_PREDICTION_COLUMNS = PREDICTION_COLUMNS + (
+    ("walks", "int"),            # walks with features
+    ("final_walks", "int"),      # of which final
+    ("walks_used", "list<text>"),  # the usual walks (or all) whose mean features were scored
+    ("inputs", "map<text, double>"),  # the scored input row (finite values), for the API's explanation
 )
 
 
@@ -66,6 +89,8 @@ def statements(cfg: Config, keyspace: str | None = None) -> list[str]:
     ks = identifier(keyspace or cfg.cassandra["keyspace"])
     window_cols = ",\n  ".join(f"{name} {kind}" for name, kind in WINDOW_COLUMNS)
     feature_cols = ",\n  ".join(f"{name} {kind}" for name, kind in FEATURE_COLUMNS)
+    walk_prediction_cols = ",\n  ".join(f"{name} {kind}" for name, kind in WALK_PREDICTION_COLUMNS)
+    subject_prediction_cols = ",\n  ".join(f"{name} {kind}" for name, kind in SUBJECT_PREDICTION_COLUMNS)
     return [
         f"CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = {replication(cfg)}",
         f"""CREATE TABLE IF NOT EXISTS {ks}.{WINDOWS_TABLE} (
@@ -80,6 +105,17 @@ def statements(cfg: Config, keyspace: str | None = None) -> list[str]:
   walk_id text,
   {feature_cols},
   PRIMARY KEY ((subject_id), walk_id)
+)""",
+        f"""CREATE TABLE IF NOT EXISTS {ks}.{WALK_PREDICTIONS_TABLE} (
+  subject_id text,
+  walk_id text,
+  {walk_prediction_cols},
+  PRIMARY KEY ((subject_id), walk_id)
+)""",
+        f"""CREATE TABLE IF NOT EXISTS {ks}.{SUBJECT_PREDICTIONS_TABLE} (
+  subject_id text,
+  {subject_prediction_cols},
+  PRIMARY KEY (subject_id)
 )""",
     ]
 

@@ -5,7 +5,7 @@ samples. A :class:`WalkState` keeps only what is still needed, whatever the walk
 
 * the **open windows** (sparse, keyed by window index): samples of windows at or past the
   *frontier*, the first window the gait detector has not consumed yet;
-* the gait detector's summary (:class:`streaming.features.GaitAccumulator`) and a few counters.
+* the gait detector's summary (:class:`model.features.GaitAccumulator`) and a few counters.
 
 ::
 
@@ -34,7 +34,7 @@ import msgspec
 import numpy as np
 
 from gaitstream.gaitpdb import COLUMNS, FORCE_CHANNELS
-from streaming import features
+from model import features
 
 WIDTH = len(COLUMNS)  # time + 18 force channels
 STATE_FORMAT = 2      # bumped when the bytes below change (a new checkpoint is then required)

@@ -2,6 +2,7 @@
 package (no CDN: the page works offline), and the read-only JSON the page polls."""
 from __future__ import annotations
 
+import datetime
 import math
 from pathlib import Path
 from typing import Annotated
@@ -13,7 +14,9 @@ from litestar.static_files import create_static_files_router
 
 from api.data import CassandraStore
 from api.pipeline import PipelineMonitor
-from api.schemas import ErrorBody, PipelineStatus, WalkKey, WalkWindows, WindowMeans, response
+from api.schemas import (ErrorBody, LivePredictions, PipelineStatus, WalkKey, WalkPrediction, WalkWindows, WindowMeans,
+                         response)
+from model.registry import CHAMPION, Registry
 from gaitstream.gaitpdb import SENSOR_XY, SENSORS
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -48,6 +51,25 @@ class DashboardController(Controller):
     def pipeline(self, pipeline: PipelineMonitor) -> PipelineStatus:
         """Health of every service and pipeline process, streaming queries, Kafka lag, bridge counters."""
         return PipelineStatus(**pipeline.snapshot())
+
+    @get("/dashboard/predictions", sync_to_thread=True, responses=BACKEND_DOWN)
+    def predictions(self, store: CassandraStore, registry: Registry,
+                    limit: Annotated[int, Parameter(ge=1, le=1000)] = 100) -> LivePredictions:
+        """The streaming job's live walk predictions: walks still streaming first, then the latest."""
+        now = datetime.datetime.now(datetime.timezone.utc)
+        walks = []
+        for row in store.walk_predictions():
+            updated = row["updated_at"]
+            if updated is not None and updated.tzinfo is None:
+                updated = updated.replace(tzinfo=datetime.timezone.utc)  # the driver returns naive UTC
+            walks.append(WalkPrediction(
+                subject_id=row["subject_id"], walk_id=row["walk_id"], study=row["study"],
+                probability=finite(row["probability"]), label=row["label"], model_version=row["model_version"],
+                model_alias=row["model_alias"], final=row["final"], samples=row["samples"],
+                updated_at=updated.isoformat() if updated else None,
+                age_s=(now - updated).total_seconds() if updated else None))
+        walks.sort(key=lambda w: (bool(w.final), w.age_s if w.age_s is not None else math.inf))
+        return LivePredictions(alias=CHAMPION, alias_version=registry.current_version(), walks=walks[:limit])
 
     @get("/dashboard/walks", sync_to_thread=True, responses=BACKEND_DOWN)
     def walks(self, store: CassandraStore) -> list[WalkKey]:

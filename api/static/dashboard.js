@@ -112,6 +112,11 @@ function renderPipeline(status) {
   $("bridge-forwarded").textContent = count(bridge.forwarded);
   $("bridge-dead").textContent = count(bridge.dead_lettered);
   $("bridge-rate").textContent = bridge.forwarded_per_s === undefined ? "–" : fmt(bridge.forwarded_per_s, 1);
+  // Dead letters of bad devices (issue 12): a subset of dead_lettered; absent from an older bridge's file.
+  $("bridge-clock-skew").textContent = count(bridge.clock_skew);
+  $("bridge-too-many-walks").textContent = count(bridge.too_many_walks);
+  $("bridge-kafka-refused").textContent = count(bridge.kafka_refused);
+  $("bridge-open-walks").textContent = count(bridge.open_walks);
   const notes = [status.kafka.error, bridge.error,
     bridge.age_s > 60 ? `bridge stats are ${fmt(bridge.age_s, 0)} s old` : null].filter(Boolean);
   $("pipeline-notes").hidden = !notes.length;
@@ -258,7 +263,9 @@ async function refreshModels() {
     const leaky = cell(row, "", "num");
     if (leakyAccuracy(run) !== null) leaky.append(`${fmt(leakyAccuracy(run))} `, badge("leaky", "leaky"));
     else leaky.textContent = "–";
-    cell(row, (run.model_version || "–") + (run.promoted ? " ★" : ""));
+    const version = cell(row, run.model_version || "–");
+    const held = (models.find((m) => m.version === run.model_version) || { aliases: [] }).aliases;
+    held.forEach((alias) => version.append(" ", badge(alias, alias === "champion" ? "ok" : "warn")));
   }, "no runs yet: retrain below");
 
   const current = models.find((m) => m.current);
@@ -266,7 +273,7 @@ async function refreshModels() {
     $("current-version").textContent = "none promoted yet";
     return;
   }
-  $("current-version").textContent = current.version;
+  $("current-version").textContent = `${current.version} (${current.aliases.join(", ")})`;
   $("current-family").textContent = `${current.family} / ${current.feature_set}`;
   let run = runs.find((r) => r.run_id === current.run_id);
   if (!run) {
@@ -458,6 +465,44 @@ async function diagnoseFile(event) {
   }
 }
 
+// ---------------------------------------------------------------- Live diagnosis
+
+const PREDICTIONS_POLL_MS = 2000;
+
+function probabilityColour(p) {
+  // green (control) → amber → red (Parkinson's), on the calibrated probability
+  if (p === null || p === undefined) return "#999";
+  const hue = Math.round(120 * (1 - Math.min(Math.max(p, 0), 1)));
+  return `hsl(${hue}, 65%, 42%)`;
+}
+
+async function refreshPredictions() {
+  let live;
+  try {
+    live = await api("/dashboard/predictions?limit=60");
+    showError("predictions", null);
+  } catch (err) {
+    showError("predictions", err);
+    return;
+  }
+  const streaming = live.walks.filter((w) => !w.final).length;
+  $("predictions-caption").textContent = live.alias_version
+    ? `scored by the model behind alias "${live.alias}": ${live.alias_version} · ${streaming} walk(s) streaming now`
+    : `no model behind alias "${live.alias}": the stream writes no predictions until one is promoted`;
+  fillTable("predictions-table", live.walks, (row, w) => {
+    cell(row, w.subject_id);
+    cell(row, w.walk_id);
+    const p = cell(row, fmt(w.probability, 3), "num");
+    p.style.color = probabilityColour(w.probability);
+    p.style.fontWeight = "bold";
+    cell(row, w.label || "–").style.color = probabilityColour(w.probability);
+    row.insertCell().appendChild(badge(w.final ? "final" : "streaming", w.final ? "" : "live"));
+    cell(row, count(w.samples), "num");
+    cell(row, `${w.model_version || "–"}${w.model_alias ? " (" + w.model_alias + ")" : ""}`, "small");
+    cell(row, w.age_s === null ? "–" : `${Math.round(w.age_s)} s ago`, "small");
+  }, "no live predictions yet");
+}
+
 // ---------------------------------------------------------------- start
 
 function every(ms, task) {
@@ -478,4 +523,5 @@ document.addEventListener("DOMContentLoaded", () => {
   every(PIPELINE_POLL_MS, refreshPipeline);
   every(30000, loadWalks);
   every(15000, refreshModels);
+  every(PREDICTIONS_POLL_MS, refreshPredictions);
 });

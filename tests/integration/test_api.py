@@ -17,10 +17,10 @@ from pymongo import MongoClient
 from sklearn.metrics import (accuracy_score, brier_score_loss, f1_score, precision_score, recall_score,
                              roc_auc_score)
 
-from api import models
-from api.errors import IntegrityError
-from api.models import GAIT_COLUMNS
-from api.registry import Registry
+from model import families
+from model.errors import IntegrityError
+from model.families import GAIT_COLUMNS
+from model.registry import Registry
 from api.seed import walk_rows
 from gaitstream import gaitpdb
 from tests.integration.api_server import running_api, wait_run
@@ -89,7 +89,7 @@ def test_run_document_metrics_equal_a_direct_computation(api, logreg_run):
         proba = np.full(len(rows), np.nan)
         for fold in repeat["folds"]:
             test = np.isin(subjects, fold["test_subjects"])
-            model = models.fit(models.build_model("logreg", seed=7, forest_trees=10), X[~test], y[~test], subjects[~test])
+            model = families.fit(families.build_model("logreg", seed=7, forest_trees=10), X[~test], y[~test], subjects[~test])
             proba[test] = model.predict_proba(X[test])[:, 1]
         assert not np.isnan(proba).any(), "the stored folds cover every subject"
         for name, value in direct_metrics(y, proba).items():

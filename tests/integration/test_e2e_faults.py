@@ -19,7 +19,8 @@ import pytest
 from bridge import replay
 from gaitstream import config as gs_config
 from gaitstream import gaitpdb
-from streaming import features, schema
+from model import features
+from streaming import schema
 from tests.conftest import run_stack
 from tests.integration.pipeline import BridgeProcess, drop_keyspace, isolated_config
 from tests.integration.test_streaming import JobProcess, cassandra_rows, job_env

@@ -21,7 +21,8 @@ from bridge import payload, replay
 from gaitstream import gaitpdb
 from gaitstream.health.cassandra import connect
 from gaitstream.health.hdfs import client as hdfs_client
-from streaming import features, job, status
+from model import features
+from streaming import job, status
 from tests.integration.pipeline import REPO_ROOT, isolated_config, read_topic, replay_into_kafka
 
 pytestmark = pytest.mark.integration

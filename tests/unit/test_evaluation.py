@@ -1,4 +1,4 @@
-"""api.evaluation and api.models on synthetic rows: the split is subject-wise, metrics are sklearn's.
+"""model.evaluation and model.families on synthetic rows: the split is subject-wise, metrics are sklearn's.
 
 The protocol's guards (leaky split refused, shuffled labels at chance, nested selection blind to
 the outer test fold, usual walks only, no demographics) are in test_protocol.py."""
@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, brier_score_loss, f1_score, precision_score, recall_score, roc_auc_score
 
-from api import evaluation, models
-from api.labels import attach_labels
-from api.models import Dataset
+from model import evaluation, families
+from model.labels import attach_labels
+from model.families import Dataset
 from gaitstream.gaitpdb import FORCE_CHANNELS, Subject
 
 
@@ -69,7 +69,7 @@ def test_one_class_gives_no_auc_instead_of_crashing():
 
 
 def nested(family: str = "logreg"):
-    return models.build_model(family, seed=0, forest_trees=10, inner_folds=3)
+    return families.build_model(family, seed=0, forest_trees=10, inner_folds=3)
 
 
 def test_subject_wise_records_folds_summary_interval_and_calibration():
@@ -90,7 +90,7 @@ def test_subject_wise_records_folds_summary_interval_and_calibration():
 
 def test_leaky_split_is_labelled_and_study_held_out_per_study():
     data = synthetic()
-    leaky = evaluation.leaky_random_row_split(models.build_model("knn", seed=0, forest_trees=10), data, seed=0)
+    leaky = evaluation.leaky_random_row_split(families.build_model("knn", seed=0, forest_trees=10), data, seed=0)
     assert leaky["subjects_in_both"] > 0 and "warning" in leaky and leaky["leaky"] is True
     held_out = evaluation.study_held_out(nested(), data)
     assert set(held_out) == {"Ga", "Ju", "Si"}
@@ -122,11 +122,11 @@ def test_design_never_uses_identifiers_as_features():
                             for s in "AB" for i in range(3)])
     for feature_set in ("windows", "gait", "both"):
         for per in ("subject", "walk"):
-            rows, X, kind = models.design(feature_set, walks, windows, per=per)
-            columns = models.feature_columns(feature_set)
+            rows, X, kind = families.design(feature_set, walks, windows, per=per)
+            columns = families.feature_columns(feature_set)
             assert X.shape == (len(rows), len(columns)) and not {"subject_id", "walk_id", "study"} & set(columns)
             assert kind == ("window" if feature_set == "windows" else per)
-    assert not any(c.startswith("stride_count") for c in models.GAIT_COLUMNS)
+    assert not any(c.startswith("stride_count") for c in families.GAIT_COLUMNS)
 
 
 def test_subject_roc_curve_is_stored_and_its_area_is_the_auc():
@@ -142,8 +142,8 @@ def test_subject_roc_curve_is_stored_and_its_area_is_the_auc():
 def test_subject_rows_are_means_of_the_given_walks():
     walks = pd.DataFrame({"subject_id": ["A", "A", "B"], "walk_id": ["A_1", "A_2", "B_1"], "study": "Ga", "pd": [1, 1, 0],
                           "cadence": [100.0, 110.0, 90.0]})
-    rows, X, kind = models.design("gait", walks, None)
-    column = models.GAIT_COLUMNS.index("cadence")
+    rows, X, kind = families.design("gait", walks, None)
+    column = families.GAIT_COLUMNS.index("cadence")
     assert kind == "subject" and rows["subject_id"].tolist() == ["A", "B"] and rows["walks"].tolist() == [2, 1]
     assert X[:, column].tolist() == [105.0, 90.0] and rows["pd"].tolist() == [1, 0]
 
@@ -151,9 +151,9 @@ def test_subject_rows_are_means_of_the_given_walks():
 @pytest.mark.parametrize("family", ["logreg", "svm", "gboost", "forest"])
 def test_nested_families_give_calibrated_probabilities_and_their_choice(family):
     data = synthetic(n_subjects=40, rows_per_subject=1)
-    model = models.fit(nested(family), data.X, data.y, data.groups)
+    model = families.fit(nested(family), data.X, data.y, data.groups)
     proba = model.predict_proba(data.X)[:, 1]
     assert ((proba > 0) & (proba < 1)).all() and model.predict(data.X).tolist() == (proba >= 0.5).astype(int).tolist()
-    assert set(models.chosen_params(model)) == set(models.family_spec(family, seed=0, forest_trees=10)[1])
-    weights = models.importances(model, data.columns)
+    assert set(families.chosen_params(model)) == set(families.family_spec(family, seed=0, forest_trees=10)[1])
+    weights = families.importances(model, data.columns)
     assert family == "svm" or set(weights) == set(data.columns)

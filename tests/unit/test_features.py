@@ -1,4 +1,4 @@
-"""streaming.features on synthetic walks whose gait parameters are known by construction."""
+"""model.features on synthetic walks whose gait parameters are known by construction."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from gaitstream.gaitpdb import FORCE_CHANNELS
-from streaming.features import FEATURE_NAMES, gait_features, window_means
+from model.features import FEATURE_NAMES, gait_features, window_means
 
 RATE = 100
 LOAD_N = 800.0

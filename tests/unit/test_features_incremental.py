@@ -3,7 +3,7 @@
 Each real walk is fed to a :class:`~streaming.windowing.WalkState` in random chunks, with the
 state round-tripped through its bytes between chunks (as Spark's state store does), samples
 shuffled within blocks of three windows (inside the open-window cap) and 5 % resent duplicates; the
-final features must equal :func:`streaming.features.gait_features` on the whole walk to 1e-9,
+final features must equal :func:`model.features.gait_features` on the whole walk to 1e-9,
 and every window the numpy mean of its samples to 1e-6. ``bench/state_size.py`` runs all 280.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from gaitstream import gaitpdb
-from streaming import features
+from model import features
 from streaming.windowing import WalkState, WindowSettings, add_samples, flush
 
 DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "gaitpdb"

@@ -12,11 +12,11 @@ import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.pipeline import Pipeline
 
-from api import evaluation, models, protocol
-from api.labels import attach_labels
-from api.models import Dataset
-from api.nested import LeakySplitError, NestedCalibrated, check_subject_wise
-from api.scoring import bootstrap_interval, fast_auc
+from model import evaluation, families, protocol
+from model.labels import attach_labels
+from model.families import Dataset
+from model.nested import LeakySplitError, NestedCalibrated, check_subject_wise
+from model.scoring import bootstrap_interval, fast_auc
 from gaitstream.gaitpdb import DUAL_TASK, RAS, USUAL, Subject, is_usual_walk, walk_condition
 
 # demographics.txt columns: none may ever be a model input
@@ -52,7 +52,7 @@ def test_models_learn_from_usual_walks_only_and_score_the_others_apart():
     demographics = {s: Subject(s, s[:2], "Pt" in s) for s in walks["subject_id"]}
     labelled, _ = attach_labels(walks, demographics)
     td = protocol.training_data("gait", labelled, None)
-    column = models.GAIT_COLUMNS.index("cadence")
+    column = families.GAIT_COLUMNS.index("cadence")
     assert td.data.rows["subject_id"].tolist() == ["GaCo01", "GaPt03", "JuCo01", "JuPt01"]
     assert td.data.X[:, column].tolist() == [90.0, 105.0, 120.0, 95.0]  # the 1e6 walks are not in it
     assert set(td.other) == {DUAL_TASK, RAS} and td.other[RAS].rows["subject_id"].tolist() == ["JuPt01"]
@@ -61,13 +61,13 @@ def test_models_learn_from_usual_walks_only_and_score_the_others_apart():
 
 def test_demographics_never_enter_the_inputs():
     for feature_set in ("windows", "gait", "both"):
-        assert not {c.lower() for c in models.feature_columns(feature_set)} & {c.lower() for c in DEMOGRAPHICS}
+        assert not {c.lower() for c in families.feature_columns(feature_set)} & {c.lower() for c in DEMOGRAPHICS}
     base = pd.DataFrame({"subject_id": ["A", "B", "C", "D"], "walk_id": ["A_01", "B_01", "C_01", "D_01"],
                          "study": "Si", "pd": [1, 0, 1, 0], "cadence": [100.0, 101.0, 102.0, 103.0]})
     leaky = base.assign(**{c: base["pd"] * 10.0 for c in DEMOGRAPHICS})  # perfectly predictive, must be ignored
     for per in ("subject", "walk"):
-        _, X_base, _ = models.design("gait", base, None, per=per)
-        _, X_with, _ = models.design("gait", leaky, None, per=per)
+        _, X_base, _ = families.design("gait", base, None, per=per)
+        _, X_with, _ = families.design("gait", leaky, None, per=per)
         np.testing.assert_array_equal(X_base, X_with)
     kept, _ = attach_labels(base[["subject_id", "walk_id", "cadence"]], {s: Subject(s, "Si", s in "AC") for s in "ABCD"})
     assert set(kept.columns) == {"subject_id", "walk_id", "cadence", "pd", "study"}  # labels add only pd and study
@@ -79,13 +79,13 @@ def test_a_split_sharing_a_subject_is_refused():
     with pytest.raises(LeakySplitError):
         check_subject_wise(train, test, data.groups)
     with pytest.raises(LeakySplitError):
-        evaluation.fit_fold(models.build_model("logreg", seed=0, forest_trees=10), data, train, test)
+        evaluation.fit_fold(families.build_model("logreg", seed=0, forest_trees=10), data, train, test)
     check_subject_wise(np.arange(0, 30), np.arange(30, 40), data.groups)  # a clean split passes
 
 
 def test_the_seed_random_row_split_is_labelled_leaky():
     data = subjects(n=30, rows_per_subject=4)
-    leaky = evaluation.leaky_random_row_split(models.build_model("knn", seed=0, forest_trees=10), data, seed=0)
+    leaky = evaluation.leaky_random_row_split(families.build_model("knn", seed=0, forest_trees=10), data, seed=0)
     assert leaky["leaky"] is True and leaky["subjects_in_both"] > 0 and "both train and test" in leaky["warning"]
 
 
@@ -93,7 +93,7 @@ def test_labels_shuffled_across_subjects_score_at_chance():
     """Subject-wise CV under the null is known to sit a little below 0.5 (a training fold's
     chance correlation is mirrored in its test fold); a leak would push it far above."""
     data = subjects(n=120, signal=3.0)
-    model = models.build_model("logreg", seed=0, forest_trees=10, inner_folds=3)
+    model = families.build_model("logreg", seed=0, forest_trees=10, inner_folds=3)
     honest = evaluation.subject_wise(model, data, folds=5, repeats=1, seed=0)["summary"]["subjects"]["roc_auc"]
     assert honest > 0.9  # the signal is real ...
     rng = np.random.default_rng(1)

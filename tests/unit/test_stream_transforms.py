@@ -14,7 +14,8 @@ from pyspark.sql import SparkSession  # noqa: E402
 
 import pandas as pd  # noqa: E402
 
-from streaming import features, records, sinks, stateful  # noqa: E402
+from model import features  # noqa: E402
+from streaming import records, sinks, stateful  # noqa: E402
 from streaming.decode import Limits  # noqa: E402
 from streaming.windowing import WalkState, WindowSettings  # noqa: E402
 

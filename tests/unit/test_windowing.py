@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from gaitstream.gaitpdb import FORCE_CHANNELS
-from streaming import features
+from model import features
 from streaming.windowing import WIDTH, Refused, WalkState, WindowSettings, add_samples, check_record, flush
 
 SETTINGS = WindowSettings(window_size=100, features_every=2)

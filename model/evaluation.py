@@ -1,9 +1,9 @@
 """Honest evaluation: folds split by subject, selection nested inside them, metrics per row and per subject.
 
 Every protocol takes (model, dataset, splitter parameters), so the subject-wise split cannot be
-forgotten, and every outer split is checked (:func:`api.nested.check_subject_wise`: a split that
+forgotten, and every outer split is checked (:func:`model.nested.check_subject_wise`: a split that
 shares a subject raises). The model's own hyperparameter search and calibration run inside
-``fit`` on the outer training rows only (:class:`api.nested.NestedCalibrated`).
+``fit`` on the outer training rows only (:class:`model.nested.NestedCalibrated`).
 Results are plain JSON. The random row split exists only as an extra, under ``leaky_random_row_split``.
 """
 from __future__ import annotations
@@ -17,10 +17,10 @@ from joblib import Parallel, delayed
 from sklearn.base import clone
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
-from api import models
-from api.models import Dataset
-from api.nested import check_subject_wise
-from api.scoring import (bootstrap_interval, classification_metrics, per_subject, reliability,  # noqa: F401
+from model import families
+from model.families import Dataset
+from model.nested import check_subject_wise
+from model.scoring import (bootstrap_interval, classification_metrics, per_subject, reliability,  # noqa: F401
                          roc_points)
 
 SCALAR_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "brier")
@@ -40,7 +40,7 @@ def subject_folds(data: Dataset, folds: int, repeats: int, seed: int) -> list[li
 def fit_fold(model, data: Dataset, train: np.ndarray, test: np.ndarray):
     """A fresh clone fitted on the outer training rows only (refused if the split shares a subject)."""
     check_subject_wise(train, test, data.groups)
-    return models.fit(clone(model), data.X[train], data.y[train], data.groups[train])
+    return families.fit(clone(model), data.X[train], data.y[train], data.groups[train])
 
 
 def _outer_fold(model, data: Dataset, train, test, extra: dict[str, Dataset]):
@@ -50,7 +50,7 @@ def _outer_fold(model, data: Dataset, train, test, extra: dict[str, Dataset]):
     for name, other in extra.items():
         rows = np.flatnonzero(np.isin(other.groups, list(tested)))
         extra_proba[name] = (rows, fitted.predict_proba(other.X[rows])[:, 1] if len(rows) else np.empty(0))
-    return fitted.predict_proba(data.X[test])[:, 1], extra_proba, models.chosen_params(fitted)
+    return fitted.predict_proba(data.X[test])[:, 1], extra_proba, families.chosen_params(fitted)
 
 
 def subject_wise(model, data: Dataset, folds: int, repeats: int, seed: int, extra: dict[str, Dataset] | None = None,
@@ -142,10 +142,10 @@ def bias_variance(model, data: Dataset, folds: int, seed: int, rounds: int) -> d
     train, test = subject_folds(data, folds, 1, seed)[0][0]
     chosen = fit_fold(model, data, train, test)
     loss, bias, variance = bias_variance_decomp(
-        clone(models.final_pipeline(chosen)), data.X[train], data.y[train], data.X[test], data.y[test],
+        clone(families.final_pipeline(chosen)), data.X[train], data.y[train], data.X[test], data.y[test],
         loss="0-1_loss", num_rounds=rounds, random_seed=seed)
     return {"split": "subject-wise (first fold)", "num_rounds": rounds, "expected_loss": float(loss),
-            "bias": float(bias), "variance": float(variance), "chosen": models.chosen_params(chosen)}
+            "bias": float(bias), "variance": float(variance), "chosen": families.chosen_params(chosen)}
 
 
 def _held_out_study(model, data: Dataset, study: str, seed: int) -> dict[str, Any]:
@@ -156,7 +156,7 @@ def _held_out_study(model, data: Dataset, study: str, seed: int) -> dict[str, An
     metrics = row_and_subject_metrics(data, test, proba)
     metrics["subjects"]["interval"] = bootstrap_interval(*per_subject(data.groups[test], data.y[test], proba), seed)
     return {"train_subjects": len(set(data.groups[train].tolist())), "test_subjects": len(set(data.groups[test].tolist())),
-            "chosen": models.chosen_params(fitted), **metrics}
+            "chosen": families.chosen_params(fitted), **metrics}
 
 
 def study_held_out(model, data: Dataset, seed: int = 0, n_jobs: int = 1) -> dict[str, Any]:
@@ -173,7 +173,7 @@ def leaky_random_row_split(model, data: Dataset, seed: int) -> dict[str, Any]:
     land on both sides, so this measures recognising subjects, not disease. Kept only for comparison,
     labelled, and never through :func:`fit_fold` (which would refuse it)."""
     train, test = train_test_split(np.arange(len(data.y)), test_size=0.2, random_state=seed, stratify=data.y)
-    fitted = models.fit(clone(model), data.X[train], data.y[train], data.groups[train])
+    fitted = families.fit(clone(model), data.X[train], data.y[train], data.groups[train])
     proba = fitted.predict_proba(data.X[test])[:, 1]
     shared = set(data.groups[train].tolist()) & set(data.groups[test].tolist())
     return {"warning": "rows of one subject are in both train and test", "leaky": True,

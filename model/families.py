@@ -2,12 +2,12 @@
 
 - ``windows``: the seed tutorial's inputs, one row per full 100-sample window, 18 channel means.
 - ``gait``: one row per subject, the mean over the subject's walks of the gait-cycle features of
-  ``streaming.features`` (without ``stride_count_*``: how long a protocol records, not how the
+  ``model.features`` (without ``stride_count_*``: how long a protocol records, not how the
   subject walks).
 - ``both``: gait features plus the walks' average window means, one row per subject.
 
 Neither subject_id, walk_id, study nor any demographics column (UPDRS, Hoehn-Yahr, TUAG, speed...)
-is ever a column of X. Every family except the seed's KNN is a :class:`api.nested.NestedCalibrated`:
+is ever a column of X. Every family except the seed's KNN is a :class:`model.nested.NestedCalibrated`:
 its hyperparameters (and feature selection) are chosen by an inner subject-wise CV on its own
 training rows, its probability is Platt-calibrated the same way.
 """
@@ -26,9 +26,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from api.nested import NestedCalibrated
+from model.nested import NestedCalibrated
 from gaitstream.gaitpdb import FORCE_CHANNELS
-from streaming.features import FEATURE_NAMES, window_means
+from model.features import FEATURE_NAMES, window_means
 
 GAIT_COLUMNS = tuple(name for name in FEATURE_NAMES if not name.startswith("stride_count"))
 WINDOW_COLUMNS = tuple(FORCE_CHANNELS)

@@ -13,8 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from api import evaluation, models
-from api.models import Dataset
+from model import evaluation, families
+from model.families import Dataset
 from gaitstream.gaitpdb import USUAL, walk_condition
 
 
@@ -31,8 +31,8 @@ class TrainingData:
 
 
 def _dataset(feature_set: str, walks: pd.DataFrame, windows: pd.DataFrame | None, per: str) -> Dataset:
-    rows, X, kind = models.design(feature_set, walks, windows, per=per)
-    return Dataset(rows, X, models.feature_columns(feature_set), kind)
+    rows, X, kind = families.design(feature_set, walks, windows, per=per)
+    return Dataset(rows, X, families.feature_columns(feature_set), kind)
 
 
 def training_data(feature_set: str, walks: pd.DataFrame, windows: pd.DataFrame | None) -> TrainingData:
