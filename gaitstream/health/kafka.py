@@ -36,15 +36,28 @@ def _common(cfg: Config) -> dict:
     }
 
 
+def new_topic(cfg: Config, name: str, partitions: int = 1) -> NewTopic:
+    """``name`` as the project creates every topic: ``kafka.replication_factor`` copies and
+    ``kafka.min_insync_replicas`` (an ``acks=all`` write needs that many in-sync copies)."""
+    replicas, min_insync = int(cfg.kafka["replication_factor"]), int(cfg.kafka["min_insync_replicas"])
+    if not 1 <= min_insync <= replicas:
+        raise ValueError(f"kafka.min_insync_replicas={min_insync} must be between 1 and "
+                         f"kafka.replication_factor={replicas}")
+    return NewTopic(name, num_partitions=partitions, replication_factor=replicas,
+                    topic_configs={"min.insync.replicas": str(min_insync)})
+
+
 def ensure_topic(cfg: Config, name: str, partitions: int = 1) -> bool:
-    """Create ``name`` (replication factor 1) unless it exists; True when it was created."""
+    """Create ``name`` (:func:`new_topic`) unless it exists; True when it was created.
+
+    An existing topic is left as it is (change its settings with kafka-configs.sh)."""
+    topic = new_topic(cfg, name, partitions)
     admin = KafkaAdminClient(**_common(cfg))
     try:
         if name in admin.list_topics():
             return False
         try:
-            admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)],
-                                timeout_ms=TIMEOUT_MS)
+            admin.create_topics([topic], timeout_ms=TIMEOUT_MS)
         except TopicAlreadyExistsError:
             return False
         return True
