@@ -5,7 +5,8 @@ JSON object (msgspec validates types strictly; unknown fields are rejected)::
     {"v": 1,                      # schema version
      "study": "Ga", "subject_id": "GaCo01", "walk_id": "GaCo01_01",
      "seq": 1200,                 # per-walk sequence number of the first sample (0-based)
-     "sent_at_ms": 1764120000123, # publisher's wall clock, for latency measurement
+     "sent_at_ms": 1764120000123, # publisher's wall clock, for latency measurement (bounded:
+                                  # :func:`check_clock_skew` against the receiver's clock)
      "samples": [[time_s, l1..l8, r1..r8, total_l, total_r], ...]}   # 19 numbers each
 
 Sample ``i`` of a message has sequence number ``seq + i``. Labels never travel with samples.
@@ -113,6 +114,23 @@ def validate_many(raws: list[bytes], *, max_bytes: int, max_samples: int) -> lis
     for (i, batch), start, count, failed in zip(batches, starts, counts, record_bad):
         out[i] = _reason(batch.samples) if failed else (batch, values[start:start + count])
     return out
+
+
+def check_clock_skew(batch: SampleBatch, received_at_ms: int, *, max_ahead_s: float, max_behind_s: float) -> None:
+    """Refuse a payload whose ``sent_at_ms`` is implausible against a clock we control.
+
+    ``received_at_ms`` is the receiver's clock (the bridge's receive time, or Kafka's record
+    timestamp, which the bridge's producer sets). A device whose clock is ``max_ahead_s`` ahead or
+    ``max_behind_s`` behind it is refused with a reason starting ``clock_skew``: one bad clock must
+    not move anyone's watermark. Behind must cover the longest backlog a broker may redeliver.
+    """
+    skew_s = (batch.sent_at_ms - received_at_ms) / 1000.0
+    if skew_s > max_ahead_s:
+        raise InvalidPayload(f"clock_skew: sent_at_ms {batch.sent_at_ms} is {skew_s:.0f} s ahead of the "
+                             f"receiver's clock (max {max_ahead_s:g} s)")
+    if -skew_s > max_behind_s:
+        raise InvalidPayload(f"clock_skew: sent_at_ms {batch.sent_at_ms} is {-skew_s:.0f} s behind the "
+                             f"receiver's clock (max {max_behind_s:g} s)")
 
 
 def _reason(samples: list[list[float]]) -> InvalidPayload:

@@ -137,7 +137,7 @@ def test_fuzzed_payloads_all_go_to_dead_letter_with_a_reason(stack, tmp_path):
     infos = [client.publish(topic, body, qos=1) for topic, body in payloads]
     # One valid message after the storm: the bridge must still forward.
     valid = json.dumps({"v": 1, "study": "Ga", "subject_id": "GaCo01", "walk_id": "GaCo01_01", "seq": 7,
-                        "sent_at_ms": 0, "samples": [[0.07] + [1.0] * 18]}).encode()
+                        "sent_at_ms": int(time.time() * 1000), "samples": [[0.07] + [1.0] * 18]}).encode()
     infos.append(client.publish(f"{m['topic_prefix']}/Ga/GaCo01/GaCo01_01", valid, qos=1))
     for info in infos:
         info.wait_for_publish(60)
@@ -151,7 +151,11 @@ def test_fuzzed_payloads_all_go_to_dead_letter_with_a_reason(stack, tmp_path):
     assert bridge.alive(), bridge.log()[-3000:]
     assert dead.records == len(payloads)
     assert all(h.get("reason") and h.get("mqtt_topic") for h in dead.headers)
-    assert sorted(dead.values) == sorted(body for _topic, body in payloads)  # original bytes kept
+    # Original bytes kept, cut at bridge.dead_letter_max_bytes (the whole payload's length and sha256 in headers).
+    limit = int(cfg.bridge["dead_letter_max_bytes"])
+    assert sorted(dead.values) == sorted(body[:limit] for _topic, body in payloads)
+    assert sorted(int(h["original_length"]) for h in dead.headers) == sorted(len(body) for _topic, body in payloads)
+    assert sum(h.get("truncated") == b"1" for h in dead.headers) == sum(len(body) > limit for _t, body in payloads)
     reasons = {h["reason"].decode().split(":")[0].split(" ")[0] for h in dead.headers}
     assert len(reasons) >= 8, reasons
     assert main.records == 1 and main.distinct() == {("GaCo01_01", 7)}
@@ -166,3 +170,33 @@ def test_wrong_credentials_are_refused(stack, walks, tmp_path):
     assert "refused" in bridge.log()
     with pytest.raises(ConnectionError, match="refused"):
         replay.replay(cfg, refs[:1], speed=0, batch_size=10, data_dir=folder, progress=False)
+
+
+def test_the_bridges_topics_take_replication_from_config(stack, tmp_path):
+    """kafka.replication_factor and kafka.min_insync_replicas reach every topic the project creates."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import ConfigResource, ConfigResourceType
+    from kafka.errors import InvalidReplicationFactorError
+
+    from gaitstream.health.kafka import ensure_topic
+
+    cfg, env = isolated_config()
+    bridge = BridgeProcess(env, tmp_path / "bridge.log").start()
+    bridge.stop()
+    admin = KafkaAdminClient(bootstrap_servers=f"{cfg.kafka['host']}:{cfg.kafka['port']}")
+    try:
+        topics = [cfg.kafka["samples_topic"], cfg.kafka["dead_letter_topic"]]
+        for topic in admin.describe_topics(topics):
+            assert {len(p["replicas"]) for p in topic["partitions"]} == {cfg.kafka["replication_factor"]}
+        for topic in topics:
+            (_code, _msg, _type, _name, entries), = admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, topic)])[0].resources
+            value, source = next((e[1], e[3]) for e in entries if e[0] == "min.insync.replicas")
+            # Set on the topic itself (source 1 = DYNAMIC_TOPIC_CONFIG), not inherited from the broker.
+            assert (value, source) == (str(cfg.kafka["min_insync_replicas"]), 1)
+    finally:
+        admin.close()
+    # Three copies on this one-broker stack: the broker refuses, so the setting does reach it.
+    cfg3, _env = isolated_config(GAITSTREAM_KAFKA_REPLICATION_FACTOR="3", GAITSTREAM_KAFKA_MIN_INSYNC_REPLICAS="2")
+    with pytest.raises(InvalidReplicationFactorError):
+        ensure_topic(cfg3, cfg3.kafka["samples_topic"], 1)

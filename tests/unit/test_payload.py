@@ -65,3 +65,27 @@ def test_bad_payload_has_a_reason(name):
     raw, reason = BAD[name]
     with pytest.raises(payload.InvalidPayload, match=reason):
         payload.validate(raw, **LIMITS)
+
+
+NOW_MS = 1_764_120_000_000
+CLOCK = dict(max_ahead_s=300.0, max_behind_s=43_200.0)
+
+
+@pytest.mark.parametrize("skew_s", [0, 299, -299, -43_199])
+def test_a_clock_within_the_bounds_passes(skew_s):
+    batch = payload.validate(_raw(_batch(sent_at_ms=NOW_MS + skew_s * 1000)), **LIMITS)
+    payload.check_clock_skew(batch, NOW_MS, **CLOCK)
+
+
+@pytest.mark.parametrize("skew_s, direction", [(86_400, "ahead"), (301, "ahead"), (-86_400, "behind"),
+                                               (-43_201, "behind")])
+def test_a_skewed_clock_is_refused_both_ways(skew_s, direction):
+    batch = payload.validate(_raw(_batch(sent_at_ms=NOW_MS + skew_s * 1000)), **LIMITS)
+    with pytest.raises(payload.InvalidPayload, match=rf"^clock_skew: .* {abs(skew_s)} s {direction}"):
+        payload.check_clock_skew(batch, NOW_MS, **CLOCK)
+
+
+def test_a_device_clock_at_zero_is_refused():
+    batch = payload.validate(_raw(_batch(sent_at_ms=0)), **LIMITS)
+    with pytest.raises(payload.InvalidPayload, match="^clock_skew"):
+        payload.check_clock_skew(batch, NOW_MS, **CLOCK)
