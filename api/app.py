@@ -29,11 +29,28 @@ from api.routes.training import TrainingController
 from api.runs import RunStore, mongo_client
 from api.settings import ApiSettings
 from api.training import ModelHolder, Trainer
-from gaitstream import __version__
+from gaitstream import __version__, pipeline_status
 from gaitstream.config import Config
 
 log = logging.getLogger("api")
 SERVICES = ("settings", "store", "runs", "registry", "holder", "trainer", "metrics", "pipeline")
+
+
+class PipelineMetrics(Metrics):
+    """The API's counters plus the pipeline's (GET /metrics): supervisor restarts, the bridge's
+    counters, each streaming query's batch duration, progress age and rates."""
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.cfg = cfg
+
+    def render(self, gauges: dict[str, float]) -> str:
+        try:
+            extra = pipeline_status.prometheus_lines(self.cfg)
+        except Exception as exc:  # a status file mid-write must not break the API's own metrics
+            log.warning("pipeline metrics unavailable: %s", exc)
+            extra = []
+        return super().render(gauges) + "".join(f"{line}\n" for line in extra)
 
 
 def create_app(cfg: Config, settings: ApiSettings | None = None) -> Litestar:
@@ -56,7 +73,7 @@ def create_app(cfg: Config, settings: ApiSettings | None = None) -> Litestar:
         except Exception as exc:  # MongoDB down at startup: the API still starts and answers 503
             log.warning("MongoDB unavailable at startup (%s); run history will answer 503 until it is back", exc)
         app.state.update(settings=settings, store=store, runs=runs, registry=registry, holder=holder,
-                         trainer=trainer, metrics=Metrics(), pipeline=PipelineMonitor(cfg))
+                         trainer=trainer, metrics=PipelineMetrics(cfg), pipeline=PipelineMonitor(cfg))
         try:
             yield
         finally:
@@ -82,3 +99,10 @@ def create_app(cfg: Config, settings: ApiSettings | None = None) -> Litestar:
             components=Components(security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer")}),
         ),
     )
+
+
+def app_from_environment() -> Litestar:
+    """The app for each uvicorn worker process (``--workers``): config read from the environment."""
+    from gaitstream import config
+
+    return create_app(config.load())

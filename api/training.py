@@ -6,6 +6,7 @@ of (settings, data store, run store, registry, params), so tests and the benchma
 """
 from __future__ import annotations
 
+import fcntl
 import logging
 import threading
 import time
@@ -14,6 +15,7 @@ import uuid
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -174,11 +176,48 @@ def train(settings: ApiSettings, store, runs: RunStore, registry: Registry, run_
     return {"model_version": version, "metrics": metrics, "timings": timings}
 
 
+class RunLock:
+    """At most one training run across every API worker process: an exclusive ``flock`` on a file
+    in the registry folder, held for the run, with the run id inside for the 409 answer."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._handle = None
+
+    def acquire(self, run_id: str) -> bool:
+        handle = open(self.path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        handle.seek(0)
+        handle.truncate()
+        handle.write(run_id)
+        handle.flush()
+        self._handle = handle
+        return True
+
+    def holder(self) -> str | None:
+        try:
+            return self.path.read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self._handle.truncate(0)
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+
 class Trainer:
     """At most one run at a time, on one worker thread; closed at shutdown."""
 
     def __init__(self, settings: ApiSettings, store, runs: RunStore, registry: Registry):
         self.settings, self.store, self.runs, self.registry = settings, store, runs, registry
+        self._run_lock = RunLock(registry.root / ".training.lock")
         self._lock = threading.Lock()
         self._running: str | None = None
         self._cancelled = threading.Event()
@@ -193,7 +232,13 @@ class Trainer:
             if self._running is not None:
                 raise Conflict("a training run is already in progress", running_run_id=self._running)
             run_id = uuid.uuid4().hex
-            self.runs.create(run_id, asdict(params))  # Mongo down → PyMongoError → 503, nothing started
+            if not self._run_lock.acquire(run_id):  # another API worker process is training
+                raise Conflict("a training run is already in progress", running_run_id=self._run_lock.holder())
+            try:
+                self.runs.create(run_id, asdict(params))  # Mongo down → PyMongoError → 503, nothing started
+            except BaseException:
+                self._run_lock.release()
+                raise
             self._running = run_id
         self._executor.submit(self._run, run_id, params)
         return run_id
@@ -211,6 +256,7 @@ class Trainer:
         finally:
             with self._lock:
                 self._running = None
+                self._run_lock.release()
 
     def close(self) -> None:
         self._cancelled.set()

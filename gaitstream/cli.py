@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import click
@@ -119,17 +120,25 @@ def schema_cmd(cfg: config.Config, keyspace, print_only) -> None:
 @main.command("api")
 @click.option("--host", default=None, help="Bind address. [api.host]")
 @click.option("--port", type=int, default=None, help="Port. [api.port]")
+@click.option("--workers", type=int, default=None, help="uvicorn worker processes. [api.workers]")
 @click.pass_obj
-def api_cmd(cfg: config.Config, host, port) -> None:
+def api_cmd(cfg: config.Config, host, port, workers) -> None:
     """Serve the Litestar API and dashboard with uvicorn.
 
-    Reads [api], [cassandra], [mongo] and [data]. Ctrl-C/SIGTERM shut down cleanly.
+    Reads [api], [cassandra], [mongo] and [data]. Ctrl-C/SIGTERM shut down cleanly. With several
+    workers each process builds the app from the same config (GAITSTREAM_CONFIG and overrides).
     """
     import uvicorn
 
-    from api.app import create_app
+    workers = workers or int(cfg.api["workers"])
+    host, port = host or cfg.api["host"], port or int(cfg.api["port"])
+    if workers <= 1:
+        from api.app import create_app
 
-    uvicorn.run(create_app(cfg), host=host or cfg.api["host"], port=port or int(cfg.api["port"]),
+        uvicorn.run(create_app(cfg), host=host, port=port, log_level="info")
+        return
+    os.environ["GAITSTREAM_CONFIG"] = str(cfg.source)
+    uvicorn.run("api.app:app_from_environment", factory=True, workers=workers, host=host, port=port,
                 log_level="info")
 
 
