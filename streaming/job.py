@@ -79,24 +79,57 @@ def read_kafka(spark: SparkSession, cfg: gs_config.Config) -> DataFrame:
             .load())
 
 
-def start_queries(spark: SparkSession, cfg: gs_config.Config) -> list:
+def sink_retry(cfg: gs_config.Config, stop: threading.Event) -> sinks.SinkRetry:
+    """How long a micro-batch's failing Cassandra/dead-letter write is retried (``streaming.sink_retry_*``)."""
+    s = cfg.streaming
+    ready = sinks.tcp_probe(endpoints.cassandra_contact_points(cfg), int(cfg.cassandra["port"]))
+    return sinks.SinkRetry(float(s["sink_retry_seconds"]), float(s["sink_retry_initial_seconds"]),
+                           float(s["sink_retry_max_backoff_seconds"]), stop, float(s["sink_attempt_timeout_seconds"]),
+                           ready=ready, settle_s=float(cfg.spark["cassandra_reconnection_delay_max_ms"]) / 1000)
+
+
+def start_queries(spark: SparkSession, cfg: gs_config.Config, stop: threading.Event | None = None) -> list:
     s, sp = cfg.streaming, cfg.spark
     checkpoints = checkpoint_root(cfg).rstrip("/")
     kafka = records.kafka_records(read_kafka(spark, cfg))
     limits = payload_limits(cfg)
     outputs = stateful.walk_outputs(kafka, window_settings(cfg), limits,
-                                    float(s["idle_timeout_seconds"]), float(s["state_expiry_seconds"]))
+                                    float(s["idle_timeout_seconds"]), float(s["state_expiry_seconds"]),
+                                    float(s["closed_walk_retention_seconds"]))
     archive = records.archive_rows(records.dedupe_records(records.valid_records(kafka, limits),
                                                           int(s["dedupe_watermark_seconds"])))
     # The state store is chosen per query (the session conf is read when a query starts and kept
     # in its checkpoint): small per-walk states in the JVM heap, the large dedupe state in RocksDB.
     spark.conf.set("spark.sql.streaming.stateStore.providerClass", str(sp["state_store_provider"]))
     walks = sinks.start_walks(outputs, cfg.cassandra["keyspace"], deadletter_uri(cfg), f"{checkpoints}/windows",
-                              float(s["trigger_seconds"]))
+                              float(s["trigger_seconds"]), sink_retry(cfg, stop or threading.Event()))
     spark.conf.set("spark.sql.streaming.stateStore.providerClass", str(sp["dedupe_state_store_provider"]))
     archived = sinks.start_parquet(archive, "archive", archive_uri(cfg), ["study", "date"], f"{checkpoints}/archive",
                                    float(s["archive_trigger_seconds"]))
     return [walks, archived]
+
+
+def resilience_conf(cfg: gs_config.Config) -> dict[str, str]:
+    """Connector and HDFS client settings that ride out a Cassandra or NameNode outage, and Spark's
+    own Prometheus endpoints ([spark] cassandra_*, hdfs_connect_*, prometheus_enabled)."""
+    sp = cfg.spark
+    conf = {
+        "spark.cassandra.query.retry.count": str(int(sp["cassandra_query_retry_count"])),
+        "spark.cassandra.connection.reconnectionDelayMS.min": str(int(sp["cassandra_reconnection_delay_min_ms"])),
+        "spark.cassandra.connection.reconnectionDelayMS.max": str(int(sp["cassandra_reconnection_delay_max_ms"])),
+        "spark.cassandra.connection.timeoutMS": str(int(sp["cassandra_connection_timeout_ms"])),
+        "spark.hadoop.ipc.client.connect.max.retries": str(int(sp["hdfs_connect_retries"])),
+        "spark.hadoop.ipc.client.connect.max.retries.on.timeouts": str(int(sp["hdfs_connect_retries"])),
+        "spark.hadoop.ipc.client.connect.retry.interval": str(int(sp["hdfs_connect_retry_interval_ms"])),
+    }
+    if sp["prometheus_enabled"]:
+        conf.update({
+            "spark.ui.prometheus.enabled": "true",
+            "spark.sql.streaming.metricsEnabled": "true",
+            "spark.metrics.conf.*.sink.prometheusServlet.class": "org.apache.spark.metrics.sink.PrometheusServlet",
+            "spark.metrics.conf.*.sink.prometheusServlet.path": "/metrics/prometheus",
+        })
+    return conf
 
 
 def build_session(cfg: gs_config.Config) -> SparkSession:
@@ -108,7 +141,7 @@ def build_session(cfg: gs_config.Config) -> SparkSession:
                .config("spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled", True)
                .config("spark.sql.session.timeZone", "UTC")
                .config("spark.python.daemon.module", worker_daemon.MODULE))
-    for key, value in endpoints.spark_cassandra_conf(cfg).items():
+    for key, value in {**endpoints.spark_cassandra_conf(cfg), **resilience_conf(cfg)}.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
 
@@ -132,20 +165,21 @@ def run(cfg: gs_config.Config) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    if cfg.streaming["create_schema"]:
-        schema.create(cfg)
+    if cfg.streaming["create_schema"]:  # a (re)start while Cassandra is down waits for it, as the sinks do
+        sink_retry(cfg, stop_requested).call("schema", lambda: schema.create(cfg), gated=True)
     spark = build_session(cfg)
     spark.sparkContext.setLogLevel("WARN")
     ui_url = spark.sparkContext.uiWebUrl
     status_path = cfg.path("streaming.status_file")
-    queries = start_queries(spark, cfg)
+    queries = start_queries(spark, cfg, stop_requested)
+    started_at_ms = int(time.time() * 1000)
     print(f"gaitstream streaming job running; Spark UI: {ui_url}; status: {status_path}", flush=True)
     log.info("archive %s, dead letters %s, checkpoints %s, keyspace %s", archive_uri(cfg), deadletter_uri(cfg),
              checkpoint_root(cfg), cfg.cassandra["keyspace"])
     failed = None
     interval = float(cfg.streaming["status_interval_seconds"])
     while not stop_requested.is_set():
-        status.write_status(status_path, queries, ui_url, "running")
+        status.write_status(status_path, queries, ui_url, "running", started_at_ms)
         failed = next((q for q in queries if not q.isActive), None)
         if failed is not None:
             log.error("query %s stopped: %s", failed.name, failed.exception())
@@ -154,7 +188,7 @@ def run(cfg: gs_config.Config) -> int:
     for query in queries:
         stop_between_batches(query, float(cfg.streaming["stop_timeout_seconds"]))
         log.info("query %s stopped (last batch %s)", query.name, (query.lastProgress or {}).get("batchId"))
-    status.write_status(status_path, queries, ui_url, "failed" if failed else "stopped")
+    status.write_status(status_path, queries, ui_url, "failed" if failed else "stopped", started_at_ms)
     spark.stop()
     return 1 if failed else 0
 

@@ -6,13 +6,29 @@ rewrites the same rows with the same values. Dead letters of the same micro-batc
 ``<deadletter>/batch=<id>`` with overwrite: a replayed batch replaces its own files. The
 archive is a file sink, exactly-once per Kafka record through its checkpoint and
 ``_spark_metadata`` log (read it with ``spark.read``).
+
+Outages are ridden out: a write that fails on a transient error (:func:`is_transient`: Cassandra
+or HDFS down, refused connections, timeouts) is retried with exponential backoff for at most
+:attr:`SinkRetry.total_s` (``streaming.sink_retry_*``) before the micro-batch, and so the query,
+fails. Retrying is safe because every write of the batch is idempotent (upserts, overwritten
+dead-letter folder). A stop request ends the waiting at once.
 """
 from __future__ import annotations
 
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import tenacity
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from streaming import schema
+
+log = logging.getLogger("gaitstream.streaming.sinks")
 
 CASSANDRA_FORMAT = "org.apache.spark.sql.cassandra"
 WINDOW_KEY = ("subject_id", "walk_id", "window_index")
@@ -39,28 +55,165 @@ def dead_letter_rows(outputs: DataFrame) -> DataFrame:
             .withColumn("date", F.to_date(F.timestamp_millis("kafka_ms"))))
 
 
-def walk_writer(keyspace: str, deadletter_uri: str):
-    """The foreachBatch function: both tables (upserts) and the batch's dead letters, one batch at a time."""
+# Errors that mean "the database or file system is away or slow", in the text of the Python or
+# Java exception (py4j carries the whole Java cause chain): worth waiting for.
+TRANSIENT = re.compile("|".join((
+    r"AllNodesFailedException", r"NoNodeAvailableException", r"NoHostAvailable", r"DriverTimeoutException",
+    r"Failed to open native connection", r"Failed to write statements", r"ClosedConnectionException",
+    r"HeartbeatException", r"BusyConnectionException", r"ConnectionInitException",
+    r"WriteTimeoutException", r"ReadTimeoutException", r"UnavailableException", r"OverloadedException",
+    r"ConnectException", r"Connection refused", r"Connection reset", r"SocketTimeoutException",
+    r"NodeUnavailableException", r"Control channel not available", r"aborting schema refresh", r"WriteHung",
+    r"BackendDown",
+    r"SafeModeException", r"RetriableException", r"StandbyException", r"minReplication",
+)))
+
+
+def is_transient(exc: BaseException) -> bool:
+    return bool(TRANSIENT.search(f"{type(exc).__name__}: {exc}"))
+
+
+class StopRequested(RuntimeError):
+    """The job is stopping: a write being retried gives up at once."""
+
+
+class BackendDown(ConnectionError):
+    """The backend's port does not answer yet: the write is not even tried (see :attr:`SinkRetry.ready`)."""
+
+
+def tcp_probe(hosts: list[str], port: int, timeout_s: float = 2.0) -> Callable[[], bool]:
+    """A readiness check: True when one of ``hosts`` accepts a TCP connection on ``port``."""
+    import socket
+
+    def ready() -> bool:
+        for host in hosts:
+            try:
+                socket.create_connection((host, port), timeout_s).close()
+                return True
+            except OSError:
+                continue
+        return False
+
+    return ready
+
+
+class WriteHung(RuntimeError):
+    """A retried write did not return within the attempt timeout (seen: the Cassandra driver's
+    schema refresh waiting forever on a control connection lost during the outage)."""
+
+
+def call_with_timeout(write: Callable[[], object], timeout_s: float, what: str) -> None:
+    """``write()`` in a daemon thread (its own JVM thread through py4j); :class:`WriteHung` when it
+    has not returned after ``timeout_s``: the stuck call is abandoned, the next attempt starts afresh."""
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            write()
+        except BaseException as exc:  # handed to the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name=f"sink-attempt {what}", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        raise WriteHung(f"{what}: write hung for {timeout_s:.0f}s")
+    if "error" in outcome:
+        raise outcome["error"]
+
+
+@dataclass(frozen=True)
+class SinkRetry:
+    """How long a failing write of one micro-batch is retried (``streaming.sink_retry_*``)."""
+
+    total_s: float = 600.0
+    initial_s: float = 1.0
+    max_backoff_s: float = 5.0
+    stop: threading.Event = field(default_factory=threading.Event, compare=False)
+    # A retry (never the first attempt) that has not returned after this long is abandoned; after
+    # max_hung such attempts the batch fails (the job exits, its supervisor restarts it afresh).
+    attempt_timeout_s: float = 30.0
+    max_hung: int = 2
+    # After a failure, a gated write is tried again only once ``ready()`` holds (the backend's port
+    # answers), and ``settle_s`` after it first does (the connector's session reconnects within its
+    # reconnection delay): calling the connector while the node is away is what hangs it.
+    ready: Callable[[], bool] | None = field(default=None, compare=False)
+    settle_s: float = 0.0
+
+    def call(self, what: str, write: Callable[[], object], gated: bool = False) -> None:
+        """``write()``, retried on transient errors; logs each failed attempt and the recovery."""
+        started = time.monotonic()
+        failures, hung, was_down = [0], [0], [False]
+
+        def attempt() -> None:
+            if not failures[0]:
+                write()  # the usual path: inline, on the query's own thread
+                return
+            if self.stop.is_set():  # woken from the backoff by a stop: do not wait again
+                raise StopRequested(f"{what}: stop requested while the write was failing")
+            if gated and self.ready is not None:
+                if not self.ready():
+                    was_down[0] = True
+                    raise BackendDown(f"{what}: backend not reachable yet")
+                if was_down[0]:
+                    was_down[0] = False
+                    log.warning("%s: backend reachable again; writing in %.0fs", what, self.settle_s)
+                    if self.stop.wait(self.settle_s):
+                        raise StopRequested(f"{what}: stop requested while the write was failing")
+            try:
+                call_with_timeout(write, self.attempt_timeout_s, what)
+            except WriteHung:
+                hung[0] += 1
+                if hung[0] >= self.max_hung:
+                    raise StopRequested(f"{what}: {hung[0]} attempts hung; failing the batch for a fresh start") from None
+                raise
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            failures[0] += 1
+            exc = state.outcome.exception()
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            cause = TRANSIENT.search(str(exc))
+            log.warning("%s failed (%s%s), attempt %d, retrying in %.1fs (gives up %.0fs after the first failure)",
+                        what, cause.group(0) if cause else type(exc).__name__, f": {first[:200]}" if first else "",
+                        state.attempt_number, state.next_action.sleep, self.total_s)
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(is_transient),
+            stop=tenacity.stop_after_delay(self.total_s) | tenacity.stop_when_event_set(self.stop),
+            wait=tenacity.wait_exponential(multiplier=self.initial_s, max=self.max_backoff_s),
+            sleep=self.stop.wait, before_sleep=before_sleep, reraise=True)
+        retrying(attempt)
+        if failures[0]:
+            log.warning("%s succeeded after %d failed attempts (%.0fs)", what, failures[0], time.monotonic() - started)
+
+
+def walk_writer(keyspace: str, deadletter_uri: str, retry: SinkRetry | None = None):
+    """The foreachBatch function: both tables (upserts) and the batch's dead letters, one batch at a
+    time, each write retried through ``retry`` while its backend is away."""
+    retry = retry or SinkRetry()
 
     def write_batch(outputs: DataFrame, batch_id: int) -> None:
         outputs.persist()
         try:
             for table, rows in ((schema.WINDOWS_TABLE, window_rows(outputs)),
                                 (schema.FEATURES_TABLE, feature_rows(outputs))):
-                (rows.write.format(CASSANDRA_FORMAT).options(keyspace=keyspace, table=table)
-                 .mode("append").save())
+                writer = rows.write.format(CASSANDRA_FORMAT).options(keyspace=keyspace, table=table).mode("append")
+                retry.call(f"batch {batch_id}: Cassandra {keyspace}.{table}", writer.save, gated=True)
             dead = dead_letter_rows(outputs)
             if not dead.isEmpty():
-                dead.write.mode("overwrite").partitionBy("date").parquet(f"{deadletter_uri.rstrip('/')}/batch={batch_id}")
+                target = f"{deadletter_uri.rstrip('/')}/batch={batch_id}"
+                retry.call(f"batch {batch_id}: dead letters {target}",
+                           lambda: dead.write.mode("overwrite").partitionBy("date").parquet(target))
         finally:
             outputs.unpersist()
 
     return write_batch
 
 
-def start_walks(outputs: DataFrame, keyspace: str, deadletter_uri: str, checkpoint: str, trigger_s: float):
+def start_walks(outputs: DataFrame, keyspace: str, deadletter_uri: str, checkpoint: str, trigger_s: float,
+                retry: SinkRetry | None = None):
     return (outputs.writeStream.queryName("windows").outputMode("append")
-            .foreachBatch(walk_writer(keyspace, deadletter_uri))
+            .foreachBatch(walk_writer(keyspace, deadletter_uri, retry))
             .option("checkpointLocation", checkpoint)
             .trigger(processingTime=f"{trigger_s} seconds").start())
 

@@ -1,7 +1,7 @@
 """Each query's last progress as a small JSON file the API (or a human) can read.
 
 Written atomically (temp file + rename) by the driver every ``streaming.status_interval_seconds``:
-``{"updated_at_ms", "ui_url", "state", "queries": [{"name", "id", "run_id", "active",
+``{"updated_at_ms", "started_at_ms", "ui_url", "state", "queries": [{"name", "id", "run_id", "active",
 "batch_id", "timestamp", "num_input_rows", "input_rows_per_second", "processed_rows_per_second",
 "batch_duration_ms", "error"}]}``. Rates count Kafka records (each a batch of samples).
 """
@@ -27,9 +27,9 @@ def query_status(query) -> dict:
     }
 
 
-def write_status(path: Path, queries, ui_url: str | None, state: str) -> dict:
-    status = {"updated_at_ms": int(time.time() * 1000), "ui_url": ui_url, "state": state,
-              "queries": [query_status(q) for q in queries]}
+def write_status(path: Path, queries, ui_url: str | None, state: str, started_at_ms: int | None = None) -> dict:
+    status = {"updated_at_ms": int(time.time() * 1000), "started_at_ms": started_at_ms, "ui_url": ui_url,
+              "state": state, "queries": [query_status(q) for q in queries]}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(status, indent=1))
