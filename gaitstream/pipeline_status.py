@@ -109,6 +109,20 @@ def problems(cfg: gs_config.Config, name: str) -> list[str]:
     return out
 
 
+def stopped_on_purpose(cfg: gs_config.Config, name: str) -> tuple[bool, str]:
+    """For a process that is not running: was it never started or stopped on request (True), or
+    did it die (its supervisor gave up, or the supervisor itself was killed)?"""
+    sup = supervisor(cfg, name)
+    if sup is None:
+        return True, "not started"
+    if sup["state"] == "stopped":
+        return True, "stopped on request"
+    if sup["state"] == "gave-up":
+        last = sup.get("last_exit") or {}
+        return False, f"DOWN: supervisor gave up after {sup.get('restarts', 0)} restart(s), last {last.get('cause')}"
+    return False, f"DOWN: supervisor pid {sup.get('pid')} gone while {sup['state']} (killed?)"
+
+
 def _clock(epoch_s: float | None) -> str:
     return time.strftime("%H:%M:%S", time.localtime(epoch_s)) if epoch_s else "?"
 
@@ -199,8 +213,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gaitstream.pipeline_status", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("name", choices=COMPONENTS)
+    parser.add_argument("--not-running", action="store_true",
+                        help="the process is not running: exit 0 if never started or stopped on request, 1 if it died")
     args = parser.parse_args(argv)
     cfg = gs_config.load()
+    if args.not_running:
+        fine, why = stopped_on_purpose(cfg, args.name)
+        print(f"[{args.name}]   {why}")
+        return 0 if fine else 1
     for line in describe(cfg, args.name):
         print(f"[{args.name}]   {line}")
     found = problems(cfg, args.name)

@@ -63,10 +63,15 @@ gs_spawn_supervised() {
 }
 
 # gs_component_status NAME: gs_status plus what the pipeline's own process reports (supervisor
-# restarts, the streaming job's queries); non-zero when it is down, unhealthy or stale.
+# restarts, the streaming job's queries); non-zero when it is down, unhealthy or stale. Not running:
+# 3 (as gs_status), or 1 when it died (its supervisor gave up or was killed).
 gs_component_status() {
   local rc=0
   gs_status "$1" || rc=$?
+  if (( rc == 3 )); then
+    (cd "$GS_ROOT" && "$GS_PY" -m gaitstream.pipeline_status "$1" --not-running) || rc=1
+    return "$rc"
+  fi
   (cd "$GS_ROOT" && "$GS_PY" -m gaitstream.pipeline_status "$1") || { (( rc )) || rc=1; }
   return "$rc"
 }
