@@ -32,7 +32,8 @@ from pyspark.sql import DataFrame, SparkSession  # noqa: E402
 
 from gaitstream import config as gs_config  # noqa: E402
 from gaitstream import endpoints  # noqa: E402
-from streaming import records, schema, sinks, stateful, status, worker_daemon  # noqa: E402
+from model.registry import Registry  # noqa: E402
+from streaming import predictions, records, schema, sinks, stateful, status, worker_daemon  # noqa: E402
 from streaming.decode import Limits  # noqa: E402
 from streaming.windowing import WindowSettings  # noqa: E402
 
@@ -88,6 +89,18 @@ def sink_retry(cfg: gs_config.Config, stop: threading.Event) -> sinks.SinkRetry:
                            ready=ready, settle_s=float(cfg.spark["cassandra_reconnection_delay_max_ms"]) / 1000)
 
 
+def live_scorer(cfg: gs_config.Config) -> predictions.LiveScorer | None:
+    """Scores each batch's features with the registry's ``streaming.prediction_alias`` model
+    (``api.registry_dir``) when ``streaming.live_predictions`` is on."""
+    s = cfg.streaming
+    if not s["live_predictions"]:
+        return None
+    from gaitstream.health.cassandra import connect
+
+    return predictions.LiveScorer(Registry(cfg.path("api.registry_dir")), cfg.cassandra["keyspace"],
+                                  lambda: connect(cfg), alias=str(s["prediction_alias"]))
+
+
 def start_queries(spark: SparkSession, cfg: gs_config.Config, stop: threading.Event | None = None) -> list:
     s, sp = cfg.streaming, cfg.spark
     checkpoints = checkpoint_root(cfg).rstrip("/")
@@ -102,7 +115,7 @@ def start_queries(spark: SparkSession, cfg: gs_config.Config, stop: threading.Ev
     # in its checkpoint): small per-walk states in the JVM heap, the large dedupe state in RocksDB.
     spark.conf.set("spark.sql.streaming.stateStore.providerClass", str(sp["state_store_provider"]))
     walks = sinks.start_walks(outputs, cfg.cassandra["keyspace"], deadletter_uri(cfg), f"{checkpoints}/windows",
-                              float(s["trigger_seconds"]), sink_retry(cfg, stop or threading.Event()))
+                              float(s["trigger_seconds"]), sink_retry(cfg, stop or threading.Event()), live_scorer(cfg))
     spark.conf.set("spark.sql.streaming.stateStore.providerClass", str(sp["dedupe_state_store_provider"]))
     archived = sinks.start_parquet(archive, "archive", archive_uri(cfg), ["study", "date"], f"{checkpoints}/archive",
                                    float(s["archive_trigger_seconds"]))

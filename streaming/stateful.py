@@ -5,13 +5,16 @@ inside the function (:mod:`streaming.decode`, the bridge's checks), so no JSON i
 JVM for windowing. ``applyInPandasWithState`` keeps one small state per walk (the bytes of
 :class:`~streaming.windowing.WalkState`, bounded whatever the walk's length), with a
 processing-time timeout that fires when the walk has been idle for ``idle_timeout_seconds``
-(flush: partial windows + final features), then a long ``state_expiry_seconds`` timeout after
-which the state is dropped. Window, feature and dead-letter rows leave in one schema, told
+(flush: partial windows + final features), then ``state_expiry_seconds`` after which the state
+shrinks to a tombstone (:func:`streaming.windowing.close`: a record for a closed walk is
+dead-lettered with reason ``walk_closed``, so a finalized walk never regresses), dropped after
+``closed_walk_retention_seconds``. Window, feature and dead-letter rows leave in one schema, told
 apart by ``kind``; the sink splits them.
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -22,7 +25,7 @@ from pyspark.sql.types import (BinaryType, BooleanType, DoubleType, IntegerType,
 
 from gaitstream.gaitpdb import FORCE_CHANNELS
 from streaming.decode import Limits, decode_records
-from streaming.windowing import Refused, WalkState, WindowSettings, add_samples, check_record, flush
+from streaming.windowing import Refused, WalkState, WindowSettings, add_samples, check_record, close, flush
 
 KEY_COLUMNS = ("subject_id", "walk_id", "study")
 # What the operator reads of each Kafka record.
@@ -60,30 +63,52 @@ _COLUMN_KINDS = [(f.name, "number" if isinstance(f.dataType, (DoubleType, Intege
                   else "flag" if isinstance(f.dataType, BooleanType) else "object") for f in OUTPUT_SCHEMA.fields]
 
 
-def walk_function(settings: WindowSettings, limits: Limits, idle_timeout_ms: int, expiry_ms: int):
+@dataclass(frozen=True)
+class Timeouts:
+    """Processing-time timeouts of a walk's state, in ms: idle → flush, expiry → tombstone, retention → drop."""
+
+    idle_ms: int
+    expiry_ms: int
+    closed_ms: int
+
+
+def walk_function(settings: WindowSettings, limits: Limits, timeouts: Timeouts):
     """The function given to applyInPandasWithState (a closure over plain settings: picklable)."""
 
     def on_walk(key: tuple, frames: Iterator[pd.DataFrame], state: GroupState) -> Iterator[pd.DataFrame]:
         walk = WalkState.from_bytes(state.get[0]) if state.exists else WalkState()
-        if state.hasTimedOut:
-            if walk.finalized:  # idle for idle_timeout + expiry: forget the walk
-                state.remove()
-                return
-            rows, dead = flush(walk, settings), []
-            timeout_ms = expiry_ms
-        else:
-            # One call per batch: at most one features row per walk per micro-batch, so the
-            # Cassandra write of a batch never holds two versions of the same key.
-            frame = pd.concat(list(frames), ignore_index=True)
-            rows, dead = ingest(walk, key[0], frame, settings, limits)
-            timeout_ms = idle_timeout_ms
-        if state.exists or rows or walk.frontier or walk.windows:
+        # One call per batch: at most one features row per walk per micro-batch, so the
+        # Cassandra write of a batch never holds two versions of the same key.
+        frame = None if state.hasTimedOut else pd.concat(list(frames), ignore_index=True)
+        rows, dead, timeout_ms = step(walk, key[0], frame, settings, limits, timeouts)
+        if timeout_ms is None:
+            state.remove()
+        elif state.exists or rows or walk.frontier or walk.windows or walk.closed:
             state.update((walk.to_bytes(),))
             state.setTimeoutDuration(timeout_ms)
         if rows or dead:
             yield output_frame(key[0], walk.study or None, rows, dead)
 
     return on_walk
+
+
+def step(walk: WalkState, key: str | None, frame: pd.DataFrame | None, settings: WindowSettings, limits: Limits,
+         timeouts: Timeouts) -> tuple[list[dict], list[dict], int | None]:
+    """One call of the operator for a walk: new records (``frame``) or a timeout (``None``).
+    Returns the rows, the dead letters and the next timeout (None: drop the state)."""
+    if frame is None:
+        if walk.closed:
+            return [], [], None
+        if walk.finalized:  # idle for idle_timeout + expiry: keep only a tombstone
+            close(walk)
+            return [], [], timeouts.closed_ms
+        return flush(walk, settings), [], timeouts.expiry_ms
+    if walk.closed:
+        reason = (f"walk_closed: walk {key} was finalized and its state expired (state_expiry_seconds); "
+                  "its stored windows and final features stay as they are")
+        return [], [dead_letter(frame, i, reason) for i in range(len(frame))], timeouts.closed_ms
+    rows, dead = ingest(walk, key, frame, settings, limits)
+    return rows, dead, timeouts.idle_ms
 
 
 def ingest(walk: WalkState, key: str | None, frame: pd.DataFrame, settings: WindowSettings,
@@ -138,10 +163,11 @@ def output_frame(key: str | None, study: str | None, rows: list[dict], dead: lis
 
 
 def walk_outputs(records: DataFrame, settings: WindowSettings, limits: Limits, idle_timeout_s: float,
-                 expiry_s: float) -> DataFrame:
+                 expiry_s: float, closed_retention_s: float = 7 * 86400) -> DataFrame:
     """Kafka records (:func:`streaming.records.kafka_records`) → window, feature and dead-letter rows
     (``kind``), per walk."""
-    function = walk_function(settings, limits, int(idle_timeout_s * 1000), int(expiry_s * 1000))
+    function = walk_function(settings, limits, Timeouts(int(idle_timeout_s * 1000), int(expiry_s * 1000),
+                                                        int(closed_retention_s * 1000)))
     return (records.select(*INPUT_COLUMNS).groupBy("key")
             .applyInPandasWithState(function, OUTPUT_SCHEMA, STATE_SCHEMA, "append",
                                     GroupStateTimeout.ProcessingTimeTimeout))

@@ -76,6 +76,7 @@ class _Wire(msgspec.Struct, array_like=True):
     duplicate_samples: int
     windows: list[_OpenWindow]
     detector: bytes
+    closed: bool = False               # appended to format 2: states written before decode as open
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -104,12 +105,14 @@ class WalkState:
     duplicate_samples: int = 0         # repeats of a seq in an open window (ignored)
     windows: dict[int, OpenWindow] = field(default_factory=dict)
     detector: features.GaitAccumulator = field(default_factory=features.GaitAccumulator)
+    closed: bool = False               # finalized and expired: a tombstone, every later record is refused
 
     def to_bytes(self) -> bytes:
         windows = [_OpenWindow(w.index, w.max_sent_ms, w.emitted, w.seq.tobytes(), w.values.tobytes())
                    for w in self.windows.values()]
         return _encoder.encode(_Wire(STATE_FORMAT, self.study, self.frontier, self.completed, self.features_at, self.finalized,
-                                     self.late_samples, self.duplicate_samples, windows, self.detector.to_bytes()))
+                                     self.late_samples, self.duplicate_samples, windows, self.detector.to_bytes(),
+                                     self.closed))
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> "WalkState":
@@ -120,7 +123,7 @@ class WalkState:
                                        np.frombuffer(w.values, dtype=np.float64).reshape(-1, WIDTH).copy(),
                                        w.max_sent_ms, w.emitted) for w in wire.windows}
         return cls(wire.study, wire.frontier, wire.completed, wire.features_at, wire.finalized, wire.late_samples,
-                   wire.duplicate_samples, windows, features.GaitAccumulator.from_bytes(wire.detector))
+                   wire.duplicate_samples, windows, features.GaitAccumulator.from_bytes(wire.detector), wire.closed)
 
 
 def check_record(state: WalkState, first_seq: int, settings: WindowSettings) -> None:
@@ -229,6 +232,15 @@ def flush(state: WalkState, settings: WindowSettings) -> list[dict]:
     state.finalized = True
     state.detector.release_tail()  # the idle state stays small (~2 KiB) until it expires
     return rows
+
+
+def close(state: WalkState) -> None:
+    """A finalized walk's state expired: keep a tombstone (a few dozen bytes) instead of nothing,
+    so data arriving for it later is refused rather than starting a fragment that would overwrite
+    its full windows with partial ones and its final features with a fragment's."""
+    state.windows.clear()
+    state.detector = features.GaitAccumulator()
+    state.closed = True
 
 
 def window_row(state: WalkState, window: OpenWindow, settings: WindowSettings) -> dict:

@@ -123,3 +123,36 @@ def test_walk_operator_in_a_stream_and_the_sink_split(spark, tmp_path):
     assert isinstance(feature_rows[0]["features"], dict)
     (dead,) = sinks.dead_letter_rows(table).collect()
     assert dead["value"] == "garbage" and dead["reason"].startswith("bad JSON") and dead["walk_id"] == "GaCo01_01"
+
+
+def test_a_finalized_walk_never_regresses_after_its_state_expires():
+    """Expiry leaves a tombstone: the walk's samples sent again are dead-lettered (walk_closed), so no
+    partial window or fragment's features can overwrite what was stored; the tombstone is dropped last."""
+    timeouts = stateful.Timeouts(idle_ms=1_000, expiry_ms=2_000, closed_ms=3_000)
+    walk = WalkState()
+    walk_payloads = [payload(seq, 10) for seq in range(0, 250, 10)]
+    rows, dead, timeout = stateful.step(walk, "GaCo01/GaCo01_01", _frame(walk_payloads), SETTINGS, Limits(), timeouts)
+    assert [r["window_index"] for r in rows if r["kind"] == "window"] == [0, 1] and timeout == 1_000
+    rows, _, timeout = stateful.step(walk, "GaCo01/GaCo01_01", None, SETTINGS, Limits(), timeouts)  # idle: flush
+    assert [(r["kind"], r.get("final")) for r in rows] == [("window", None), ("features", True)] and timeout == 2_000
+    rows, _, timeout = stateful.step(walk, "GaCo01/GaCo01_01", None, SETTINGS, Limits(), timeouts)  # expiry
+    assert rows == [] and timeout == 3_000 and walk.closed
+    tombstone = WalkState.from_bytes(walk.to_bytes())
+    assert tombstone.closed and len(walk.to_bytes()) < 4096
+    rows, dead, timeout = stateful.step(tombstone, "GaCo01/GaCo01_01", _frame(walk_payloads), SETTINGS, Limits(), timeouts)
+    assert rows == [] and len(dead) == len(walk_payloads) and timeout == 3_000
+    assert {d["reason"].split(":")[0] for d in dead} == {"walk_closed"}
+    assert stateful.step(tombstone, "GaCo01/GaCo01_01", None, SETTINGS, Limits(), timeouts)[2] is None  # dropped
+
+
+def test_states_written_before_tombstones_still_load():
+    """Format 2 states from before the `closed` field decode as open walks (no new checkpoint needed)."""
+    import msgspec
+
+    from streaming import windowing
+
+    walk = WalkState(study="Ga", frontier=3)
+    wire = msgspec.msgpack.decode(walk.to_bytes())
+    old = msgspec.msgpack.encode(wire[:-1])  # without the trailing `closed`
+    loaded = WalkState.from_bytes(old)
+    assert (loaded.study, loaded.frontier, loaded.closed) == ("Ga", 3, False) and windowing.STATE_FORMAT == 2
