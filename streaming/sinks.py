@@ -187,10 +187,19 @@ class SinkRetry:
             log.warning("%s succeeded after %d failed attempts (%.0fs)", what, failures[0], time.monotonic() - started)
 
 
-def walk_writer(keyspace: str, deadletter_uri: str, retry: SinkRetry | None = None):
+def walk_writer(keyspace: str, deadletter_uri: str, retry: SinkRetry | None = None, scorer=None):
     """The foreachBatch function: both tables (upserts) and the batch's dead letters, one batch at a
-    time, each write retried through ``retry`` while its backend is away."""
+    time, each write retried through ``retry`` while its backend is away; then, with a
+    :class:`streaming.predictions.LiveScorer`, the live predictions of the batch's features."""
     retry = retry or SinkRetry()
+
+    def score(rows: list[dict], batch_id: int) -> None:
+        try:
+            scorer.score(rows)
+        except Exception as exc:  # a model that cannot score must not stop the windows
+            if is_transient(exc):
+                raise
+            log.error("batch %s: live predictions skipped: %s: %s", batch_id, type(exc).__name__, exc)
 
     def write_batch(outputs: DataFrame, batch_id: int) -> None:
         outputs.persist()
@@ -199,6 +208,9 @@ def walk_writer(keyspace: str, deadletter_uri: str, retry: SinkRetry | None = No
                                 (schema.FEATURES_TABLE, feature_rows(outputs))):
                 writer = rows.write.format(CASSANDRA_FORMAT).options(keyspace=keyspace, table=table).mode("append")
                 retry.call(f"batch {batch_id}: Cassandra {keyspace}.{table}", writer.save, gated=True)
+            if scorer is not None:
+                rows = [row.asDict(recursive=True) for row in feature_rows(outputs).collect()]
+                retry.call(f"batch {batch_id}: live predictions", lambda: score(rows, batch_id))
             dead = dead_letter_rows(outputs)
             if not dead.isEmpty():
                 target = f"{deadletter_uri.rstrip('/')}/batch={batch_id}"
@@ -211,9 +223,9 @@ def walk_writer(keyspace: str, deadletter_uri: str, retry: SinkRetry | None = No
 
 
 def start_walks(outputs: DataFrame, keyspace: str, deadletter_uri: str, checkpoint: str, trigger_s: float,
-                retry: SinkRetry | None = None):
+                retry: SinkRetry | None = None, scorer=None):
     return (outputs.writeStream.queryName("windows").outputMode("append")
-            .foreachBatch(walk_writer(keyspace, deadletter_uri, retry))
+            .foreachBatch(walk_writer(keyspace, deadletter_uri, retry, scorer))
             .option("checkpointLocation", checkpoint)
             .trigger(processingTime=f"{trigger_s} seconds").start())
 
