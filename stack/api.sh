@@ -2,7 +2,8 @@
 # The Litestar API and dashboard (gaitstream api, uvicorn) as a managed background process.
 GS_SERVICE=api
 GS_HELP="Runs var/venv/bin/gaitstream api on api.host:api.port. Config keys: [api], [cassandra],
-[mongo], [data]. Log: var/log/api.log. Dashboard: http://api.host:api.port/"
+[mongo], [data]. Log: var/log/api.log. Dashboard: http://api.host:api.port/
+Supervised: restarted with backoff when it exits abnormally ([supervise])."
 source "$(dirname "$0")/lib.sh"
 
 svc_start() {

@@ -2,7 +2,8 @@
 # The MQTT → Kafka bridge (gaitstream bridge) as a managed background process.
 GS_SERVICE=bridge
 GS_HELP="Runs var/venv/bin/gaitstream bridge. Config keys: [mqtt], [kafka], [bridge]
-(client_id, stats_file, stats_interval). Log: var/log/bridge.log. Needs mosquitto and kafka."
+(client_id, stats_file, stats_interval). Log: var/log/bridge.log. Needs mosquitto and kafka.
+Supervised: restarted with backoff when it exits abnormally ([supervise])."
 source "$(dirname "$0")/lib.sh"
 
 svc_start() {

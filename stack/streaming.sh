@@ -3,7 +3,8 @@
 GS_SERVICE=streaming
 GS_HELP="Runs ./spark-submit.sh (options after 'start' go to it, e.g. start --master yarn).
 Config keys: [spark], [streaming], [kafka], [hdfs], [cassandra]. Log: var/log/streaming.log.
-Stop sends SIGTERM: the driver stops its queries cleanly (checkpoints kept)."
+Stop sends SIGTERM: the driver stops its queries cleanly (checkpoints kept).
+Supervised: restarted from its checkpoint with backoff when it exits abnormally ([supervise])."
 source "$(dirname "$0")/lib.sh"
 
 svc_start() {
