@@ -9,6 +9,7 @@ import logging
 import threading
 from typing import Any
 
+import cachetools
 import numpy as np
 import pandas as pd
 
@@ -19,6 +20,7 @@ from streaming.schema import (FEATURES_TABLE, SUBJECT_PREDICTION_COLUMNS, SUBJEC
 
 log = logging.getLogger("api.data")
 FETCH_SIZE = 5000
+PREDICTION_CACHE_SIZE = 10_000
 WALK_COLUMNS = ("subject_id", "walk_id", "study", "samples", "final", "feature_version", "features")
 WALK_KEY_COLUMNS = ("subject_id", "walk_id", "study", "samples", "final")
 WINDOW_KEY_COLUMNS = ("subject_id", "walk_id", "window_index", "sample_count", "partial")
@@ -27,10 +29,17 @@ WALK_PREDICTION_FIELDS = ("subject_id", "walk_id") + tuple(name for name, _kind 
 
 
 class CassandraStore:
-    """The session and the prepared statements of the API's keyspace."""
+    """The session and the prepared statements of the API's keyspace.
 
-    def __init__(self, cfg: Config, keyspace: str, timeout: float):
+    Subject predictions are cached for ``prediction_cache_seconds`` (the stream rewrites them at
+    most once per trigger), so a burst of /diagnose calls for one subject reads Cassandra once.
+    """
+
+    def __init__(self, cfg: Config, keyspace: str, timeout: float, prediction_cache_seconds: float = 0.0):
         self.cfg, self.keyspace, self.timeout = cfg, keyspace, timeout
+        self._predictions = (cachetools.TTLCache(maxsize=PREDICTION_CACHE_SIZE, ttl=prediction_cache_seconds)
+                             if prediction_cache_seconds > 0 else None)
+        self._cache_lock = threading.Lock()
         self._lock = threading.Lock()
         self._cluster = self._session = None
         self._statements: dict[str, Any] = {}
@@ -87,8 +96,16 @@ class CassandraStore:
 
     def subject_prediction(self, subject_id: str) -> dict[str, Any] | None:
         """The streaming job's latest prediction for a subject (``subject_predictions``), if any."""
+        if self._predictions is not None:
+            with self._cache_lock:
+                if subject_id in self._predictions:
+                    return self._predictions[subject_id]
         row = self.session().execute(self.prepared("subject_prediction"), (subject_id,), timeout=self.timeout).one()
-        return None if row is None else dict(zip(SUBJECT_PREDICTION_FIELDS, tuple(row)))
+        found = None if row is None else dict(zip(SUBJECT_PREDICTION_FIELDS, tuple(row)))
+        if self._predictions is not None:
+            with self._cache_lock:
+                self._predictions[subject_id] = found
+        return found
 
     def walk_predictions(self) -> list[dict[str, Any]]:
         """Every walk's live prediction (the dashboard's live panel); a few hundred rows at most."""

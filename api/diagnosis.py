@@ -63,11 +63,11 @@ def drivers(meta: dict[str, Any], values: np.ndarray) -> list[dict[str, Any]]:
     return out
 
 
-def diagnose_subject(store, model: LoadedModel | None, subject_id: str) -> dict[str, Any]:
+def diagnose_subject(store, model: LoadedModel | None, subject_id: str, use_stream: bool = True) -> dict[str, Any]:
     """The subject's usual walks, averaged as in training (all walks if none is usual)."""
     model = require_model(model)
     if model.meta["feature_set"] in predict.FEATURE_SETS_FROM_MAPS:
-        return _from_stream(store, model, subject_id) or _from_features(store, model, subject_id)
+        return (use_stream and _from_stream(store, model, subject_id)) or _from_features(store, model, subject_id)
     return _from_windows(store, model, subject_id)
 
 

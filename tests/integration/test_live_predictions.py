@@ -24,6 +24,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from api import diagnosis
+from api.data import CassandraStore
 from bridge import replay
 from gaitstream import gaitpdb
 from gaitstream.health.cassandra import connect
@@ -175,6 +176,16 @@ def test_live_predictions_follow_the_champion(live):
         expected, _used = predict.subject_probability(loaded_a, [w.walk_id for w in walks],
                                                       [dict(w.features) for w in walks])
         assert subject[0].probability == pytest.approx(expected, abs=1e-9)
+        # /diagnose answers from the stored row, and equals what it computes from the feature maps
+        store = CassandraStore(cfg, keyspace, 10)
+        try:
+            answer = diagnosis.diagnose_subject(store, loaded_a, subject_id)
+            computed = diagnosis.diagnose_subject(store, loaded_a, subject_id, use_stream=False)
+        finally:
+            store.close()
+        assert answer["probability_parkinsons"] == subject[0].probability
+        assert computed["probability_parkinsons"] == pytest.approx(answer["probability_parkinsons"], abs=1e-9)
+        assert [d["feature"] for d in answer["drivers"]] == [d["feature"] for d in computed["drivers"]]
 
     # 3. The alias moves to B mid-stream: later predictions carry B's version, no restart.
     registry.promote(model_b)
