@@ -18,7 +18,14 @@ Runs streaming/job.py with spark-submit from the venv's pyspark ($GS_SPARK_VERSI
                 spark.yarn.am.attemptFailuresValidityInterval=spark.yarn_attempt_failures_validity_interval
                 (YARN restarts a failed driver/AM; locally stack/streaming.sh's supervisor does).
                 Cluster mode also ships the config file (--files) and the GAITSTREAM_* overrides
-                (spark.yarn.appMasterEnv.*) to the driver's container.
+                (spark.yarn.appMasterEnv.*) to the driver's container; secrets (passwords,
+                tokens, the Mongo URI) never go on the command line: they travel in a mode-600
+                TOML secrets file (--files, runtime.secrets_file in the container)
+  bind          spark.bind_host ($GS_SPARK_BIND_HOST): SPARK_LOCAL_IP for a local driver, so
+                the Spark UI listens there only (the job also sets spark.driver.bindAddress/host
+                and spark.ui.killEnabled=false)
+  secrets       outside the dev profile (runtime.profile) nothing is submitted while a secret the
+                job uses is empty or a placeholder (python -m gaitstream.secrecy streaming)
   --conf        spark.driver.memory=spark.driver_memory ($GS_SPARK_DRIVER_MEMORY),
                 spark.ui.port=spark.ui_port ($GS_SPARK_UI_PORT); the SQL settings (shuffle
                 partitions, state store per query, Arrow batch size) are set by the job itself
@@ -48,6 +55,7 @@ done
 master="${master:-$GS_SPARK_MASTER}"
 
 [[ -x "$GS_PY" ]] || gs_die "no venv at $GS_VENV: run stack/venv.sh"
+(cd "$GS_ROOT" && "$GS_PY" -m gaitstream.secrecy streaming) || gs_die "refusing to submit the job (see above)"
 jars="$("$GS_ROOT/jars/resolve.sh")" || gs_die "jars/resolve.sh failed"
 export SPARK_HOME; SPARK_HOME="$("$GS_PY" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')"
 export PYSPARK_PYTHON="$GS_PY" PYSPARK_DRIVER_PYTHON="$GS_PY"
@@ -106,10 +114,21 @@ if [[ "$master" == yarn* ]]; then  # YARN sizing from [spark]; options given on 
     # The driver runs in a YARN container: ship the config file next to it, hand it the
     # GAITSTREAM_* overrides, and make the paths it writes absolute (relative ones would resolve
     # against the --py-files zip there).
-    yarn+=(--files "$GAITSTREAM_CONFIG#gaitstream.toml" --conf "spark.yarn.appMasterEnv.GAITSTREAM_CONFIG=gaitstream.toml"
+    # Secrets (effective values: config, secrets file, environment) go in a mode-600 file shipped
+    # next to it, never on the command line; YARN expands {{PWD}} to the container's folder.
+    secrets_toml="$GS_RUNTIME_DIR/spark/yarn-secrets-$$.toml"
+    (umask 077 && cd "$GS_ROOT" && "$GS_PY" -m gaitstream.config --secrets-toml >"$secrets_toml") \
+      || gs_die "could not write the secrets file for YARN"
+    chmod 600 "$secrets_toml"
+    yarn+=(--files "$GAITSTREAM_CONFIG#gaitstream.toml,$secrets_toml#gaitstream-secrets.toml"
+      --conf "spark.yarn.appMasterEnv.GAITSTREAM_CONFIG=gaitstream.toml"
+      --conf "spark.yarn.appMasterEnv.GAITSTREAM_RUNTIME_SECRETS_FILE={{PWD}}/gaitstream-secrets.toml"
       --conf "spark.yarn.appMasterEnv.PYTHONWARNINGS=$PYTHONWARNINGS")
     while IFS='=' read -r name value; do
-      if [[ "$name" == GAITSTREAM_* && "$name" != GAITSTREAM_CONFIG ]]; then yarn+=(--conf "spark.yarn.appMasterEnv.$name=$value"); fi
+      case "$name" in
+        GAITSTREAM_CONFIG|*PASSWORD*|*TOKEN*|*SECRET*|GAITSTREAM_MONGO_URI) ;;  # shipped in the secrets file
+        GAITSTREAM_*) yarn+=(--conf "spark.yarn.appMasterEnv.$name=$value") ;;
+      esac
     done < <(env)
     checkpoints="$(cd "$GS_ROOT" && "$GS_PY" -c 'from gaitstream import config; c = config.load(); raw = str(c.spark["checkpoint_dir"])
 print(raw if "://" in raw else c.path("spark.checkpoint_dir").as_uri())')"
@@ -119,7 +138,11 @@ print(raw if "://" in raw else c.path("spark.checkpoint_dir").as_uri())')"
   cmd=("${cmd[0]}" "${yarn[@]}" "${cmd[@]:1}")
   gs_say "YARN $deploy_mode mode, application tag $yarn_tag (python -m gaitstream.yarn apps $yarn_tag)"
 fi
-gs_say "master $master, UI port $GS_SPARK_UI_PORT (Spark moves to the next free port if taken)"
+if [[ "$deploy_mode" == client && -n "$GS_SPARK_BIND_HOST" ]]; then
+  # Spark 3.5's UI binds to SPARK_LOCAL_IP, else to every interface (no spark.ui.host exists).
+  export SPARK_LOCAL_IP="$GS_SPARK_BIND_HOST"
+fi
+gs_say "master $master, UI on ${SPARK_LOCAL_IP:-every interface} port $GS_SPARK_UI_PORT (Spark moves to the next free port if taken)"
 
 # spark-submit runs in its own process group so a SIGTERM to ours (gs_stop, Ctrl-C) does not hit
 # the JVM, whose shutdown hook would kill the SparkContext under the running queries. We forward
@@ -144,6 +167,7 @@ trap forward TERM INT
 # `wait` returns early (>128) when a trapped signal arrives: wait again until the job has exited.
 while kill -0 "$submit_pid" 2>/dev/null; do wait "$submit_pid" || true; done
 status=0; wait "$submit_pid" || status=$?
+[[ -z "${secrets_toml:-}" ]] || rm -f "$secrets_toml"
 # Cluster mode: spark-submit reports the application we killed on request as failed.
 if [[ "$deploy_mode" == cluster && "$stop_requested" == 1 ]]; then status=0; fi
 exit "$status"

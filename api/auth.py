@@ -1,4 +1,11 @@
-"""Bearer-token guard for the mutating routes (token from [api] token)."""
+"""Bearer-token guards (token from [api] token).
+
+* :func:`require_token`: the mutating routes. An empty configured token never lets a request
+  through (it locks those routes instead of turning authentication off).
+* :func:`require_token_when_exposed`: the read routes that return health data (``/diagnose``,
+  ``/dashboard/*``, ``/runs``). Open while the API binds to loopback (``api.host``), the same
+  token otherwise.
+"""
 from __future__ import annotations
 
 import hmac
@@ -11,8 +18,20 @@ from api.errors import Unauthorized
 SECURITY = [{"BearerToken": []}]
 
 
+def token_matches(authorization: str, expected: str) -> bool:
+    """``Authorization: Bearer <token>`` carries ``expected``; never true when ``expected`` is empty."""
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not expected or not token:
+        return False
+    return hmac.compare_digest(token.encode(), expected.encode())
+
+
 def require_token(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-    expected = connection.app.state.settings.token
-    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+    if not token_matches(connection.headers.get("authorization", ""), connection.app.state.settings.token):
         raise Unauthorized("missing or invalid bearer token")
+
+
+def require_token_when_exposed(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+    if connection.app.state.settings.reads_need_token:
+        require_token(connection, handler)

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gaitstream.config import Config
+from gaitstream.endpoints import is_loopback
 from streaming.schema import identifier
 
 FAMILIES = ("knn", "forest", "logreg", "svm", "gboost")
@@ -37,6 +38,9 @@ class ApiSettings:
     max_upload_bytes: int
     backend_timeout: float
     """Seconds a Cassandra or Mongo call may take before the API answers 503."""
+    reads_need_token: bool = False
+    """The read routes with health data need the token: true when the API binds to a non-loopback
+    address ([api] host)."""
 
     @classmethod
     def from_config(cls, cfg: Config) -> "ApiSettings":
@@ -57,6 +61,7 @@ class ApiSettings:
             forest_trees=int(api["forest_trees"]),
             max_upload_bytes=int(api["max_upload_bytes"]),
             backend_timeout=float(api["backend_timeout"]),
+            reads_need_token=not is_loopback(str(api["host"])),
         )
         if settings.default_family not in FAMILIES or settings.default_feature_set not in FEATURE_SETS:
             raise ValueError(f"api.default_family must be one of {FAMILIES}, api.default_feature_set one of {FEATURE_SETS}")

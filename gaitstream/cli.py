@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from gaitstream import __version__, config, health
+from gaitstream import __version__, config, health, secrecy
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,6 +22,14 @@ def main(ctx: click.Context) -> None:
     try:
         ctx.obj = config.load()
     except config.ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _require_safe_secrets(cfg: config.Config, component: str) -> None:
+    """Refuse to start ``component`` with a placeholder secret outside the dev profile (runtime.profile)."""
+    try:
+        secrecy.require_safe(cfg, component)
+    except secrecy.SecretError as exc:
         raise click.ClickException(str(exc)) from exc
 
 
@@ -56,6 +64,7 @@ def replay_cmd(cfg: config.Config, studies, groups, subjects, walks, one_per_sub
     from bridge import replay
     from gaitstream import gaitpdb
 
+    _require_safe_secrets(cfg, "replay")
     _setup_logging(verbose)
     folder = Path(data_dir) if data_dir else cfg.path("data.gaitpdb_dir")
     refs, missing = gaitpdb.list_walks(folder)
@@ -89,6 +98,7 @@ def bridge_cmd(cfg: config.Config, client_id, shared_group, verbose) -> None:
     """
     from bridge.bridge import run_bridge
 
+    _require_safe_secrets(cfg, "bridge")
     _setup_logging(verbose)
     sys.exit(run_bridge(cfg, client_id=client_id, shared_group=shared_group))
 
@@ -127,11 +137,16 @@ def api_cmd(cfg: config.Config, host, port, workers) -> None:
 
     Reads [api], [cassandra], [mongo] and [data]. Ctrl-C/SIGTERM shut down cleanly. With several
     workers each process builds the app from the same config (GAITSTREAM_CONFIG and overrides).
+    Bound to a non-loopback address, the read routes with health data need the token too.
     """
     import uvicorn
 
+    _require_safe_secrets(cfg, "api")
+    if host and host != cfg.api["host"]:  # the app decides from api.host whether reads need the token
+        os.environ["GAITSTREAM_API_HOST"] = host
+        cfg = config.load()
     workers = workers or int(cfg.api["workers"])
-    host, port = host or cfg.api["host"], port or int(cfg.api["port"])
+    host, port = cfg.api["host"], port or int(cfg.api["port"])
     if workers <= 1:
         from api.app import create_app
 
@@ -164,16 +179,22 @@ def demo_cmd(cfg: config.Config, speed, batch_size, replay_all, no_wait, timeout
 
 @main.command("config")
 @click.argument("key", required=False)
+@click.option("--show-secrets", is_flag=True, help="Print passwords, tokens and URI passwords instead of <redacted>.")
 @click.pass_obj
-def show_config(cfg: config.Config, key: str | None) -> None:
-    """Print the effective configuration, or one dotted KEY (e.g. kafka.port)."""
+def show_config(cfg: config.Config, key: str | None, show_secrets: bool) -> None:
+    """Print the effective configuration, or one dotted KEY (e.g. kafka.port); secrets redacted.
+
+    Reads every section, the secrets file (runtime.secrets_file) and GAITSTREAM_* overrides.
+    """
     if key:
         try:
-            click.echo(cfg.get(key))
+            value = cfg.get(key)
         except config.ConfigError as exc:
             raise click.ClickException(str(exc)) from exc
+        click.echo(value if show_secrets else secrecy.redact(key, value))
         return
-    for dotted, value in cfg.flat().items():
+    flat = cfg.flat() if show_secrets else secrecy.redacted_flat(cfg)
+    for dotted, value in flat.items():
         click.echo(f"{dotted} = {value!r}")
 
 

@@ -236,7 +236,7 @@ def retrain(api: str, token: str, request: dict, timeout: float) -> dict:
     run_id = body.get("run_id") or body.get("id")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        _status, run = http_json("GET", f"{api}/runs/{run_id}")
+        _status, run = http_json("GET", f"{api}/runs/{run_id}", token)  # reads need it beyond loopback
         if run.get("status") in ("succeeded", "failed"):
             if run["status"] == "failed":
                 raise DemoError(f"retrain run {run_id} failed: {run.get('error')}")

@@ -80,3 +80,30 @@ def hdfs_namenode_uri(cfg: Config) -> str:
 def webhdfs_url(cfg: Config) -> str:
     h = cfg.hdfs
     return str(h["webhdfs_url"]) or f"http://{h['host']}:{h['webhdfs_port']}"
+
+
+def is_loopback(host: str) -> bool:
+    """``host`` names only this machine (127.0.0.0/8, ::1, localhost); empty and 0.0.0.0 do not."""
+    import ipaddress
+
+    host = str(host).strip().strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def spark_bind_conf(cfg: Config) -> dict[str, str]:
+    """Where the driver listens ([spark] bind_host) and no kill links in its UI.
+
+    Spark 3.5's UI binds to ``SPARK_LOCAL_IP`` only (else 0.0.0.0): spark-submit.sh exports it
+    from the same key; these settings bind the driver's RPC and block manager there too and make
+    the UI URL the job reports (``spark.driver.host``) the loopback one.
+    """
+    conf = {"spark.ui.killEnabled": "false"}
+    host = str(cfg.spark["bind_host"]).strip()
+    if host:
+        conf.update({"spark.driver.bindAddress": host, "spark.driver.host": host})
+    return conf

@@ -25,14 +25,23 @@ render() {
       "$STACK_DIR/mosquitto/mosquitto.conf.tmpl" >"$DIR/mosquitto.conf"
   sed -e "s|@REPLAY_USER@|$GS_MQTT_REPLAY_USER|; s|@BRIDGE_USER@|$GS_MQTT_BRIDGE_USER|; s|@PREFIX@|$GS_MQTT_TOPIC_PREFIX|g" \
       "$STACK_DIR/mosquitto/acl.tmpl" >"$DIR/acl"
+  # Passwords never on a command line (ps shows it to every user): printf (a shell builtin) writes
+  # user:password lines into the mode-600 file, then mosquitto_passwd -U hashes them in place.
+  local pw
+  for pw in "$GS_MQTT_BRIDGE_PASSWORD" "$GS_MQTT_REPLAY_PASSWORD"; do
+    [[ "$pw" != *$'\n'* ]] || gs_die "an MQTT password contains a newline"
+  done
   : >"$DIR/passwd"; chmod 600 "$DIR/passwd" "$DIR/acl"
-  mosquitto_passwd -b "$DIR/passwd" "$GS_MQTT_BRIDGE_USER" "$GS_MQTT_BRIDGE_PASSWORD"
-  mosquitto_passwd -b "$DIR/passwd" "$GS_MQTT_REPLAY_USER" "$GS_MQTT_REPLAY_PASSWORD"
+  printf '%s:%s\n' "$GS_MQTT_BRIDGE_USER" "$GS_MQTT_BRIDGE_PASSWORD" \
+    "$GS_MQTT_REPLAY_USER" "$GS_MQTT_REPLAY_PASSWORD" >"$DIR/passwd"
+  mosquitto_passwd -U "$DIR/passwd" || gs_die "mosquitto_passwd -U $DIR/passwd failed"
 }
 
 svc_start() {
   gs_ensure_venv
   if gs_running "$GS_SERVICE" && gs_health "$GS_SERVICE" >/dev/null 2>&1; then gs_say "already running"; return 0; fi
+  # Outside the dev profile (runtime.profile) no placeholder MQTT password is accepted.
+  (cd "$GS_ROOT" && "$GS_PY" -m gaitstream.secrecy mosquitto) || gs_die "refusing to start (see above)"
   svc_install
   render
   gs_spawn "$GS_SERVICE" mosquitto -c "$DIR/mosquitto.conf"

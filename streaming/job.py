@@ -16,6 +16,7 @@ GAITSTREAM_* environment overrides apply.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -32,6 +33,7 @@ from pyspark.sql import DataFrame, SparkSession  # noqa: E402
 
 from gaitstream import config as gs_config  # noqa: E402
 from gaitstream import endpoints  # noqa: E402
+from gaitstream import secrecy  # noqa: E402
 from model.registry import Registry  # noqa: E402
 from streaming import predictions, records, schema, sinks, stateful, status, worker_daemon  # noqa: E402
 from streaming.decode import Limits  # noqa: E402
@@ -154,7 +156,10 @@ def build_session(cfg: gs_config.Config) -> SparkSession:
                .config("spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled", True)
                .config("spark.sql.session.timeZone", "UTC")
                .config("spark.python.daemon.module", worker_daemon.MODULE))
-    for key, value in {**endpoints.spark_cassandra_conf(cfg), **resilience_conf(cfg)}.items():
+    bind = endpoints.spark_bind_conf(cfg)  # loopback UI, no kill links ([spark] bind_host)
+    if "spark.driver.bindAddress" in bind:  # the UI binds to SPARK_LOCAL_IP only: for a JVM started from here
+        os.environ.setdefault("SPARK_LOCAL_IP", bind["spark.driver.bindAddress"])
+    for key, value in {**endpoints.spark_cassandra_conf(cfg), **resilience_conf(cfg), **bind}.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
 
@@ -210,7 +215,13 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("py4j", "cassandra"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    return run(gs_config.load())
+    cfg = gs_config.load()
+    try:
+        secrecy.require_safe(cfg, "streaming")  # no placeholder secret outside the dev profile
+    except secrecy.SecretError as exc:
+        log.error("%s", exc)
+        return 2
+    return run(cfg)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from litestar.params import Parameter
 from litestar.response import File
 from litestar.static_files import create_static_files_router
 
+from api.auth import require_token_when_exposed
 from api.data import CassandraStore
 from api.pipeline import PipelineMonitor
 from api.schemas import (ErrorBody, LivePredictions, PipelineStatus, WalkKey, WalkPrediction, WalkWindows, WindowMeans,
@@ -23,6 +24,9 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 KEY_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 MAX_WINDOWS = 2000
 BACKEND_DOWN = {503: response(ErrorBody, "Cassandra unavailable")}
+# The JSON the page polls is open on loopback and needs the token beyond it (the page and its
+# static files stay open: the page asks for the token when a read answers 401).
+READ_GUARDS = [require_token_when_exposed]
 
 
 def plotly_js() -> Path:
@@ -47,12 +51,12 @@ class DashboardController(Controller):
     def plotly(self) -> File:
         return File(plotly_js(), media_type="text/javascript", content_disposition_type="inline")
 
-    @get("/dashboard/pipeline", sync_to_thread=True)
+    @get("/dashboard/pipeline", guards=READ_GUARDS, sync_to_thread=True)
     def pipeline(self, pipeline: PipelineMonitor) -> PipelineStatus:
         """Health of every service and pipeline process, streaming queries, Kafka lag, bridge counters."""
         return PipelineStatus(**pipeline.snapshot())
 
-    @get("/dashboard/predictions", sync_to_thread=True, responses=BACKEND_DOWN)
+    @get("/dashboard/predictions", guards=READ_GUARDS, sync_to_thread=True, responses=BACKEND_DOWN)
     def predictions(self, store: CassandraStore, registry: Registry,
                     limit: Annotated[int, Parameter(ge=1, le=1000)] = 100) -> LivePredictions:
         """The streaming job's live walk predictions: walks still streaming first, then the latest."""
@@ -71,13 +75,13 @@ class DashboardController(Controller):
         walks.sort(key=lambda w: (bool(w.final), w.age_s if w.age_s is not None else math.inf))
         return LivePredictions(alias=CHAMPION, alias_version=registry.current_version(), walks=walks[:limit])
 
-    @get("/dashboard/walks", sync_to_thread=True, responses=BACKEND_DOWN)
+    @get("/dashboard/walks", guards=READ_GUARDS, sync_to_thread=True, responses=BACKEND_DOWN)
     def walks(self, store: CassandraStore) -> list[WalkKey]:
         """Every walk with stored gait features, sorted by subject and walk."""
         keys = sorted(store.walk_keys(), key=lambda k: (k["subject_id"], k["walk_id"]))
         return [WalkKey(**k) for k in keys]
 
-    @get("/dashboard/windows", sync_to_thread=True, responses=BACKEND_DOWN)
+    @get("/dashboard/windows", guards=READ_GUARDS, sync_to_thread=True, responses=BACKEND_DOWN)
     def windows(self, store: CassandraStore,
                 subject_id: Annotated[str, Parameter(pattern=KEY_PATTERN)],
                 walk_id: Annotated[str, Parameter(pattern=KEY_PATTERN)],

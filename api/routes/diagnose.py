@@ -12,6 +12,7 @@ from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Operation, Request
 
 from api import diagnosis
 from api.data import CassandraStore
+from api.auth import require_token_when_exposed
 from api.errors import InvalidInput
 from api.metrics import Metrics
 from api.schemas import Diagnosis, DiagnoseSubject, ErrorBody, InvalidWalkBody, response
@@ -50,7 +51,7 @@ class DiagnoseController(Controller):
     path = "/diagnose"
     tags = ["diagnosis"]
 
-    @post("/", status_code=200, sync_to_thread=True,
+    @post("/", status_code=200, guards=[require_token_when_exposed], sync_to_thread=True,
           responses={404: response(ErrorBody, "no walks of this subject in Cassandra"), 503: NO_MODEL})
     def diagnose_subject(self, data: DiagnoseSubject, store: CassandraStore, holder: ModelHolder,
                          metrics: Metrics) -> Diagnosis:
@@ -65,7 +66,7 @@ class DiagnoseController(Controller):
         metrics.observe_diagnose(time.perf_counter() - started)
         return Diagnosis(**result)
 
-    @post("/walk", status_code=200, operation_class=WalkUploadOperation,
+    @post("/walk", status_code=200, guards=[require_token_when_exposed], operation_class=WalkUploadOperation,
           responses={422: response(InvalidWalkBody, "malformed walk file: the line at fault"), 503: NO_MODEL})
     async def diagnose_walk(self, request: Request, holder: ModelHolder, settings: ApiSettings,
                             metrics: Metrics) -> Diagnosis:

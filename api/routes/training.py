@@ -7,7 +7,7 @@ from litestar import Controller, get, post
 
 from litestar.params import Parameter
 
-from api.auth import SECURITY, require_token
+from api.auth import SECURITY, require_token, require_token_when_exposed
 from api.metrics import Metrics
 from api.runs import RunStore
 from api.schemas import ConflictBody, ErrorBody, RetrainAccepted, RetrainRequest, Run, RunStatus, response
@@ -15,6 +15,7 @@ from api.settings import ApiSettings
 from api.training import Trainer, TrainingParams
 
 RUN_FIELDS = tuple(Run.__struct_fields__)
+EXPOSED_401 = response(ErrorBody, "missing or invalid bearer token (only when the API binds beyond loopback)")
 
 
 def to_run(doc: dict) -> Run:
@@ -44,14 +45,15 @@ class TrainingController(Controller):
         metrics.inc("gaitstream_api_retrain_requests_total", outcome="accepted")
         return RetrainAccepted(run_id=run_id, status="queued", status_url=f"/runs/{run_id}")
 
-    @get("/runs", sync_to_thread=True, responses={503: response(ErrorBody, "MongoDB unavailable")})
+    @get("/runs", guards=[require_token_when_exposed], sync_to_thread=True,
+         responses={401: EXPOSED_401, 503: response(ErrorBody, "MongoDB unavailable")})
     def list_runs(self, runs: RunStore, limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
                   status: RunStatus | None = None) -> list[Run]:
         """Most recent runs first."""
         return [to_run(doc) for doc in runs.latest(limit, status)]
 
-    @get("/runs/{run_id:str}", sync_to_thread=True,
-         responses={404: response(ErrorBody, "no such run"),
+    @get("/runs/{run_id:str}", guards=[require_token_when_exposed], sync_to_thread=True,
+         responses={401: EXPOSED_401, 404: response(ErrorBody, "no such run"),
                     503: response(ErrorBody, "MongoDB unavailable")})
     def get_run(self, run_id: str, runs: RunStore) -> Run:
         """One run: status, timings, data snapshot and every metric."""

@@ -11,10 +11,23 @@ const COLORS = { left: "#1f77b4", right: "#d62728", accuracy: "#1f5fa8", auc: "#
 
 const $ = (id) => document.getElementById(id);
 
+// Bound beyond loopback, the API wants the bearer token for its reads too: once typed into the
+// Retrain form's Token field (kept for this tab only), it goes with every request.
+const TOKEN_KEY = "gaitstream-token";
+let readsLocked = false;  // a read answered 401: refresh every panel once a token is entered
+
+function savedToken() {
+  const typed = $("retrain-token").value.trim();
+  return typed || sessionStorage.getItem(TOKEN_KEY) || "";
+}
+
 async function api(path, options = {}) {
+  const headers = { ...(options.headers || {}) };
+  const token = savedToken();
+  if (token && !headers.Authorization) headers.Authorization = `Bearer ${token}`;
   let response;
   try {
-    response = await fetch(path, options);
+    response = await fetch(path, { ...options, headers });
   } catch (err) {
     throw new Error(`${options.method || "GET"} ${path}: network error (${err.message})`);
   }
@@ -24,6 +37,10 @@ async function api(path, options = {}) {
   if (!response.ok) {
     let message = body && body.error ? body.error : text.slice(0, 300);
     if (body && body.line) message += ` (line ${body.line}${body.reason ? ": " + body.reason : ""})`;
+    if (response.status === 401 && !(options.headers || {}).Authorization) {  // a read, not the Retrain form
+      readsLocked = true;
+      message += ": this API is reachable beyond this machine, enter its token in the Retrain form's Token field";
+    }
     throw new Error(`${options.method || "GET"} ${path} → ${response.status}: ${message}`);
   }
   return body;
@@ -517,6 +534,10 @@ document.addEventListener("DOMContentLoaded", () => {
   $("live-subject").addEventListener("change", fillWalkSelect);
   $("live-walk").addEventListener("change", startLive);
   $("retrain-form").addEventListener("submit", retrain);
+  $("retrain-token").addEventListener("change", () => {
+    sessionStorage.setItem(TOKEN_KEY, $("retrain-token").value.trim());
+    if (readsLocked) { readsLocked = false; refreshPipeline(); loadWalks(); refreshModels(); refreshPredictions(); }
+  });
   $("diagnose-subject-form").addEventListener("submit", diagnoseSubject);
   $("diagnose-file-form").addEventListener("submit", diagnoseFile);
   every(1000, () => { $("clock").textContent = new Date().toLocaleTimeString("en-GB"); });
