@@ -58,7 +58,7 @@ def create_app(cfg: Config, settings: ApiSettings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        store = CassandraStore(cfg, settings.keyspace, settings.backend_timeout)
+        store = CassandraStore(cfg, settings.keyspace, settings.backend_timeout, settings.prediction_cache_seconds)
         client = mongo_client(cfg, settings.backend_timeout)
         runs = RunStore(client, settings.mongo_database, settings.runs_collection)
         registry = Registry(settings.registry_dir)

@@ -70,6 +70,8 @@ class ModelInfo(msgspec.Struct):
     sklearn_version: str
     features: list[str]
     metrics: dict[str, Any]
+    lineage: dict[str, Any] | None = None
+    """The run, the walks it trained on, their feature version and the code commit."""
 
 
 class SetAlias(msgspec.Struct, forbid_unknown_fields=True):
@@ -136,18 +138,43 @@ class ServiceHealth(msgspec.Struct):
     check_ms: float
 
 
+class Supervisor(msgspec.Struct):
+    """A pipeline process's supervisor (``var/run/<name>-supervisor.json``)."""
+
+    name: str
+    supervised: bool
+    state: str
+    """running, backoff (waiting to restart it), gave-up, stopped; "not started" without a status file."""
+    alive: bool
+    restarts: int
+    last_restart_at: float | None
+    last_cause: str | None
+    last_error: str | None
+
+
+class DataFlow(msgspec.Struct):
+    """Whether samples flow to Cassandra and the archive; ``reasons`` fill the dashboard's banner."""
+
+    flowing: bool
+    reasons: list[str]
+
+
 class PipelineStatus(msgspec.Struct):
     """The dashboard's Pipeline panel; each part carries ``error`` (null when read fine)."""
 
     checked_at_ms: int
     services: list[ServiceHealth]
     streaming: dict[str, Any]
-    """The streaming job's status file (streaming.status): state, age_s, ui_url, queries."""
+    """The streaming job's status file (streaming.status): state, age_s, fresh, ui_url, stale_after_s, queries
+    (each with last_progress_age_s, the seconds since its last batch, and stale)."""
     kafka: dict[str, Any]
     """topic, end_offset, and per query its checkpointed offset and lag (records)."""
     bridge: dict[str, Any]
     """The bridge's stats file: received, forwarded, dead_lettered, forwarded_per_s, age_s."""
     spark_ui_url: str
+    supervisors: list[Supervisor]
+    """Restarts and state of the bridge's, the streaming job's and the API's supervisors."""
+    flow: DataFlow
 
 
 class WalkPrediction(msgspec.Struct):

@@ -38,6 +38,8 @@ class ApiSettings:
     max_upload_bytes: int
     backend_timeout: float
     """Seconds a Cassandra or Mongo call may take before the API answers 503."""
+    prediction_cache_seconds: float = 2.0
+    """How long /diagnose reuses a subject's stored live prediction ([api] prediction_cache_seconds)."""
     reads_need_token: bool = False
     """The read routes with health data need the token: true when the API binds to a non-loopback
     address ([api] host)."""
@@ -61,6 +63,7 @@ class ApiSettings:
             forest_trees=int(api["forest_trees"]),
             max_upload_bytes=int(api["max_upload_bytes"]),
             backend_timeout=float(api["backend_timeout"]),
+            prediction_cache_seconds=float(api["prediction_cache_seconds"]),
             reads_need_token=not is_loopback(str(api["host"])),
         )
         if settings.default_family not in FAMILIES or settings.default_feature_set not in FEATURE_SETS:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import subprocess
 import threading
 import time
 import traceback
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tenacity
+from pymongo.errors import PyMongoError
 
 from model import evaluation, families, protocol
 from api.errors import Conflict
@@ -26,6 +29,7 @@ from model.labels import attach_labels
 from model.families import Dataset
 from model.protocol import TrainingData
 from model.errors import IntegrityError
+from model.features import FEATURE_VERSION
 from model.registry import CHAMPION, AliasWatcher, LoadedModel, Registry
 from api.runs import FAILED, RUNNING, SUCCEEDED, RunStore, now_iso
 from api.settings import ApiSettings
@@ -35,6 +39,17 @@ log = logging.getLogger("api.training")
 # Outer folds fitted one after the other: on the 2-core host the stack (Spark, Cassandra, Kafka) shares
 # the CPU, and 2 worker processes measured slower (23 s) than 1 (17 s) for a default logreg retrain.
 OUTER_JOBS = 1
+# A run whose outcome cannot be written (FerretDB away) keeps trying to record it for this long,
+# with backoff up to 5 s; a shutdown meanwhile leaves it to the next start's fail_unfinished.
+RECORD_OUTCOME_SECONDS = 600.0
+
+
+def failure_reason(exc: BaseException) -> str:
+    """What a failed run's document says: the exception, and which backend when it is the run store."""
+    reason = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, PyMongoError):
+        return f"run store (FerretDB/MongoDB) unreachable, run not completed: {reason}"
+    return reason
 
 
 @dataclass(frozen=True)
@@ -124,6 +139,28 @@ def explanation(model, data: Dataset) -> dict[str, Any]:
             "median_control": dict(zip(data.columns, median_control.tolist()))}
 
 
+def code_commit() -> str | None:
+    """The checkout's git commit (with ``+dirty`` when it has local changes), if it is a git checkout."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head.returncode != 0:
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def lineage(run_id: str, td: TrainingData) -> dict[str, Any]:
+    """Run → model → data: the run, the exact walks trained on, their feature version, the code."""
+    walk_rows = td.walks.rows
+    walk_ids = sorted(walk_rows["walk_id"].unique()) if "walk_id" in walk_rows.columns else []
+    return {"run_id": run_id, "training_walks": [str(w) for w in walk_ids], "feature_version": FEATURE_VERSION,
+            "code_commit": code_commit()}
+
+
 def train(settings: ApiSettings, store, runs: RunStore, registry: Registry, run_id: str, params: TrainingParams,
           cancelled: threading.Event | None = None) -> dict[str, Any]:
     """Evaluate (model.protocol), fit on every subject's usual walks, register the model; the run
@@ -153,6 +190,9 @@ def train(settings: ApiSettings, store, runs: RunStore, registry: Registry, run_
     fitted = families.fit(model, data.X, data.y, data.groups)
     timings["fit_s"] = time.perf_counter() - step
     metrics = evaluation.json_safe(metrics)
+    # The metrics go in the run document before a model is registered: with the run store away the
+    # run fails here, and no model exists that no run records.
+    runs.update(run_id, metrics=metrics)
     summary = metrics["subject_wise"]["summary"]
     meta = evaluation.json_safe({
         "family": params.family, "feature_set": params.feature_set, "row_kind": data.row_kind,
@@ -164,6 +204,7 @@ def train(settings: ApiSettings, store, runs: RunStore, registry: Registry, run_
                     "study_held_out": {s: r["subjects"] for s, r in metrics["study_held_out"].items()},
                     "bias_variance": metrics.get("bias_variance")},
         "explanation": explanation(fitted, data),
+        "lineage": lineage(run_id, td),
     })
     version = registry.save(fitted, meta, run_id)
     promote = params.promote or registry.current_version() is None
@@ -249,14 +290,27 @@ class Trainer:
             log.info("run %s succeeded: model %s in %.1f s", run_id, result["model_version"], result["timings"]["total_s"])
         except Exception as exc:  # any failure is the run's outcome, recorded for GET /runs/{id}
             log.warning("run %s failed: %s", run_id, traceback.format_exc())
-            try:
-                self.runs.update(run_id, status=FAILED, finished_at=now_iso(), error=f"{type(exc).__name__}: {exc}")
-            except Exception:
-                log.exception("run %s: could not record the failure", run_id)
+            self._record_failure(run_id, failure_reason(exc))
         finally:
             with self._lock:
                 self._running = None
                 self._run_lock.release()
+
+    def _record_failure(self, run_id: str, reason: str) -> None:
+        """Mark the run failed, retrying while the run store is away (the run would stay 'running')."""
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            log.warning("run %s: failure not recorded yet (%s), retrying in %.0f s", run_id,
+                        type(state.outcome.exception()).__name__, state.next_action.sleep)
+
+        try:
+            tenacity.Retrying(retry=tenacity.retry_if_exception_type(PyMongoError),
+                              stop=tenacity.stop_after_delay(RECORD_OUTCOME_SECONDS)
+                              | tenacity.stop_when_event_set(self._cancelled),
+                              wait=tenacity.wait_exponential(multiplier=0.5, max=5), sleep=self._cancelled.wait,
+                              before_sleep=before_sleep, reraise=True)(
+                self.runs.update, run_id, status=FAILED, finished_at=now_iso(), error=reason)
+        except Exception:
+            log.exception("run %s: could not record the failure", run_id)
 
     def close(self) -> None:
         self._cancelled.set()

@@ -9,6 +9,10 @@ Reads top to bottom: Kafka source → two queries, each with its own checkpoint 
 * ``archive`` (``streaming.archive_trigger_seconds``): records deduplicated on Kafka time, decoded
   by the same checks → every valid sample once → Parquet, by study/date.
 
+A query stopped by a transient error (a backend away: an HDFS NameNode outage fails the archive's
+file sink) is started again alone from its checkpoint once its backends answer, with backoff, for
+at most ``streaming.sink_retry_seconds`` (:class:`QueryRestarter`); the other query keeps running.
+Any other failure ends the job (exit 1) for its supervisor.
 SIGTERM/SIGINT stop the queries between micro-batches (consistent checkpoints) and exit 0.
 Config keys: [kafka], [hdfs], [cassandra], [spark], [streaming], [bridge] (payload limits);
 GAITSTREAM_* environment overrides apply.
@@ -22,6 +26,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 if __name__ == "__main__" and sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     # Run as a script (spark-submit): import the packages from this checkout (not the --py-files zip
@@ -40,6 +45,7 @@ from streaming.decode import Limits  # noqa: E402
 from streaming.windowing import WindowSettings  # noqa: E402
 
 log = logging.getLogger("gaitstream.streaming")
+WINDOWS_POOL, ARCHIVE_POOL = "windows", "archive"
 
 
 def hdfs_uri(cfg: gs_config.Config, path: str) -> str:
@@ -103,7 +109,44 @@ def live_scorer(cfg: gs_config.Config) -> predictions.LiveScorer | None:
                                   lambda: connect(cfg), alias=str(s["prediction_alias"]))
 
 
-def start_queries(spark: SparkSession, cfg: gs_config.Config, stop: threading.Event | None = None) -> list:
+def wait_for_first_batch(query, timeout_s: float, stop: threading.Event | None) -> None:
+    """Hold the archive back until the windows query finished its first micro-batch (at most
+    ``timeout_s``): after a restart, the backlog's windows go out first instead of sharing the
+    cores with the archive's first, largest batch."""
+    deadline = time.monotonic() + timeout_s
+    while (query.isActive and query.lastProgress is None and time.monotonic() < deadline
+           and not (stop is not None and stop.is_set())):
+        time.sleep(0.2)
+
+
+def fair_scheduler_file(cfg: gs_config.Config) -> Path | None:
+    """The FAIR pools: windows (the latency path) weighted ``spark.windows_pool_weight`` to 1 for the
+    archive. None where the driver cannot write it (YARN cluster mode: pools then get weight 1)."""
+    path = cfg.path("runtime.dir") / "spark" / "fairscheduler.xml"
+    weight = int(cfg.spark["windows_pool_weight"])
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    path.write_text(f"""<?xml version="1.0"?>
+<allocations>
+  <pool name="{WINDOWS_POOL}"><schedulingMode>FIFO</schedulingMode><weight>{weight}</weight><minShare>1</minShare></pool>
+  <pool name="{ARCHIVE_POOL}"><schedulingMode>FIFO</schedulingMode><weight>1</weight><minShare>0</minShare></pool>
+</allocations>
+""")
+    return path
+
+
+def scheduler_conf(cfg: gs_config.Config) -> dict[str, str]:
+    conf = {"spark.scheduler.mode": "FAIR"}
+    allocation = fair_scheduler_file(cfg)
+    if allocation is not None:
+        conf["spark.scheduler.allocation.file"] = allocation.as_uri()
+    return conf
+
+
+def query_starters(spark: SparkSession, cfg: gs_config.Config, stop: threading.Event | None = None) -> dict:
+    """Per query name, in start order, a function that starts it (from its checkpoint when one exists)."""
     s, sp = cfg.streaming, cfg.spark
     checkpoints = checkpoint_root(cfg).rstrip("/")
     kafka = records.kafka_records(read_kafka(spark, cfg))
@@ -113,15 +156,104 @@ def start_queries(spark: SparkSession, cfg: gs_config.Config, stop: threading.Ev
                                     float(s["closed_walk_retention_seconds"]))
     archive = records.archive_rows(records.dedupe_records(records.valid_records(kafka, limits),
                                                           int(s["dedupe_watermark_seconds"])))
-    # The state store is chosen per query (the session conf is read when a query starts and kept
-    # in its checkpoint): small per-walk states in the JVM heap, the large dedupe state in RocksDB.
-    spark.conf.set("spark.sql.streaming.stateStore.providerClass", str(sp["state_store_provider"]))
-    walks = sinks.start_walks(outputs, cfg.cassandra["keyspace"], deadletter_uri(cfg), f"{checkpoints}/windows",
-                              float(s["trigger_seconds"]), sink_retry(cfg, stop or threading.Event()), live_scorer(cfg))
-    spark.conf.set("spark.sql.streaming.stateStore.providerClass", str(sp["dedupe_state_store_provider"]))
-    archived = sinks.start_parquet(archive, "archive", archive_uri(cfg), ["study", "date"], f"{checkpoints}/archive",
+    retry, scorer = sink_retry(cfg, stop or threading.Event()), live_scorer(cfg)
+    started: dict = {}
+
+    def walks():
+        # The state store is chosen per query (the session conf is read when a query starts and kept
+        # in its checkpoint): small per-walk states in the JVM heap, the large dedupe state in RocksDB.
+        spark.conf.set("spark.sql.streaming.stateStore.providerClass", str(sp["state_store_provider"]))
+        # Each query in its own FAIR pool (a thread-local property its execution thread inherits): the
+        # latency path's tasks go first when both queries want the 2 cores.
+        spark.sparkContext.setLocalProperty("spark.scheduler.pool", WINDOWS_POOL)
+        started["windows"] = sinks.start_walks(outputs, cfg.cassandra["keyspace"], deadletter_uri(cfg),
+                                               f"{checkpoints}/windows", float(s["trigger_seconds"]), retry, scorer)
+        return started["windows"]
+
+    def archived():
+        wait_for_first_batch(started["windows"], float(s["archive_start_wait_seconds"]), stop)
+        spark.conf.set("spark.sql.streaming.stateStore.providerClass", str(sp["dedupe_state_store_provider"]))
+        spark.sparkContext.setLocalProperty("spark.scheduler.pool", ARCHIVE_POOL)
+        return sinks.start_parquet(archive, "archive", archive_uri(cfg), ["study", "date"], f"{checkpoints}/archive",
                                    float(s["archive_trigger_seconds"]))
-    return [walks, archived]
+
+    return {"windows": walks, "archive": archived}
+
+
+def start_queries(spark: SparkSession, cfg: gs_config.Config, stop: threading.Event | None = None) -> list:
+    return [start() for start in query_starters(spark, cfg, stop).values()]
+
+
+def backend_probes(cfg: gs_config.Config) -> dict:
+    """Per query, whether the backends it reads and writes answer (a TCP connect): Kafka for both,
+    HDFS for the archive when it lives there, Cassandra for the windows."""
+    kafka = [hp.rsplit(":", 1) for hp in endpoints.kafka_bootstrap(cfg).split(",")]
+    kafka_up = sinks.tcp_probe([host for host, _port in kafka], int(kafka[0][1]))
+    hdfs_up = sinks.tcp_probe([], 0)  # no host: never asked (see below)
+    on_hdfs = archive_uri(cfg).startswith("hdfs://")
+    if on_hdfs:
+        namenode = urlsplit(endpoints.hdfs_namenode_uri(cfg))
+        hdfs_up = sinks.tcp_probe([namenode.hostname], namenode.port or 8020)
+    cassandra_up = sinks.tcp_probe(endpoints.cassandra_contact_points(cfg), int(cfg.cassandra["port"]))
+    return {"archive": lambda: kafka_up() and (not on_hdfs or hdfs_up()),
+            "windows": lambda: kafka_up() and cassandra_up()}
+
+
+class QueryRestarter:
+    """Starts a query that stopped on a transient error again, alone, from its checkpoint.
+
+    A restart is tried once the query's backends answer (``ready``), with exponential backoff from
+    ``initial_s`` to ``max_backoff_s``; a query still failing ``total_s`` after it stopped (no
+    trigger completed since) is given up, and the job fails for its supervisor. As safe as a job
+    restart: the file sink is exactly-once and the foreachBatch writes idempotent per batch
+    through the checkpoint. A batch failed on purpose (``StopRequested``: hung Cassandra writes
+    want a fresh process) is never restarted here."""
+
+    def __init__(self, starters: dict, ready: dict, total_s: float, initial_s: float, max_backoff_s: float):
+        self.starters, self.ready = starters, ready
+        self.total_s, self.initial_s, self.max_backoff_s = total_s, initial_s, max_backoff_s
+        self.failing: dict[str, dict] = {}  # name → {"since", "attempts", "next_at"}
+        self.restarts: dict[str, int] = {}
+
+    @staticmethod
+    def restartable(error: str) -> bool:
+        return sinks.is_transient(RuntimeError(error)) and "StopRequested" not in error
+
+    def step(self, queries: list) -> str | None:
+        """Restart (in ``queries``) what is due; returns why the job must fail instead, or None."""
+        now = time.monotonic()
+        for index, query in enumerate(queries):
+            name = query.name
+            if query.isActive:
+                if name in self.failing and query.lastProgress is not None:  # a trigger completed: recovered
+                    log.warning("query %s running again, %.0fs after it stopped", name,
+                                now - self.failing.pop(name)["since"])
+                continue
+            error = str(query.exception() or "stopped without an error")
+            if name not in self.starters or not self.restartable(error):
+                return f"query {name} stopped: {error}"
+            state = self.failing.setdefault(name, {"since": now, "attempts": 0, "next_at": now})
+            if state["attempts"] == 0 and state["since"] == now:
+                log.warning("query %s stopped on a transient error; restarting it alone once its backends answer "
+                            "(gives up after %.0fs): %s", name, self.total_s, error.splitlines()[0][:300])
+            if now - state["since"] > self.total_s:
+                return f"query {name} still failing {now - state['since']:.0f}s after it stopped: {error}"
+            if now < state["next_at"] or not self.ready.get(name, lambda: True)():
+                continue
+            state["attempts"] += 1
+            state["next_at"] = now + min(self.initial_s * 2 ** (state["attempts"] - 1), self.max_backoff_s)
+            try:
+                queries[index] = self.starters[name]()
+            except Exception as exc:  # the backend went away again, or the start itself failed
+                if not self.restartable(f"{type(exc).__name__}: {exc}"):
+                    return f"query {name} could not be started again: {exc}"
+                log.warning("query %s: restart attempt %d failed: %s", name, state["attempts"],
+                            str(exc).splitlines()[0][:300])
+                continue
+            self.restarts[name] = self.restarts.get(name, 0) + 1
+            log.warning("query %s started again (attempt %d; restart %d in this job)", name, state["attempts"],
+                        self.restarts[name])
+        return None
 
 
 def resilience_conf(cfg: gs_config.Config) -> dict[str, str]:
@@ -159,7 +291,8 @@ def build_session(cfg: gs_config.Config) -> SparkSession:
     bind = endpoints.spark_bind_conf(cfg)  # loopback UI, no kill links ([spark] bind_host)
     if "spark.driver.bindAddress" in bind:  # the UI binds to SPARK_LOCAL_IP only: for a JVM started from here
         os.environ.setdefault("SPARK_LOCAL_IP", bind["spark.driver.bindAddress"])
-    for key, value in {**endpoints.spark_cassandra_conf(cfg), **resilience_conf(cfg), **bind}.items():
+    for key, value in {**endpoints.spark_cassandra_conf(cfg), **resilience_conf(cfg), **scheduler_conf(cfg),
+                       **bind}.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
 
@@ -189,7 +322,11 @@ def run(cfg: gs_config.Config) -> int:
     spark.sparkContext.setLogLevel("WARN")
     ui_url = spark.sparkContext.uiWebUrl
     status_path = cfg.path("streaming.status_file")
-    queries = start_queries(spark, cfg, stop_requested)
+    starters = query_starters(spark, cfg, stop_requested)
+    queries = [start() for start in starters.values()]
+    s = cfg.streaming
+    restarter = QueryRestarter(starters, backend_probes(cfg), float(s["sink_retry_seconds"]),
+                               float(s["sink_retry_initial_seconds"]), float(s["sink_retry_max_backoff_seconds"]))
     started_at_ms = int(time.time() * 1000)
     print(f"gaitstream streaming job running; Spark UI: {ui_url}; status: {status_path}", flush=True)
     log.info("archive %s, dead letters %s, checkpoints %s, keyspace %s", archive_uri(cfg), deadletter_uri(cfg),
@@ -198,9 +335,9 @@ def run(cfg: gs_config.Config) -> int:
     interval = float(cfg.streaming["status_interval_seconds"])
     while not stop_requested.is_set():
         status.write_status(status_path, queries, ui_url, "running", started_at_ms)
-        failed = next((q for q in queries if not q.isActive), None)
+        failed = restarter.step(queries)  # a query stopped by a transient error is started again alone
         if failed is not None:
-            log.error("query %s stopped: %s", failed.name, failed.exception())
+            log.error("%s", failed)
             break
         stop_requested.wait(interval)
     for query in queries:

@@ -24,7 +24,7 @@ def to_info(meta: dict, aliases: dict[str, str]) -> ModelInfo:
     return ModelInfo(version=meta["version"], current=CHAMPION in held, aliases=held, family=meta["family"],
                      feature_set=meta["feature_set"], created_at=meta["created_at"], run_id=meta["run_id"],
                      sha256=meta["sha256"], sklearn_version=meta["sklearn_version"], features=meta["features"],
-                     metrics=meta.get("metrics", {}))
+                     metrics=meta.get("metrics", {}), lineage=meta.get("lineage"))
 
 
 def aliases_info(registry: Registry) -> AliasesInfo:

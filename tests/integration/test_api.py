@@ -17,7 +17,7 @@ from pymongo import MongoClient
 from sklearn.metrics import (accuracy_score, brier_score_loss, f1_score, precision_score, recall_score,
                              roc_auc_score)
 
-from model import families
+from model import families, features
 from model.errors import IntegrityError
 from model.families import GAIT_COLUMNS
 from model.registry import Registry
@@ -128,6 +128,11 @@ def test_registry_artifact_checksum_and_current_model(api, logreg_run):
     folder = cfg.path("api.registry_dir") / current["version"]
     assert hashlib.sha256((folder / "model.joblib").read_bytes()).hexdigest() == current["sha256"]
     assert current["features"] == list(GAIT_COLUMNS) and "subject_id" not in current["features"]
+    assert current["aliases"] == ["champion"] and current["current"] is True
+    lineage = current["lineage"]
+    assert lineage["run_id"] == logreg_run["run_id"] and lineage["feature_version"] == features.FEATURE_VERSION
+    assert lineage["training_walks"] and all(gaitpdb.is_usual_walk(w) for w in lineage["training_walks"])
+    assert lineage["code_commit"] is None or len(lineage["code_commit"].split("+")[0]) == 40
 
 
 def test_two_retrains_one_accepted_one_conflict(api, logreg_run):
@@ -142,6 +147,25 @@ def test_two_retrains_one_accepted_one_conflict(api, logreg_run):
     assert run["promoted"] is False  # only the first model or an explicit promote changes `current`
     listed = httpx.get(f"{base}/runs", params={"limit": 5}).json()
     assert [r["run_id"] for r in listed][:1] == [first.json()["run_id"]]
+
+
+def test_aliases_move_roll_back_and_need_the_token(api, logreg_run):
+    base, _, _ = api
+    champion = logreg_run["model_version"]
+    other = next(m["version"] for m in httpx.get(f"{base}/models").json() if m["version"] != champion)
+    assert httpx.put(f"{base}/models/aliases/challenger", json={"version": other}).status_code == 401
+    moved = httpx.put(f"{base}/models/aliases/challenger", json={"version": other}, headers=AUTH)
+    assert moved.status_code == 200 and moved.json()["aliases"] == ["challenger"], moved.text
+    assert httpx.post(f"{base}/models/{other}/promote", headers=AUTH).status_code == 200
+    aliases = httpx.get(f"{base}/models/aliases").json()
+    assert aliases["aliases"] == {"champion": other, "challenger": other}
+    rolled = httpx.post(f"{base}/models/aliases/champion/rollback", headers=AUTH)
+    assert rolled.status_code == 200 and rolled.json()["version"] == champion, rolled.text
+    assert httpx.get(f"{base}/models/current").json()["version"] == champion
+    history = httpx.get(f"{base}/models/aliases").json()["history"]
+    assert (history[0]["alias"], history[0]["previous"], history[0]["version"]) == ("champion", other, champion)
+    assert httpx.delete(f"{base}/models/aliases/challenger", headers=AUTH).status_code == 200
+    assert httpx.put(f"{base}/models/aliases/Bad!", json={"version": other}, headers=AUTH).status_code == 404
 
 
 def test_tampered_artifact_is_refused(api, logreg_run):
