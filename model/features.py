@@ -22,9 +22,23 @@ Feature version 2 (streaming-friendly definitions; version 1 used whole-walk sta
 * stride outliers (turn-arounds, stops): median/MAD over the stride's neighbours (±
   :data:`OUTLIER_HALF_WIDTH` strides) instead of the whole walk;
 * body weight: mean force of both feet over the accepted strides of either foot.
+
+Feature version 3 adds the gait-literature features we did not compute (shared/notes/diagnosis.md,
+issue 14), each cited where it is computed:
+
+* bilateral coordination: phase coordination index and its parts (Plotnik et al. 2007), step
+  time mean/CV per foot and step-time asymmetry (Yogev et al. 2007), stride-time RMSSD;
+* force-curve shape per foot: time to the first (heel) peak, loading rate, valley/first-peak ratio;
+* heel and forefoot load shares (sensor groups by insole position) and forward centre-of-pressure
+  velocity during stance.
+
+Swing % of stride is not a separate column: per stride, swing = stride - stance exactly, so it is
+100 * (1 - stance_ratio). DFA alpha of stride intervals is not computed: it needs the whole stride
+series (unbounded state) and is noisy on walks of <= ~100 strides.
 """
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 
@@ -33,7 +47,7 @@ import numpy as np
 
 from gaitstream.gaitpdb import FORCE_CHANNELS, SENSOR_XY, SENSORS_LEFT, SENSORS_RIGHT
 
-FEATURE_VERSION = 2
+FEATURE_VERSION = 3
 
 # Contact detection on a foot's total force, relative to its robust range (low..high): a heel
 # strike is a rise above ON, a toe off a fall below OFF (hysteresis rejects jitter around one
@@ -68,6 +82,12 @@ STANCE_PHASES = 5
 # than STRIDE_RANGE_S[1], plus the next stance, is never counted, so older samples are never needed
 # at 100 Hz (the cap also bounds faster devices and a walker standing still).
 TAIL_MAX_SAMPLES = 600
+# Heel-strike times of each foot's last steps, for the other foot's phase and step time. A stride is
+# judged OUTLIER_HALF_WIDTH strides after it ended (~9 steps of the other foot); older steps are dropped.
+STEP_HISTORY = 24
+# Insole regions by sensor Y position (format.txt): heel (sensor 1 and the rear pair 2, 3 at
+# Y <= -400), forefoot (the front pair 6, 7 and the toe sensor 8 at Y >= 400).
+HEEL_MAX_Y, FOREFOOT_MIN_Y = -400, 400
 
 _FEET = ("l", "r")
 _SENSORS = {"l": SENSORS_LEFT, "r": SENSORS_RIGHT}
@@ -75,6 +95,9 @@ _TOTAL = {f: FORCE_CHANNELS.index(f"total_{f}") for f in _FEET}
 _SENSOR_SLICE = {f: slice(FORCE_CHANNELS.index(_SENSORS[f][0]), FORCE_CHANNELS.index(_SENSORS[f][-1]) + 1)
                  for f in _FEET}
 _SENSOR_XY = {f: np.array([SENSOR_XY[s] for s in _SENSORS[f]], dtype=float) for f in _FEET}
+_REGIONS = {f: {"heel": [FORCE_CHANNELS.index(s) for s in _SENSORS[f] if SENSOR_XY[s][1] <= HEEL_MAX_Y],
+                "forefoot": [FORCE_CHANNELS.index(s) for s in _SENSORS[f] if SENSOR_XY[s][1] >= FOREFOOT_MIN_Y]}
+            for f in _FEET}
 _PER_FOOT = (
     "stride_time_mean", "stride_time_cv", "stance_time_mean", "stance_time_cv",
     "swing_time_mean", "swing_time_cv", "stance_ratio", "stride_count",
@@ -82,10 +105,18 @@ _PER_FOOT = (
     "cop_x_mean", "cop_x_std", "cop_y_mean", "cop_y_std", "cop_y_range",
 ) + tuple(f"{kind}_p{k}{stat}" for kind in ("force", "cop_x", "cop_y") for stat in ("", "_sd")
           for k in range(1, STANCE_PHASES + 1))
+# Version 3 (appended, so version 2's names keep their order).
+_PER_FOOT_V3 = (
+    "step_time_mean", "step_time_cv", "stride_time_rmssd",
+    "force_time_to_peak", "force_loading_rate", "force_valley_ratio",
+    "heel_load_share", "forefoot_load_share", "cop_y_velocity",
+)
 FEATURE_NAMES: tuple[str, ...] = (
     tuple(f"{name}_{foot}" for foot in _FEET for name in _PER_FOOT)
     + ("double_support_ratio", "cadence", "stride_time_asym", "stance_time_asym", "swing_time_asym")
     + tuple(f"load_share_{s}" for s in _SENSORS["l"] + _SENSORS["r"])
+    + tuple(f"{name}_{foot}" for foot in _FEET for name in _PER_FOOT_V3)
+    + ("step_time_asym", "phase_coordination_index", "phase_abs", "phase_cv")
 )
 
 # Tail columns (one row per sample, derived at window time).
@@ -103,7 +134,12 @@ _COP_SX, _COP_SY, _COP_SXX, _COP_SYY, _COP_N, _COP_Y_RANGE = 11, 12, 13, 14, 15,
 _FORCE_P = 17
 _COPX_P = _FORCE_P + STANCE_PHASES
 _COPY_P = _COPX_P + STANCE_PHASES
-_CONTRIB_WIDTH = _COPY_P + STANCE_PHASES
+# Version 3: force-curve shape and COP velocity (at the stride's end, from the tail), then the
+# entries filled when the stride is accepted (_judge): they need the other foot's later heel
+# strikes and the previous accepted stride.
+_TTP, _TTP_S, _VALLEY_RATIO, _COP_VY = (_COPY_P + STANCE_PHASES + k for k in range(4))
+_STEP, _PHASE, _PHASE_ABS, _SUCC_SQ = (_COP_VY + 1 + k for k in range(4))
+_CONTRIB_WIDTH = _SUCC_SQ + 1
 
 
 def gait_features(time: np.ndarray, forces: np.ndarray, window_size: int = 100) -> dict[str, float]:
@@ -133,13 +169,17 @@ class _FootState(msgspec.Struct, array_like=True):
     current: _Contact | None = None    # the contact in progress (its toe off may still be merged away)
     current_kept: bool = False         # `current` already counts as a step
     kept: _Contact | None = None       # the last finished contact counted as a step
-    strides: list[list[float]] = []    # last strides: [stride, stance, swing, plausible] (2H+1 at most)
+    strides: list[list[float]] = []    # last strides: [stride, stance, swing, plausible, heel strike t] (2H+1 at most)
     first_stride: int = 0              # stride number of strides[0]
     pending: list[list[float]] = []    # contribution vectors of strides not judged yet (oldest first)
     first_pending: int = 0             # stride number of pending[0]
     sums: list[float] = []             # over accepted strides: sum, sum of squares, count per entry
     squares: list[float] = []
     counts: list[float] = []
+    steps: list[float] = []            # heel-strike times of the last STEP_HISTORY contacts counted as steps
+    steps_floor: float = -math.inf     # every step after this time is in `steps` (the last one dropped)
+    last_accepted: int = -2            # stride number of the last accepted stride (RMSSD pairs)
+    last_accepted_stride: float = math.nan
 
 
 class _Wire(msgspec.Struct, array_like=True):
@@ -224,6 +264,9 @@ class GaitAccumulator:
                 return  # a toe off before any heel strike has no stance
             current.to_g, current.to_t = g, t
             if not state.current_kept and t - current.hs_t >= MIN_STANCE_S:
+                state.steps.append(current.hs_t)
+                if len(state.steps) > STEP_HISTORY:
+                    state.steps_floor = state.steps.pop(0)
                 if state.kept is not None:
                     self._add_stride(foot, state, state.kept, current.hs_g, current.hs_t)
                 state.current_kept = True
@@ -239,9 +282,9 @@ class GaitAccumulator:
         stride, stance, swing = next_t - kept.hs_t, kept.to_t - kept.hs_t, next_t - kept.to_t
         plausible = STRIDE_RANGE_S[0] <= stride <= STRIDE_RANGE_S[1] and kept.hs_g >= self.tail_start
         contribution = self._contribution(foot, kept, next_g, stride, stance, swing) if plausible else None
-        state.strides.append([stride, stance, swing, 1.0 if plausible else 0.0])
+        state.strides.append([stride, stance, swing, 1.0 if plausible else 0.0, kept.hs_t])
         state.pending.append(contribution if contribution is not None else [])
-        _judge(state, final=False)
+        _judge(state, self.feet[_other(foot)], final=False)
 
     def _contribution(self, foot: str, kept: _Contact, next_g: int, stride: float, stance: float,
                       swing: float) -> list[float]:
@@ -253,8 +296,16 @@ class GaitAccumulator:
         out = np.full(_CONTRIB_WIDTH, np.nan)
         out[_STRIDE], out[_STANCE], out[_SWING], out[_STANCE_RATIO] = stride, stance, swing, stance / stride
         mid, q1, q3 = (hs + to) // 2, hs + (to - hs) // 4, hs + 3 * (to - hs) // 4
-        heel, push = _seg_max(total, hs, mid), _seg_max(total, mid, to)
-        out[_HEEL], out[_PUSH], out[_PEAK], out[_VALLEY] = heel, push, max(heel, push), _seg_min(total, q1, q3)
+        first_peak = hs + int(np.argmax(total[hs:mid])) if mid > hs else hs
+        heel, push = float(total[first_peak]), _seg_max(total, mid, to)
+        valley = _seg_min(total, q1, q3)
+        out[_HEEL], out[_PUSH], out[_PEAK], out[_VALLEY] = heel, push, max(heel, push), valley
+        # Force-curve shape (the vertical GRF's "double hump"; PD flattens it, e.g. Alam et al. 2017,
+        # Lee & Lim 2012): time from heel strike to the first (heel-loading) peak, as a share of stance
+        # and in seconds (for the loading rate), and the mid-stance valley relative to that peak.
+        out[_TTP_S] = tail[first_peak, _T] - kept.hs_t
+        out[_TTP] = out[_TTP_S] / stance
+        out[_VALLEY_RATIO] = valley / heel if heel > 0 else math.nan
         both_feet = tail[hs:nxt, _TOT_L] + tail[hs:nxt, _TOT_R]
         out[_BW_SUM], out[_BW_N] = both_feet.sum(), nxt - hs
         out[_DS] = tail[hs:nxt, _BOTH].sum() / (nxt - hs)
@@ -271,6 +322,11 @@ class GaitAccumulator:
             out[_COP_SX], out[_COP_SY] = x.sum(), y.sum()
             out[_COP_SXX], out[_COP_SYY], out[_COP_N] = (x * x).sum(), (y * y).sum(), len(x)
             out[_COP_Y_RANGE] = y.max() - y.min()
+            # Forward COP velocity: net heel-to-toe progression of the COP over the loaded stance
+            # (insole units/s; slower roll-over in PD: Alam et al. 2017, diagnosis.md).
+            t = tail[hs:to, _T][loaded]
+            if len(t) > 1 and t[-1] > t[0]:
+                out[_COP_VY] = (y[-1] - y[0]) / (t[-1] - t[0])
         return out.tolist()
 
     def _trim_tail(self) -> None:
@@ -305,7 +361,7 @@ class GaitAccumulator:
             if current is not None and current.to_g < 0 and not state.current_kept and state.kept is not None:
                 # the walk ends in a contact: its heel strike ends the last stride (no toe off needed)
                 finished._add_stride(foot, state, state.kept, current.hs_g, current.hs_t)
-            _judge(state, final=True)
+            _judge(state, finished.feet[_other(foot)], final=True)
         stats = {foot: _Stats(finished.feet[foot]) for foot in _FEET}
         bw_sum = sum(s.total(_BW_SUM) for s in stats.values())
         bw_n = sum(s.total(_BW_N) for s in stats.values())
@@ -316,6 +372,10 @@ class GaitAccumulator:
             out.update(_foot_features(foot, stats[foot], weight))
         out.update(_bilateral_features(out, stats))
         return out
+
+
+def _other(foot: str) -> str:
+    return "r" if foot == "l" else "l"
 
 
 def _new_foot() -> _FootState:
@@ -432,8 +492,12 @@ def _phase_means(values: np.ndarray, bounds: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # Stride verdicts and running sums.
 
-def _judge(state: _FootState, final: bool) -> None:
-    """Accept or reject the pending strides whose neighbourhood (± H strides) is known."""
+def _judge(state: _FootState, other: _FootState, final: bool) -> None:
+    """Accept or reject the pending strides whose neighbourhood (± H strides) is known.
+
+    An accepted stride's bilateral timing (phase, step time) and its successive difference are
+    filled in here: by now the other foot's heel strikes inside the stride are known (`other`).
+    """
     last = state.first_stride + len(state.strides) - 1
     while state.pending:
         j = state.first_pending
@@ -452,6 +516,7 @@ def _judge(state: _FootState, final: bool) -> None:
         contribution = state.pending.pop(0)
         state.first_pending += 1
         if ok[j - lo] and contribution:
+            _accepted_timing(state, other, j, contribution)
             finite = [v == v for v in contribution]  # not NaN
             state.sums = [s + v if f else s for s, v, f in zip(state.sums, contribution, finite)]
             state.squares = [s + v * v if f else s for s, v, f in zip(state.squares, contribution, finite)]
@@ -460,6 +525,29 @@ def _judge(state: _FootState, final: bool) -> None:
     if keep_from > state.first_stride:
         del state.strides[:keep_from - state.first_stride]
         state.first_stride = keep_from
+
+
+def _accepted_timing(state: _FootState, other: _FootState, j: int, contribution: list[float]) -> None:
+    """Fill an accepted stride's bilateral timing and successive difference into its contribution.
+
+    Phase (Plotnik, Giladi & Hausdorff 2007, Exp Brain Res 181:561, "Bilateral coordination of
+    walking and freezing of gait in Parkinson's disease"): the other foot's heel strike inside the
+    stride, as a share of the stride in degrees, phi = 360 * (t_other_HS - t_HS) / stride (180 in a
+    perfectly anti-phased gait). Step time: from that heel strike to this foot's next one (the step
+    this foot takes). Squared successive difference of stride times (for the RMSSD): only between
+    two consecutive strides that were both accepted, so a rejected stride (a turn, a stop) breaks
+    the chain instead of making a jump.
+    """
+    stride, start = state.strides[j - state.first_stride][0], state.strides[j - state.first_stride][4]
+    if other.steps_floor <= start:  # every heel strike of the other foot after `start` is still known
+        k = bisect.bisect_right(other.steps, start)
+        if k < len(other.steps) and other.steps[k] < start + stride:
+            phase = 360.0 * (other.steps[k] - start) / stride
+            contribution[_PHASE], contribution[_PHASE_ABS] = phase, abs(phase - 180.0)
+            contribution[_STEP] = start + stride - other.steps[k]
+    if state.last_accepted == j - 1:
+        contribution[_SUCC_SQ] = (stride - state.last_accepted_stride) ** 2
+    state.last_accepted, state.last_accepted_stride = j, stride
 
 
 class _Stats:
@@ -493,7 +581,25 @@ def _foot_features(foot: str, stats: _Stats, weight: float) -> dict[str, float]:
         mean = stats.mean(i)
         out[f"{name}_time_mean_{foot}"], out[f"{name}_time_cv_{foot}"] = mean, stats.sd(i, 1) / mean
     out[f"stance_ratio_{foot}"] = stats.mean(_STANCE_RATIO)
+    # Step time (other foot's heel strike to this foot's) and its variability: Yogev et al. 2007
+    # (Exp Brain Res 177:336, "Gait asymmetry in patients with Parkinson's disease and elderly
+    # fallers"), Plotnik et al. 2007; CV of strides with a known other-foot heel strike.
+    if stats.counts[_STEP] >= MIN_STRIDES:
+        mean = stats.mean(_STEP)
+        out[f"step_time_mean_{foot}"], out[f"step_time_cv_{foot}"] = mean, stats.sd(_STEP, 1) / mean
+    # Stride-time RMSSD (s): root mean square of successive differences of consecutive accepted
+    # strides, the short-term (stride-to-stride) part of the variability that the CV mixes with drift
+    # (Hausdorff 2005/2007 on stride-to-stride fluctuations in PD; RMSSD as in heart-rate variability).
+    if stats.counts[_SUCC_SQ] >= MIN_STRIDES - 1:
+        out[f"stride_time_rmssd_{foot}"] = math.sqrt(stats.mean(_SUCC_SQ))
     weight = weight if weight > 0 else math.nan
+    # Force-curve shape: time to the first peak (share of stance), loading rate (first peak / time
+    # to it, in body weights per second: a ratio of the means over strides, so one stride whose peak
+    # sits at its heel strike cannot dominate), valley / first peak.
+    out[f"force_time_to_peak_{foot}"] = stats.mean(_TTP)
+    ttp_s = stats.mean(_TTP_S)
+    out[f"force_loading_rate_{foot}"] = stats.mean(_HEEL) / ttp_s / weight if ttp_s > 0 else math.nan
+    out[f"force_valley_ratio_{foot}"] = stats.mean(_VALLEY_RATIO)
     for name, i in (("force_peak", _PEAK), ("force_heel_peak", _HEEL), ("force_push_peak", _PUSH),
                     ("force_valley", _VALLEY)):
         out[f"{name}_{foot}"] = stats.mean(i) / weight
@@ -507,6 +613,7 @@ def _foot_features(foot: str, stats: _Stats, weight: float) -> dict[str, float]:
             out[f"cop_{axis}_mean_{foot}"] = mean
             out[f"cop_{axis}_std_{foot}"] = math.sqrt(max(stats.total(ss) / n_cop - mean * mean, 0.0))
         out[f"cop_y_range_{foot}"] = stats.mean(_COP_Y_RANGE)
+        out[f"cop_y_velocity_{foot}"] = stats.mean(_COP_VY)
         for kind, first in (("cop_x", _COPX_P), ("cop_y", _COPY_P)):
             for k in range(STANCE_PHASES):
                 out[f"{kind}_p{k + 1}_{foot}"] = stats.mean(first + k)
@@ -515,11 +622,22 @@ def _foot_features(foot: str, stats: _Stats, weight: float) -> dict[str, float]:
 
 
 def _load_shares(foot: str, channel_sums: np.ndarray) -> dict[str, float]:
-    """Each sensor's share of the foot's load (over the walk): heel vs toe, medial vs lateral."""
+    """Each sensor's share of the foot's load (over the walk): heel vs toe, medial vs lateral.
+
+    Heel and forefoot shares: the regions' sensors (HEEL_MAX_Y, FOREFOOT_MIN_Y) over the foot's
+    eight sensors; PD walkers load the heel less and land flat-footed (Kimmeskamp & Hennig 2001,
+    Clin Biomech 16:806, "Heel to toe motion characteristics in Parkinson patients during free
+    walking"; Alam et al. 2017).
+    """
+    out: dict[str, float] = {}
     total = channel_sums[_TOTAL[foot]]
-    if total <= 0:
-        return {}
-    return {f"load_share_{s}": float(channel_sums[FORCE_CHANNELS.index(s)] / total) for s in _SENSORS[foot]}
+    if total > 0:
+        out = {f"load_share_{s}": float(channel_sums[FORCE_CHANNELS.index(s)] / total) for s in _SENSORS[foot]}
+    sensors = channel_sums[_SENSOR_SLICE[foot]].sum()
+    if sensors > 0:
+        for region, channels in _REGIONS[foot].items():
+            out[f"{region}_load_share_{foot}"] = float(channel_sums[channels].sum() / sensors)
+    return out
 
 
 def _bilateral_features(out: dict[str, float], stats: dict[str, _Stats]) -> dict[str, float]:
@@ -533,7 +651,31 @@ def _bilateral_features(out: dict[str, float], stats: dict[str, _Stats]) -> dict
     for phase in ("stride", "stance", "swing"):
         left, right = out[f"{phase}_time_mean_l"], out[f"{phase}_time_mean_r"]
         res[f"{phase}_time_asym"] = abs(math.log(left / right)) if left > 0 and right > 0 else math.nan
+    # Step-time asymmetry as Yogev et al. 2007 define gait asymmetry (|ln| of the ratio; they use swing).
+    left, right = out["step_time_mean_l"], out["step_time_mean_r"]
+    res["step_time_asym"] = abs(math.log(left / right)) if left > 0 and right > 0 else math.nan
+    res.update(_phase_coordination(out, stats))
     return res
+
+
+def _phase_coordination(out: dict[str, float], stats: dict[str, _Stats]) -> dict[str, float]:
+    """Phase coordination index (Plotnik et al. 2007): PCI = phi_CV + P_phi_ABS, in %.
+
+    phi per stride of the reference foot (the one with the longer mean swing time, as in the
+    paper), phi_CV = 100 * SD(phi) / mean(phi) (consistency), phi_ABS = mean |phi - 180| in degrees
+    (accuracy), P_phi_ABS = 100 * phi_ABS / 180. Higher is worse coordinated (PD, more so with
+    freezing of gait).
+    """
+    swing_l, swing_r = out["swing_time_mean_l"], out["swing_time_mean_r"]
+    if not (math.isfinite(swing_l) and math.isfinite(swing_r)):
+        return {}
+    ref = stats["l" if swing_l >= swing_r else "r"]
+    if ref.counts[_PHASE] < MIN_STRIDES:
+        return {}
+    phase_cv = 100.0 * ref.sd(_PHASE, 1) / ref.mean(_PHASE)
+    phase_abs = ref.mean(_PHASE_ABS)
+    return {"phase_coordination_index": phase_cv + 100.0 * phase_abs / 180.0, "phase_abs": phase_abs,
+            "phase_cv": phase_cv}
 
 
 def window_means(seq: np.ndarray, forces: np.ndarray, window: int = 100) -> list[dict]:

@@ -91,6 +91,132 @@ def test_sensor_bounce_inside_a_stance_is_not_a_step():
     assert gait_features(time, forces)["stride_time_cv_l"] < 1e-6
 
 
+# ---------------------------------------------------------------------------------------------
+# Feature version 3: bilateral coordination, step time, RMSSD, force-curve shape, regions, COP velocity.
+
+def test_anti_phase_walk_has_phase_180_and_no_coordination_deficit():
+    # periodic(): the right heel strikes exactly half a left stride (55 of 110 samples) after the left
+    # one, and vice versa: phi = 180 deg every stride, phi_ABS = 0, phi_CV = 0, PCI = 0 (Plotnik 2007).
+    feats = gait_features(*periodic())
+    assert feats["phase_abs"] == pytest.approx(0.0, abs=1e-6)
+    assert feats["phase_cv"] == pytest.approx(0.0, abs=1e-4)
+    assert feats["phase_coordination_index"] == pytest.approx(0.0, abs=1e-4)
+    for foot in ("l", "r"):
+        assert feats[f"step_time_mean_{foot}"] == pytest.approx(0.55, abs=1e-9)
+        assert feats[f"step_time_cv_{foot}"] < 1e-6
+        assert feats[f"stride_time_rmssd_{foot}"] == pytest.approx(0.0, abs=1e-9)
+    assert feats["step_time_asym"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_limping_walk_phase_step_times_and_pci():
+    # The right foot lands 44 samples (40 %) after the left and stands shorter (60 vs 66 samples),
+    # so its swing is the longer one and it is the reference (Plotnik 2007). Within each right
+    # stride (110 samples) the left heel strikes 66 samples in:
+    #
+    #   left  HS |------66------|                      |  (next left HS)
+    #   right HS        |---44--|------66------|  ...
+    #
+    #   phi = 360 * 66 / 110 = 216 deg, phi_ABS = 36, P_phi_ABS = 20 %, phi_CV = 0 → PCI = 20 %.
+    #   step_l (right HS → left HS) = 0.66 s, step_r (left HS → right HS) = 0.44 s.
+    left = [20 + k * STRIDE_SAMPLES for k in range(20)]
+    right = [s + 44 for s in left]
+    time, forces = synthetic_walk({"l": left}, n=left[-1] + 2 * STRIDE_SAMPLES)
+    _, right_forces = synthetic_walk({"r": right}, n=len(time), stance=60)
+    forces += right_forces
+    feats = gait_features(time, forces)
+    assert feats["swing_time_mean_r"] > feats["swing_time_mean_l"]
+    assert feats["phase_abs"] == pytest.approx(36.0, abs=1e-6)
+    assert feats["phase_cv"] == pytest.approx(0.0, abs=1e-4)
+    assert feats["phase_coordination_index"] == pytest.approx(20.0, abs=1e-4)
+    assert feats["step_time_mean_l"] == pytest.approx(0.66, abs=1e-9)
+    assert feats["step_time_mean_r"] == pytest.approx(0.44, abs=1e-9)
+    assert feats["step_time_asym"] == pytest.approx(math.log(1.5), abs=1e-9)
+
+
+def test_jittered_phase_gives_phase_abs_and_cv():
+    # Right heel strikes alternate 50 and 60 samples after the left ones (strides of 110): with the
+    # left foot as reference (shorter stance, longer swing) phi alternates 180 -/+ 360*5/110 deg,
+    # so phi_ABS = 16.36 deg and phi_CV = 100 * SD / 180 with SD ~ 16.36 (alternating signs).
+    left = [20 + k * STRIDE_SAMPLES for k in range(30)]
+    right = [s + (50 if k % 2 else 60) for k, s in enumerate(left)]
+    time, forces = synthetic_walk({"l": left}, n=left[-1] + 2 * STRIDE_SAMPLES, stance=60)
+    forces += synthetic_walk({"r": right}, n=len(time))[1]
+    feats = gait_features(time, forces)
+    deviation = 360 * 5 / 110
+    assert feats["phase_abs"] == pytest.approx(deviation, abs=1e-6)
+    assert feats["phase_cv"] == pytest.approx(100 * deviation / 180, rel=0.05)
+    assert feats["phase_coordination_index"] == pytest.approx(feats["phase_cv"] + 100 * deviation / 180, abs=1e-9)
+
+
+def test_stride_rmssd_is_the_rms_of_successive_stride_differences():
+    # Strides cycle 1.0, 1.1, 1.2 s: successive differences +0.1, +0.1, -0.2 s.
+    cycle = [100, 110, 120]
+    strides = [cycle[k % 3] for k in range(30)]
+    left = list(20 + np.concatenate([[0], np.cumsum(strides)]))
+    right = [s + 50 for s in left]
+    feats = gait_features(*synthetic_walk({"l": left, "r": right}, n=left[-1] + 300, stance=50))
+    assert feats["stride_count_l"] == len(strides)
+    expected = math.sqrt(np.mean(np.diff(np.array(strides) / RATE) ** 2))
+    assert feats["stride_time_rmssd_l"] == pytest.approx(expected, abs=1e-9)
+
+
+def test_stride_rmssd_skips_the_pair_around_a_rejected_stride():
+    # A 4 s stop between two runs of 1.1 s strides: the stop is rejected, and the differences
+    # 4.0 - 1.1 and 1.1 - 4.0 are never counted (the chain restarts after it): RMSSD stays 0.
+    left = [20 + k * STRIDE_SAMPLES for k in range(10)]
+    left += [left[-1] + 400 + k * STRIDE_SAMPLES for k in range(10)]
+    right = [s + 55 for s in left]
+    feats = gait_features(*synthetic_walk({"l": left, "r": right}, n=left[-1] + 300))
+    assert feats["stride_time_rmssd_l"] == pytest.approx(0.0, abs=1e-9)
+    assert feats["phase_abs"] == pytest.approx(0.0, abs=1e-6)
+
+
+def shaped_walk(n_strides: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """periodic() timing with a drawn double-hump force curve and a fixed sensor split.
+
+    Each stance (66 samples) starts with a step to 400 N, rises to the first peak of 880 N 16
+    samples after the heel strike, falls to a 600 N valley at 33 and rises to 880 N at 50, then
+    falls to 0 at 66. Every sample's load is split over the sensors 0.1 (1, 2, 3, 4, 5, 8) and
+    0.2 (6, 7): heel (1-3) 0.3, forefoot (6-8) 0.5 of the foot's load.
+    """
+    knots_x, knots_y = [0, 16, 33, 50, 66], [400.0, 880.0, 600.0, 880.0, 0.0]
+    profile = np.interp(np.arange(66), knots_x, knots_y)
+    split = np.array([0.1, 0.1, 0.1, 0.1, 0.1, 0.2, 0.2, 0.1])
+    left = [20 + k * STRIDE_SAMPLES for k in range(n_strides)]
+    heel_strikes = {"l": left, "r": [s + STRIDE_SAMPLES // 2 for s in left]}
+    n = left[-1] + 2 * STRIDE_SAMPLES
+    forces = np.zeros((n, len(FORCE_CHANNELS)))
+    for foot, starts in heel_strikes.items():
+        first = FORCE_CHANNELS.index(f"{foot}1")
+        for start in starts:
+            forces[start:start + 66, first:first + 8] = profile[:, None] * split
+            forces[start:start + 66, FORCE_CHANNELS.index(f"total_{foot}")] = profile
+    return np.arange(n) / RATE, forces
+
+
+def test_force_curve_shape_of_a_drawn_double_hump():
+    feats = gait_features(*shaped_walk())
+    for foot in ("l", "r"):
+        stance = feats[f"stance_time_mean_{foot}"]
+        # the heel strike is interpolated inside the sample before the step: up to one sample early
+        time_to_peak = feats[f"force_time_to_peak_{foot}"] * stance
+        assert 0.16 <= time_to_peak <= 0.17 + 1e-9
+        assert feats[f"force_valley_ratio_{foot}"] == pytest.approx(600 / 880, abs=1e-12)
+        # loading rate = first peak / time to it / body weight (ratio of means: equal up to rounding here)
+        assert feats[f"force_loading_rate_{foot}"] == pytest.approx(feats[f"force_heel_peak_{foot}"] / time_to_peak,
+                                                                    rel=1e-6)
+        assert feats[f"heel_load_share_{foot}"] == pytest.approx(0.3, abs=1e-12)
+        assert feats[f"forefoot_load_share_{foot}"] == pytest.approx(0.5, abs=1e-12)
+
+
+def test_forward_cop_velocity_over_stance():
+    # periodic(): the COP moves from the heel sensor (y = -800) to the toe sensor (y = +800)
+    # between the first and the last loaded sample of the stance, 65 samples apart.
+    feats = gait_features(*periodic())
+    for foot in ("l", "r"):
+        assert feats[f"cop_y_velocity_{foot}"] == pytest.approx(1600 / 0.65, rel=1e-9)
+
+
 @pytest.mark.parametrize("n", [0, 1, 2, 50, 150, 300])
 def test_short_input_gives_nan_not_an_exception(n):
     time, forces = periodic()
