@@ -66,6 +66,7 @@ TRANSIENT = re.compile("|".join((
     r"NodeUnavailableException", r"Control channel not available", r"aborting schema refresh", r"WriteHung",
     r"BackendDown",
     r"SafeModeException", r"RetriableException", r"StandbyException", r"minReplication",
+    r"EOFException", r"Failed on local exception",  # an HDFS RPC connection dropped by a dying NameNode
 )))
 
 

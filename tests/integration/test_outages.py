@@ -6,7 +6,12 @@ Faults, in turn, while the walks stream:
 * the streaming driver (Spark's JVM and the Python driver) ``kill -9``: the supervisor alone must
   restart it from its checkpoint;
 * Cassandra ``kill -9``, started again 30 s later with ``stack/cassandra.sh start``: the windows
-  query must wait (sink retry with backoff) and carry on once it is back, without exiting.
+  query must wait (sink retry with backoff) and carry on once it is back, without exiting;
+* (a second job) the HDFS NameNode ``kill -9``, ``stack/hdfs.sh start`` 30 s later: the archive
+  catches up and holds every sample exactly once;
+* the Kafka broker stopped for 30 s (source side): the bridge holds the messages, the job resumes;
+* (the API) FerretDB stopped during a retrain: the run ends ``failed`` with a reason once FerretDB
+  is back, and the next retrain succeeds.
 
 Afterwards the same accounting as the end-to-end fault test (windows expected, stored, lost, extra,
 miscounted, means differing; final features equal to the offline computation). Per fault the test
@@ -25,6 +30,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
+import httpx
 import psutil
 import pytest
 
@@ -33,17 +39,22 @@ from gaitstream import config as gs_config
 from gaitstream import gaitpdb
 from gaitstream.health.cassandra import connect
 from gaitstream.health.hdfs import client as hdfs_client
+from streaming import job as streaming_job
 from streaming import schema
 from streaming.status import read_status
 from tests.conftest import run_stack
 from tests.integration.pipeline import REPO_ROOT, BridgeProcess, drop_keyspace, isolated_config
+from tests.integration.api_server import running_api
 from tests.integration.test_e2e_faults import WALKS, offline
-from tests.integration.test_streaming import cassandra_rows, job_env
+from tests.integration.test_streaming import cassandra_rows, job_env, spark_reader, wait_for_archive  # noqa: F401
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 DRIVER_KILL_AT_S = 8  # seconds into the real-time replay (the longest walk lasts 87 s)
 CASSANDRA_DOWN_S = 30
+NAMENODE_KILL_AT_S = 5
+HDFS_DOWN_S = 30
+KAFKA_DOWN_S = 30
 RECOVERY_TARGET_S = 30
 DRIVER_RECOVERY_BOUND_S = 90
 
@@ -89,6 +100,9 @@ class SupervisedJob:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
 
     def supervisor_status(self) -> dict:
         try:
@@ -159,6 +173,80 @@ def cassandra_pid(cfg) -> int:
 
 def ensure_cassandra_healthy() -> None:
     subprocess.run([str(REPO_ROOT / "stack" / "cassandra.sh"), "start"], capture_output=True, timeout=600)
+
+
+def healthy(service: str) -> bool:
+    return subprocess.run([sys.executable, "-m", "gaitstream.health", service], cwd=REPO_ROOT,
+                          capture_output=True).returncode == 0
+
+
+def ensure_healthy(service: str) -> None:
+    """``stack/<service>.sh start`` unless the service passes its health check (a test's ``finally``)."""
+    if not healthy(service):
+        subprocess.run([str(REPO_ROOT / "stack" / f"{service}.sh"), "start"], capture_output=True, timeout=600)
+
+
+def kill_namenode(cfg) -> int:
+    """kill -9 the NameNode JVM (``stack/hdfs/run.sh`` then stops the DataNode and exits)."""
+    run_sh = psutil.Process(int((cfg.runtime_dir / "run" / "hdfs.pid").read_text()))
+    namenode = next(p for p in run_sh.children() if "-Dgs.daemon=namenode" in p.cmdline())
+    namenode.kill()
+    return namenode.pid
+
+
+def start_supervised_job(run_env, tmp_path, tag: str) -> SupervisedJob:
+    job = SupervisedJob(run_env, tmp_path, f"streaming-{tag}")
+    deadline = time.monotonic() + 240
+    while job.job_started_at_s() is None:
+        assert job.alive() and time.monotonic() < deadline, job.log()[-4000:]
+        time.sleep(1)
+    return job
+
+
+def replay_in_background(cfg, refs, folder) -> tuple[threading.Thread, dict]:
+    """The walks at real time (speed 1) from a thread; ``result["report"]`` once every walk is sent."""
+    result: dict = {}
+    thread = threading.Thread(target=lambda: result.update(report=replay.replay(
+        cfg, refs, speed=1.0, batch_size=10, data_dir=folder, progress=False)), daemon=True)
+    thread.start()
+    return thread, result
+
+
+def wait_until_complete(run_cfg, keyspace: str, job: SupervisedJob, expected_windows: dict, report,
+                        timeout: float = 300) -> tuple[dict, dict]:
+    """Poll Cassandra until every expected window holds its count and every walk has final features."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert job.alive(), f"supervisor exited\n{job.log()[-4000:]}"
+        windows, walk_features = cassandra_rows(run_cfg, keyspace)
+        stored = {(w.walk_id, w.window_index): w for w in windows}
+        finals = {f.walk_id: f for f in walk_features if f.final and f.samples == report.per_walk[f.walk_id]}
+        complete = all(k in stored and stored[k].sample_count == e["sample_count"] for k, e in expected_windows.items())
+        if complete and set(finals) == set(WALKS):
+            return stored, finals
+        assert time.monotonic() < deadline, (f"{len(stored)}/{len(expected_windows)} windows, "
+                                             f"{len(finals)} finals\n{job.log()[-3000:]}")
+        time.sleep(3)
+
+
+def check_books(expected_windows: dict, expected_features: dict, stored: dict, finals: dict, job: SupervisedJob,
+                recovery: dict[str, float]) -> tuple[Accounting, int]:
+    """Print and check the accounting; returns it with the supervisor's restart count."""
+    books = account(expected_windows, stored)
+    restarts = job.supervisor_status()["restarts"]
+    print(f"\nwindows expected {books.expected}, stored {books.stored}, lost {len(books.lost)}, "
+          f"extra {len(books.extra)}, miscounted {len(books.miscounted)}, "
+          f"means differing {len(books.means_differing)}; supervisor restarts {restarts}")
+    for fault, seconds in recovery.items():
+        print(f"{fault}: first new window {seconds:.1f} s after the dependency's return "
+              f"(target < {RECOVERY_TARGET_S} s)")
+    assert books.clean(), books
+    for walk_id, expected in expected_features.items():
+        got = finals[walk_id].features
+        assert set(got) == set(expected), walk_id
+        for name, value in expected.items():
+            assert got[name] == pytest.approx(value, rel=1e-9, abs=1e-12), (walk_id, name)
+    return books, restarts
 
 
 def test_driver_crash_and_cassandra_restart_ridden_out_nothing_lost(stack, tmp_path):
@@ -260,3 +348,118 @@ def test_driver_crash_and_cassandra_restart_ridden_out_nothing_lost(stack, tmp_p
             hdfs_client(cfg).delete(f"/test/streaming/out{tag}", recursive=True)
         except Exception:  # best effort: HDFS cleanup must not hide the test's own outcome
             pass
+
+
+def test_namenode_crash_and_kafka_stop_ridden_out_archive_exactly_once(stack, tmp_path, spark_reader):
+    cfg, env = isolated_config()
+    tag = uuid.uuid4().hex[:8]
+    run_env = job_env(env, tmp_path, f"out{tag}")
+    run_cfg = gs_config.load(env=run_env)
+    keyspace = run_cfg.cassandra["keyspace"]
+    schema.create(run_cfg)
+    folder = cfg.path("data.gaitpdb_dir")
+    refs = replay.select_walks(gaitpdb.list_walks(folder)[0], walks=WALKS)
+    expected_windows, expected_features = offline(folder)
+    recovery: dict[str, float] = {}
+    job = bridge = None
+    down: set[str] = set()
+    try:
+        # The bridge first: it creates the topic, which a job starting meanwhile may see half-made.
+        bridge = BridgeProcess(env, tmp_path / "bridge.log").start()
+        job = start_supervised_job(run_env, tmp_path, tag)
+        t0 = time.monotonic()
+        thread, result = replay_in_background(cfg, refs, folder)
+
+        # Fault 3: the NameNode crashes (the DataNode goes with it) and is started again 30 s later.
+        time.sleep(max(NAMENODE_KILL_AT_S - (time.monotonic() - t0), 0))
+        kill_namenode(cfg)
+        down.add("hdfs")
+        time.sleep(HDFS_DOWN_S)
+        run_stack("hdfs.sh", "start")
+        down.discard("hdfs")
+        returned_at = time.time()
+        recovery["HDFS NameNode kill -9, back after 30 s"] = seconds_to_first_new_window(
+            run_cfg, keyspace, returned_at, job)
+
+        # Fault 4: the broker stops for 30 s; the bridge holds what the walks keep sending.
+        run_stack("kafka.sh", "stop")
+        down.add("kafka")
+        time.sleep(KAFKA_DOWN_S)
+        run_stack("kafka.sh", "start")
+        down.discard("kafka")
+        returned_at = time.time()
+        recovery["Kafka broker stopped, back after 30 s"] = seconds_to_first_new_window(
+            run_cfg, keyspace, returned_at, job)
+        thread.join(180)
+        report = result["report"]
+        assert not report.interrupted and sorted(report.per_walk) == sorted(WALKS)
+
+        stored, finals = wait_until_complete(run_cfg, keyspace, job, expected_windows, report)
+        total = sum(report.per_walk.values())
+        wait_for_archive(spark_reader, streaming_job.archive_uri(run_cfg), total, job)
+        _books, restarts = check_books(expected_windows, expected_features, stored, finals, job, recovery)
+        archive = spark_reader.read.parquet(streaming_job.archive_uri(run_cfg))
+        archived, distinct = archive.count(), archive.select("walk_id", "seq").distinct().count()
+        print(f"archive: {archived} rows, {distinct} distinct samples of {total} sent")
+        assert archived == distinct == total
+        # Both outages were ridden out inside the job: no restart.
+        assert restarts == 0, job.log()[-4000:]
+        assert all(seconds < RECOVERY_TARGET_S for seconds in recovery.values()), recovery
+    finally:
+        for service in ("hdfs", "kafka"):
+            if service in down or not healthy(service):
+                ensure_healthy(service)
+        if job is not None:
+            job.stop()
+        if bridge is not None:
+            bridge.stop()
+        drop_keyspace(cfg, keyspace)
+        try:
+            hdfs_client(cfg).delete(f"/test/streaming/out{tag}", recursive=True)
+        except Exception:  # best effort: HDFS cleanup must not hide the test's own outcome
+            pass
+
+
+def run_when_readable(base_url: str, run_id: str, timeout: float) -> dict:
+    """GET /runs/{id} until it answers 200 with a finished run (503 while FerretDB is away)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = httpx.get(f"{base_url}/runs/{run_id}", timeout=30)
+        if response.status_code == 200 and response.json()["status"] in ("succeeded", "failed"):
+            return response.json()
+        assert time.monotonic() < deadline, (response.status_code, response.text)
+        time.sleep(0.5)
+
+
+def test_ferretdb_stopped_during_retrain_fails_the_run_then_next_succeeds(stack, tmp_path):
+    with running_api(tmp_path) as api:
+        stopped = False
+        try:
+            response = httpx.post(f"{api.base_url}/retrain", json={}, headers=api.auth())
+            assert response.status_code == 202, response.text
+            run_id = response.json()["run_id"]
+            deadline = time.monotonic() + 60
+            while httpx.get(f"{api.base_url}/runs/{run_id}").json().get("data") is None:  # data loaded: evaluating
+                assert time.monotonic() < deadline, api.log_path.read_text()[-3000:]
+                time.sleep(0.1)
+            run_stack("ferretdb.sh", "stop")
+            stopped = True
+            deadline = time.monotonic() + 180
+            while f"run {run_id} failed" not in api.log_path.read_text():
+                assert time.monotonic() < deadline, api.log_path.read_text()[-3000:]
+                time.sleep(0.5)
+            run_stack("ferretdb.sh", "start")
+            stopped = False
+            returned_at = time.time()
+            failed = run_when_readable(api.base_url, run_id, timeout=120)
+            recorded_s = time.time() - returned_at
+            assert failed["status"] == "failed", failed
+            assert failed["error"] and "FerretDB" in failed["error"], failed["error"]
+            assert failed["model_version"] is None  # nothing registered by a run that could not be recorded
+            following = api.retrain(timeout=300)
+            print(f"\nFerretDB stopped during a retrain: run failed ({failed['error'][:120]}), recorded "
+                  f"{recorded_s:.1f} s after FerretDB's return; next retrain {following['status']}")
+            assert following["status"] == "succeeded", following
+        finally:
+            if stopped or not healthy("ferretdb"):
+                ensure_healthy("ferretdb")
