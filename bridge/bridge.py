@@ -30,6 +30,7 @@ from kafka.errors import (CorruptRecordError, InvalidRecordError, KafkaError, Me
                           NoBrokersAvailable, RecordListTooLargeError, UnsupportedForMessageFormatError)
 from tenacity import before_sleep_log, retry, retry_if_exception_type, wait_exponential
 
+from bridge import metrics
 from bridge import payload as payload_schema
 from bridge.limits import OpenWalks
 from gaitstream import endpoints
@@ -60,6 +61,7 @@ class BridgeStats:
     truncated: int = 0  # dead letters stored cut at bridge.dead_letter_max_bytes
     dead_letter_failed: int = 0  # acknowledged though even the last-resort dead letter was refused
     open_walks: int = 0  # walks seen within bridge.walk_idle_seconds (at the last stats line)
+    redelivered: int = 0  # messages the broker sent again (MQTT DUP flag): unacknowledged when a session ended
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -173,6 +175,7 @@ class Bridge:
         if self.stopping.is_set():
             return  # not acknowledged: the broker redelivers it to the next session
         self.stats.received += 1
+        self.stats.redelivered += bool(message.dup)
         received_at_ms = int(time.time() * 1000)
         raw = bytes(message.payload)
         try:
@@ -312,6 +315,7 @@ class Bridge:
         tmp = path.with_name(f".{path.name}.{os.getpid()}")
         tmp.write_text(json.dumps(doc))
         os.replace(tmp, path)
+        metrics.write_textfile(path, doc)  # the same numbers in Prometheus text format, <stem>.prom
 
     def request_stop(self, *_args) -> None:
         self.stopping.set()

@@ -37,7 +37,7 @@ from gaitstream.gaitpdb import COLUMNS, FORCE_CHANNELS
 from model import features
 
 WIDTH = len(COLUMNS)  # time + 18 force channels
-STATE_FORMAT = 2      # bumped when the bytes below change (a new checkpoint is then required)
+STATE_FORMAT = 3      # bumped when the bytes below change (a new checkpoint is then required)
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ class _Wire(msgspec.Struct, array_like=True):
     duplicate_samples: int
     windows: list[_OpenWindow]
     detector: bytes
-    closed: bool = False               # appended to format 2: states written before decode as open
+    closed: bool = False               # optional trailing field: states written without it decode as open
 
 
 _encoder = msgspec.msgpack.Encoder()

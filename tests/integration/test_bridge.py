@@ -59,8 +59,10 @@ def test_sigkill_of_the_bridge_mid_replay_loses_nothing(stack, walks, tmp_path):
     cfg, env = isolated_config()
     chosen = replay.select_walks(refs, studies=["Ju"])[:5]
     bridge = BridgeProcess(env, tmp_path / "bridge.log").start()
-    thread, result = replay_in_thread(cfg, chosen, folder)
+    # Throttled (8x real time, ~12 s a walk), so the kill lands mid-stream with messages in flight.
+    thread, result = replay_in_thread(cfg, chosen, folder, speed=8.0)
     time.sleep(4)
+    assert thread.is_alive(), "the replay ended before the kill: the fault would hit nothing"
     bridge.kill(signal.SIGKILL)
     time.sleep(2)
     bridge.start()
@@ -68,9 +70,30 @@ def test_sigkill_of_the_bridge_mid_replay_loses_nothing(stack, walks, tmp_path):
     report = result["report"]
     contents = _wait_all(cfg, report.per_walk)
     _assert_exactly_once_in_order(contents, report.per_walk)
-    print(f"after SIGKILL: {contents.records} records for {len(contents.distinct())} samples "
+    # The kill hit unacknowledged messages: the broker sent them again (DUP) to the new session.
+    stats = _stats_when(cfg, lambda c: c.get("received", 0) > 0)
+    assert stats["redelivered"] > 0, stats
+    print(f"after SIGKILL: {stats['redelivered']} messages redelivered, {contents.records} records for "
+          f"{len(contents.distinct())} samples "
           f"({sum(len(s) for s in contents.arrivals.values()) - len(contents.distinct())} duplicates)")
     bridge.stop()
+
+
+def _stats_when(cfg, ready, timeout: float = 30) -> dict:
+    """The bridge's counters (its stats file) once ``ready(counters)`` holds."""
+    path = cfg.path("bridge.stats_file")
+    deadline = time.monotonic() + timeout
+    counters: dict = {}
+    while time.monotonic() < deadline:
+        try:
+            data = json.loads(path.read_text())
+            counters = data.get("counters", data)
+        except (OSError, ValueError):
+            counters = {}
+        if ready(counters):
+            return counters
+        time.sleep(0.5)
+    raise AssertionError(f"bridge stats not ready after {timeout}s: {counters}")
 
 
 def test_kafka_restart_mid_replay_loses_nothing(stack, walks, tmp_path):
@@ -78,9 +101,16 @@ def test_kafka_restart_mid_replay_loses_nothing(stack, walks, tmp_path):
     cfg, env = isolated_config()
     chosen = replay.select_walks(refs, studies=["Ga"], groups=["Co"])[:5]
     bridge = BridgeProcess(env, tmp_path / "bridge.log").start()
-    thread, result = replay_in_thread(cfg, chosen, folder)
+    # Throttled (2x real time, about a minute a walk) so samples keep coming while Kafka is away.
+    thread, result = replay_in_thread(cfg, chosen, folder, speed=2.0)
     time.sleep(3)
+    assert thread.is_alive(), "the replay ended before the restart: the fault would hit nothing"
+    before = _stats_when(cfg, lambda c: c.get("received", 0) > 0)
     run_stack("kafka.sh", "restart")
+    assert thread.is_alive(), "the replay ended during the restart: make it slower"
+    # Messages arrived while Kafka was away and were held unacknowledged, then forwarded.
+    during = _stats_when(cfg, lambda c: c.get("received", 0) > before["received"])
+    assert during["received"] > before["received"]
     thread.join(300)
     report = result["report"]
     contents = _wait_all(cfg, report.per_walk)

@@ -145,8 +145,8 @@ def test_a_finalized_walk_never_regresses_after_its_state_expires():
     assert stateful.step(tombstone, "GaCo01/GaCo01_01", None, SETTINGS, Limits(), timeouts)[2] is None  # dropped
 
 
-def test_states_written_before_tombstones_still_load():
-    """Format 2 states from before the `closed` field decode as open walks (no new checkpoint needed)."""
+def test_states_written_without_the_closed_field_still_load():
+    """A state without the trailing `closed` field decodes as an open walk."""
     import msgspec
 
     from streaming import windowing
@@ -155,4 +155,4 @@ def test_states_written_before_tombstones_still_load():
     wire = msgspec.msgpack.decode(walk.to_bytes())
     old = msgspec.msgpack.encode(wire[:-1])  # without the trailing `closed`
     loaded = WalkState.from_bytes(old)
-    assert (loaded.study, loaded.frontier, loaded.closed) == ("Ga", 3, False) and windowing.STATE_FORMAT == 2
+    assert (loaded.study, loaded.frontier, loaded.closed) == ("Ga", 3, False) and windowing.STATE_FORMAT == 3
