@@ -1,5 +1,6 @@
-"""What the dashboard's Pipeline panel shows: every service's health, the streaming job's queries,
-Kafka consumer lag and the bridge's counters, in one snapshot.
+"""What the dashboard's Pipeline panel shows: every service's health, the streaming job's queries
+(with the time since each one's last batch), Kafka consumer lag, the bridge's counters, each
+pipeline process's supervisor (restarts) and whether data flows, in one snapshot.
 
 Health checks are the stack's own (:func:`gaitstream.health.check`), run in parallel with their
 short client timeouts; the snapshot is cached a few seconds so several open pages cost one round.
@@ -14,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from gaitstream import health
+from gaitstream import health, pipeline_status
 from gaitstream.config import Config
 from streaming.status import read_status
 
@@ -99,16 +100,83 @@ def kafka_lag(cfg: Config) -> dict[str, Any]:
 
 
 def streaming_status(cfg: Config) -> dict[str, Any]:
-    """The job's status file (see streaming.status) with its age, or why there is none."""
+    """The job's status file (see streaming.status) with its age, or why there is none; each query
+    with ``last_progress_age_s`` (seconds since its last batch) and ``stale`` (beyond
+    ``supervise.stale_after_seconds``), judged as ``stack/status`` does."""
     path = cfg.path("streaming.status_file")
+    stale_after = float(cfg.supervise["stale_after_seconds"])
     status = read_status(path)
     if status is None:
         return {"state": "no status file", "error": f"no status file at {path}: is the streaming job running?",
-                "queries": [], "age_s": None, "ui_url": None}
+                "queries": [], "age_s": None, "ui_url": None, "fresh": False, "stale_after_s": stale_after}
     updated_ms = status.get("updated_at_ms")
     age = round(time.time() - updated_ms / 1000, 1) if isinstance(updated_ms, (int, float)) else None
-    return {"state": status.get("state"), "error": None, "queries": status.get("queries") or [], "age_s": age,
-            "ui_url": status.get("ui_url")}
+    judged = pipeline_status.streaming_job(cfg)
+    return {"state": status.get("state"), "error": None, "queries": judged["queries"], "age_s": age,
+            "ui_url": status.get("ui_url"), "fresh": judged["fresh"], "stale_after_s": stale_after}
+
+
+def supervisors(cfg: Config) -> list[dict[str, Any]]:
+    """Per pipeline process (bridge, streaming, api) its supervisor: state, restarts, the last one's cause."""
+    out = []
+    for name in pipeline_status.COMPONENTS:
+        sup = pipeline_status.supervisor(cfg, name)
+        if sup is None:
+            out.append({"name": name, "supervised": False, "state": "not started", "alive": False, "restarts": 0,
+                        "last_restart_at": None, "last_cause": None, "last_error": None})
+            continue
+        last = (sup.get("history") or [None])[-1] or {}
+        out.append({"name": name, "supervised": True, "state": sup.get("state"), "alive": bool(sup["alive"]),
+                    "restarts": int(sup.get("restarts") or 0), "last_restart_at": last.get("at"),
+                    "last_cause": last.get("cause"), "last_error": last.get("error")})
+    return out
+
+
+def duration_text(seconds: float) -> str:
+    """``95 s``, ``12 min``, ``5 h``, ``331 d``: an age a person reads at a glance."""
+    for limit, unit, size in ((120, "s", 1), (7200, "min", 60), (172800, "h", 3600)):
+        if seconds < limit:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds / 86400:.0f} d"
+
+
+FLOW_SERVICES = ("mosquitto", "kafka", "cassandra", "hdfs")  # on the samples' path (FerretDB is not)
+
+
+def data_flow(services: list[dict[str, Any]], streaming: dict[str, Any],
+              sups: list[dict[str, Any]]) -> dict[str, Any]:
+    """Whether data flows from the sensors to Cassandra and the archive; if not, why (the banner)."""
+    reasons = []
+    by_name = {s["name"]: s for s in services}
+    for sup in sups:
+        if sup["name"] not in ("bridge", "streaming") or not sup["supervised"]:
+            continue
+        if sup["state"] == "backoff":
+            reasons.append(f"{sup['name']} restarting (restart {sup['restarts']}, last: {sup['last_cause']})")
+        elif sup["state"] == "gave-up":
+            reasons.append(f"{sup['name']} down: its supervisor gave up after {sup['restarts']} restart(s)")
+        elif sup["state"] == "stopped":
+            reasons.append(f"{sup['name']} stopped")
+        elif not sup["alive"]:
+            reasons.append(f"{sup['name']} down: its supervisor is not running")
+    for name in ("bridge", "streaming"):
+        check = by_name.get(name)
+        if check is not None and not check["ok"] and not any(r.startswith(name) for r in reasons):
+            reasons.append(f"{name} down: {check['detail'][:160]}")
+    for name in FLOW_SERVICES:
+        check = by_name.get(name)
+        if check is not None and not check["ok"]:
+            reasons.append(f"{name} down")
+    if streaming.get("fresh"):
+        for query in streaming.get("queries") or []:
+            age = query.get("last_progress_age_s")
+            if not query.get("active"):
+                reasons.append(f"query {query['name']} stopped")
+            elif query.get("stale"):
+                reasons.append(f"query {query['name']} stale: last batch "
+                               + ("never" if age is None else f"{duration_text(age)} ago")
+                               + f" (> {duration_text(streaming['stale_after_s'])})")
+    return {"flowing": not reasons, "reasons": reasons}
 
 
 def bridge_stats(cfg: Config) -> dict[str, Any]:
@@ -139,10 +207,12 @@ class PipelineMonitor:
                 lag = pool.submit(kafka_lag, self.cfg)
                 services = list(pool.map(lambda name: check_one(name, self.cfg), names))
                 lag_result = lag.result()
+            streaming, sups = streaming_status(self.cfg), supervisors(self.cfg)
             result = {
                 "checked_at_ms": int(time.time() * 1000), "services": services,
-                "streaming": streaming_status(self.cfg), "kafka": lag_result, "bridge": bridge_stats(self.cfg),
+                "streaming": streaming, "kafka": lag_result, "bridge": bridge_stats(self.cfg),
                 "spark_ui_url": f"http://127.0.0.1:{int(self.cfg.spark['ui_port'])}",
+                "supervisors": sups, "flow": data_flow(services, streaming, sups),
             }
             self._cached = (time.monotonic(), result)
             return result

@@ -116,8 +116,13 @@ function renderPipeline(status) {
     cell(row, fmt(query.input_rows_per_second, 1), "num");
     cell(row, fmt(query.processed_rows_per_second, 1), "num");
     cell(row, query.timestamp ? timeOf(query.timestamp) : "–");
+    const since = cell(row, query.last_progress_age_s == null ? "–" : ago(query.last_progress_age_s), "num");
+    since.dataset.value = query.last_progress_age_s ?? "";
+    if (query.stale) { since.classList.add("stale"); since.title = "stale: beyond supervise.stale_after_seconds"; }
     cell(row, count(lagByQuery[query.name]), "num");
   }, streaming.error || "no queries reported");
+  renderSupervisors(status.supervisors || []);
+  renderFlow(status.flow);
   const streamingNote = $("streaming-note");
   streamingNote.hidden = streaming.age_s === null || streaming.age_s < 60;
   streamingNote.textContent = `status file is ${fmt(streaming.age_s, 0)} s old: the job may be stopped`;
@@ -138,6 +143,38 @@ function renderPipeline(status) {
     bridge.age_s > 60 ? `bridge stats are ${fmt(bridge.age_s, 0)} s old` : null].filter(Boolean);
   $("pipeline-notes").hidden = !notes.length;
   $("pipeline-notes").textContent = notes.join("\n");
+}
+
+const SUPERVISOR_BADGE = { running: "ok", backoff: "warn", "gave-up": "down", stopped: "warn" };
+
+// 95 s, 12 min, 5 h, 331 d: the time since a query's last batch at a glance
+function ago(seconds) {
+  for (const [limit, unit, size] of [[120, "s", 1], [7200, "min", 60], [172800, "h", 3600]]) {
+    if (seconds < limit) return `${Math.round(seconds / size)} ${unit}`;
+  }
+  return `${Math.round(seconds / 86400)} d`;
+}
+
+function renderSupervisors(supervisors) {
+  fillTable("supervisors", supervisors, (row, sup) => {
+    row.dataset.process = sup.name;
+    cell(row, sup.name);
+    const state = sup.state === "backoff" ? "restarting" : (sup.alive || !sup.supervised ? sup.state : `${sup.state} (gone)`);
+    const kind = !sup.supervised ? "" : (sup.alive ? SUPERVISOR_BADGE[sup.state] || "warn" : "down");
+    row.insertCell().append(badge(state, kind));
+    cell(row, sup.restarts, "num restarts");
+    const last = sup.last_restart_at
+      ? `${new Date(sup.last_restart_at * 1000).toLocaleTimeString("en-GB")}: ${sup.last_cause || "?"}` : "–";
+    const detail = cell(row, last, "detail");
+    detail.title = sup.last_error || last;
+  }, "no pipeline processes");
+}
+
+// The banner: shown while data is not flowing (a query stale, the job or the bridge down or restarting).
+function renderFlow(flow) {
+  const banner = $("flow-banner");
+  banner.hidden = !flow || flow.flowing;
+  banner.textContent = banner.hidden ? "" : `Data is not flowing: ${flow.reasons.join("; ")}`;
 }
 
 // ---------------------------------------------------------------- walks (Live stream + Diagnosis pickers)

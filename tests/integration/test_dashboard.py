@@ -1,8 +1,10 @@
 """The dashboard in a real browser: Debian's chromium, headless, driven by Playwright.
 
 `gaitstream api` runs over its own seeded keyspace and database with three finished runs; the
-streaming status file, bridge stats file and a Spark checkpoint are written by the test (the
-job's own writer, :func:`streaming.status.write_status`) so every panel has known numbers.
+streaming status file, bridge stats file, supervisor status files and a Spark checkpoint are
+written by the test (the job's own writer, :func:`streaming.status.write_status`) so every panel
+has known numbers. The queries' last progress is months old and the bridge's supervisor is waiting
+to restart it: the page must say data is not flowing.
 Screenshots land in var/test-artifacts/dashboard/.
 """
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import subprocess
 import time
 import uuid
@@ -33,6 +36,7 @@ ARTIFACTS = REPO_ROOT / "var" / "test-artifacts" / "dashboard"
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 HELD_BACK_WINDOWS = 5  # of the live walk, inserted while the page is open
 QUERY_RATES = {"archive": (41.5, 57.25), "windows": (40.0, 38.5), "deadletter": (0.0, 0.0)}
+BRIDGE_RESTARTS, STREAMING_RESTARTS = 3, 1
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic", "--disable-features=Translate,MediaRouter",
                  "--disable-default-apps", "--disable-extensions"]
@@ -76,12 +80,27 @@ def write_pipeline_files(tmp: Path, topic: str, produced: int) -> dict[str, str]
     bridge_file.write_text(json.dumps({"client_id": "test-bridge", "pid": 1, "updated_at": time.time() + 3600,
                                        "mqtt_connected": True, "received": 1234, "forwarded": 1230,
                                        "dead_lettered": 4, "resent": 0, "pending": 0, "forwarded_per_s": 12.5}))
+    supervisors = tmp / "supervise"
+    supervisors.mkdir()
+    now = time.time()
+    for name, state, restarts in (("bridge", "backoff", BRIDGE_RESTARTS), ("streaming", "running", STREAMING_RESTARTS)):
+        history = [{"at": now - 60 + k, "code": 1, "cause": "exit code 1", "error": "KafkaTimeoutError: test",
+                    "ran_s": 2.0} for k in range(restarts)]
+        # The supervisor's own format (gaitstream.supervise); this test process stands in as its pid.
+        (supervisors / f"{name}-supervisor.json").write_text(json.dumps(
+            {"name": name, "pid": os.getpid(), "state": state, "command": [name], "child_pid": None,
+             "started_at": now - 120, "child_started_at": now - 30, "restarts": restarts, "restarts_in_row": 1,
+             "next_restart_at": now + 3600 if state == "backoff" else None, "last_exit": history[-1],
+             "history": history, "updated_at": now}))
     offsets = tmp / "checkpoints" / "windows" / "offsets"
     offsets.mkdir(parents=True)
     (offsets / "7").write_text("v1\n" + json.dumps({"batchWatermarkMs": 0, "batchTimestampMs": 0}) + "\n"
                                + json.dumps({topic: {"0": max(produced - 3, 0)}}) + "\n")
     return {"GAITSTREAM_STREAMING_STATUS_FILE": str(status_file), "GAITSTREAM_BRIDGE_STATS_FILE": str(bridge_file),
-            "GAITSTREAM_SPARK_CHECKPOINT_DIR": str(tmp / "checkpoints"), "GAITSTREAM_KAFKA_SAMPLES_TOPIC": topic}
+            "GAITSTREAM_SPARK_CHECKPOINT_DIR": str(tmp / "checkpoints"), "GAITSTREAM_KAFKA_SAMPLES_TOPIC": topic,
+            "GAITSTREAM_SUPERVISE_STATUS_DIR": str(supervisors),
+            # the status file stays fresh for the whole module (its queries' progress is what is old)
+            "GAITSTREAM_STREAMING_STATUS_INTERVAL_SECONDS": "3600"}
 
 
 def produce(cfg, topic: str, records: int) -> None:
@@ -172,6 +191,21 @@ def test_dashboard_in_chromium(dashboard, chromium, tmp_path):
             expect(page.locator("#bridge-forwarded")).to_have_text("1,230")
             expect(page.locator("#bridge-dead")).to_have_text("4")
             expect(page.locator("#spark-ui")).to_have_attribute("href", f"http://127.0.0.1:{api.cfg.spark['ui_port']}")
+            # Supervisors' restarts, time since each query's last batch, and the banner: data is not flowing
+            expect(page.locator('#supervisors tr[data-process="bridge"] .restarts')).to_have_text(str(BRIDGE_RESTARTS))
+            expect(page.locator('#supervisors tr[data-process="bridge"] .badge')).to_have_text("restarting")
+            expect(page.locator('#supervisors tr[data-process="streaming"] .restarts')).to_have_text(
+                str(STREAMING_RESTARTS))
+            expect(page.locator('#supervisors tr[data-process="api"]')).to_contain_text("not started")
+            windows_row = page.locator("#queries tbody tr", has_text="windows")
+            expect(windows_row.locator("td.stale")).to_have_text(re.compile(r"^\d+ (s|min|h|d)$"))  # marked stale
+            age_s = float(windows_row.locator("td.stale").get_attribute("data-value"))
+            assert age_s == pytest.approx(time.time() - 1767268800, abs=120)  # 2026-01-01T12:00:00Z
+            banner = page.locator("#flow-banner")
+            expect(banner).to_be_visible()
+            expect(banner).to_contain_text("Data is not flowing")
+            expect(banner).to_contain_text("bridge restarting")
+            expect(banner).to_contain_text("query windows stale")
             if kafka_ok:  # 10 records produced, the checkpoint says 7 were read
                 expect(page.locator("#kafka-end")).to_have_text("10")
                 expect(page.locator("#queries tbody tr", has_text="windows").locator("td").last).to_have_text("3")
@@ -248,6 +282,28 @@ def test_dashboard_in_chromium(dashboard, chromium, tmp_path):
     outside = sorted({url for url in requests if urlsplit(url).scheme != "data" and urlsplit(url).hostname not in LOCAL_HOSTS})
     assert not outside, f"requests left localhost: {outside}"
     assert not console_errors, console_errors
+
+
+def test_pipeline_json_reports_restarts_batch_age_and_flow(dashboard):
+    """GET /dashboard/pipeline: supervisors with restarts, seconds since each query's last batch,
+    staleness judged against supervise.stale_after_seconds, and why data is not flowing."""
+    api = dashboard[0]
+    status = httpx.get(f"{api.base_url}/dashboard/pipeline", timeout=30).json()
+    supervisors = {s["name"]: s for s in status["supervisors"]}
+    assert supervisors["bridge"]["restarts"] == BRIDGE_RESTARTS and supervisors["bridge"]["state"] == "backoff"
+    assert supervisors["bridge"]["last_cause"] == "exit code 1" and supervisors["bridge"]["alive"]
+    assert supervisors["streaming"]["restarts"] == STREAMING_RESTARTS and supervisors["streaming"]["state"] == "running"
+    assert not supervisors["api"]["supervised"] and supervisors["api"]["restarts"] == 0
+    stale_after = float(api.cfg.supervise["stale_after_seconds"])
+    assert status["streaming"]["stale_after_s"] == stale_after
+    expected_age = time.time() - 1767268800  # the fake queries' last progress: 2026-01-01T12:00:00Z
+    for query in status["streaming"]["queries"]:
+        assert query["last_progress_age_s"] == pytest.approx(expected_age, abs=30)
+        assert query["stale"] is (expected_age > stale_after)
+    flow = status["flow"]
+    assert flow["flowing"] is False
+    assert any(r.startswith("bridge restarting (restart 3") for r in flow["reasons"]), flow
+    assert {f"query {name} stale" for name in QUERY_RATES} <= {r.split(":")[0] for r in flow["reasons"]}, flow
 
 
 def test_api_errors_show_in_the_page(dashboard, chromium):
