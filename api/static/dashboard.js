@@ -327,7 +327,8 @@ async function refreshModels() {
     $("current-version").textContent = "none promoted yet";
     return;
   }
-  $("current-version").textContent = `${current.version} (${current.aliases.join(", ")})`;
+  $("current-version").textContent = current.version;
+  $("current-aliases").replaceChildren(...current.aliases.map((alias) => badge(alias, alias === "champion" ? "ok" : "warn")));
   $("current-family").textContent = `${current.family} / ${current.feature_set}`;
   let run = runs.find((r) => r.run_id === current.run_id);
   if (!run) {
