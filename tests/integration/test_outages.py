@@ -263,12 +263,9 @@ def test_driver_crash_and_cassandra_restart_ridden_out_nothing_lost(stack, tmp_p
     job = bridge = None
     cassandra_killed = False
     try:
-        job = SupervisedJob(run_env, tmp_path, f"streaming-{tag}")
-        deadline = time.monotonic() + 240
-        while job.job_started_at_s() is None:
-            assert job.proc.poll() is None and time.monotonic() < deadline, job.log()[-4000:]
-            time.sleep(1)
+        # The bridge first: it creates the topic, which a job starting meanwhile may see half-made.
         bridge = BridgeProcess(env, tmp_path / "bridge.log").start()
+        job = start_supervised_job(run_env, tmp_path, tag)
         result: dict = {}
         thread = threading.Thread(target=lambda: result.update(report=replay.replay(
             cfg, refs, speed=1.0, batch_size=10, data_dir=folder, progress=False)), daemon=True)
