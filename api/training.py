@@ -217,6 +217,9 @@ def train(settings: ApiSettings, store, runs: RunStore, registry: Registry, run_
     return {"model_version": version, "metrics": metrics, "timings": timings}
 
 
+FINISHING_GRACE_S = 5.0  # a run marked ended releases its lock within this
+
+
 class RunLock:
     """At most one training run across every API worker process: an exclusive ``flock`` on a file
     in the registry folder, held for the run, with the run id inside for the 409 answer."""
@@ -269,12 +272,19 @@ class Trainer:
         return self._running
 
     def submit(self, params: TrainingParams) -> str:
+        run_id = uuid.uuid4().hex
+        deadline = time.monotonic() + FINISHING_GRACE_S
+        while True:
+            with self._lock:
+                holder = self._running
+                if holder is None and self._run_lock.acquire(run_id):
+                    break
+                holder = holder or self._run_lock.holder()
+            # A run whose document already says it ended is only releasing the lock: wait for it.
+            if time.monotonic() > deadline or not self._finished(holder):
+                raise Conflict("a training run is already in progress", running_run_id=holder)
+            time.sleep(0.05)
         with self._lock:
-            if self._running is not None:
-                raise Conflict("a training run is already in progress", running_run_id=self._running)
-            run_id = uuid.uuid4().hex
-            if not self._run_lock.acquire(run_id):  # another API worker process is training
-                raise Conflict("a training run is already in progress", running_run_id=self._run_lock.holder())
             try:
                 self.runs.create(run_id, asdict(params))  # Mongo down → PyMongoError → 503, nothing started
             except BaseException:
@@ -283,6 +293,14 @@ class Trainer:
             self._running = run_id
         self._executor.submit(self._run, run_id, params)
         return run_id
+
+    def _finished(self, run_id: str | None) -> bool:
+        if run_id is None:
+            return True
+        try:
+            return self.runs.get(run_id).get("status") in (SUCCEEDED, FAILED)
+        except Exception:  # no such run, or Mongo away: treat as running (409)
+            return False
 
     def _run(self, run_id: str, params: TrainingParams) -> None:
         try:
