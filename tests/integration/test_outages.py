@@ -203,6 +203,18 @@ def start_supervised_job(run_env, tmp_path, tag: str) -> SupervisedJob:
     return job
 
 
+def isolated_run(tmp_path):
+    """One test's isolated MQTT/Kafka names, job env (keyspace, HDFS paths, checkpoints), schema and walks."""
+    cfg, env = isolated_config()
+    tag = uuid.uuid4().hex[:8]
+    run_env = job_env(env, tmp_path, f"out{tag}")
+    run_cfg = gs_config.load(env=run_env)
+    schema.create(run_cfg)
+    folder = cfg.path("data.gaitpdb_dir")
+    refs = replay.select_walks(gaitpdb.list_walks(folder)[0], walks=WALKS)
+    return cfg, env, tag, run_env, run_cfg, run_cfg.cassandra["keyspace"], folder, refs
+
+
 def replay_in_background(cfg, refs, folder) -> tuple[threading.Thread, dict]:
     """The walks at real time (speed 1) from a thread; ``result["report"]`` once every walk is sent."""
     result: dict = {}
@@ -250,14 +262,7 @@ def check_books(expected_windows: dict, expected_features: dict, stored: dict, f
 
 
 def test_driver_crash_and_cassandra_restart_ridden_out_nothing_lost(stack, tmp_path):
-    cfg, env = isolated_config()
-    tag = uuid.uuid4().hex[:8]
-    run_env = job_env(env, tmp_path, f"out{tag}")
-    run_cfg = gs_config.load(env=run_env)
-    keyspace = run_cfg.cassandra["keyspace"]
-    schema.create(run_cfg)
-    folder = cfg.path("data.gaitpdb_dir")
-    refs = replay.select_walks(gaitpdb.list_walks(folder)[0], walks=WALKS)
+    cfg, env, tag, run_env, run_cfg, keyspace, folder, refs = isolated_run(tmp_path)
     expected_windows, expected_features = offline(folder)
     recovery: dict[str, float] = {}
     job = bridge = None
@@ -266,11 +271,8 @@ def test_driver_crash_and_cassandra_restart_ridden_out_nothing_lost(stack, tmp_p
         # The bridge first: it creates the topic, which a job starting meanwhile may see half-made.
         bridge = BridgeProcess(env, tmp_path / "bridge.log").start()
         job = start_supervised_job(run_env, tmp_path, tag)
-        result: dict = {}
-        thread = threading.Thread(target=lambda: result.update(report=replay.replay(
-            cfg, refs, speed=1.0, batch_size=10, data_dir=folder, progress=False)), daemon=True)
         t0 = time.monotonic()
-        thread.start()
+        thread, result = replay_in_background(cfg, refs, folder)
 
         # Fault 1: the driver crashes; only the supervisor may bring it back.
         time.sleep(max(DRIVER_KILL_AT_S - (time.monotonic() - t0), 0))
@@ -298,34 +300,8 @@ def test_driver_crash_and_cassandra_restart_ridden_out_nothing_lost(stack, tmp_p
         report = result["report"]
         assert not report.interrupted and sorted(report.per_walk) == sorted(WALKS)
 
-        deadline = time.monotonic() + 300
-        while True:
-            assert job.proc.poll() is None, f"supervisor exited\n{job.log()[-4000:]}"
-            windows, walk_features = cassandra_rows(run_cfg, keyspace)
-            stored = {(w.walk_id, w.window_index): w for w in windows}
-            finals = {f.walk_id: f for f in walk_features if f.final and f.samples == report.per_walk[f.walk_id]}
-            complete = all(k in stored and stored[k].sample_count == e["sample_count"]
-                           for k, e in expected_windows.items())
-            if complete and set(finals) == set(WALKS):
-                break
-            assert time.monotonic() < deadline, (f"{len(stored)}/{len(expected_windows)} windows, "
-                                                 f"{len(finals)} finals\n{job.log()[-3000:]}")
-            time.sleep(3)
-
-        books = account(expected_windows, stored)
-        restarts = job.supervisor_status()["restarts"]
-        print(f"\nwindows expected {books.expected}, stored {books.stored}, lost {len(books.lost)}, "
-              f"extra {len(books.extra)}, miscounted {len(books.miscounted)}, "
-              f"means differing {len(books.means_differing)}; supervisor restarts {restarts}")
-        for fault, seconds in recovery.items():
-            print(f"{fault}: first new window {seconds:.1f} s after the dependency's return "
-                  f"(target < {RECOVERY_TARGET_S} s)")
-        assert books.clean(), books
-        for walk_id, expected in expected_features.items():
-            got = finals[walk_id].features
-            assert set(got) == set(expected), walk_id
-            for name, value in expected.items():
-                assert got[name] == pytest.approx(value, rel=1e-9, abs=1e-12), (walk_id, name)
+        stored, finals = wait_until_complete(run_cfg, keyspace, job, expected_windows, report)
+        _books, restarts = check_books(expected_windows, expected_features, stored, finals, job, recovery)
         # Cassandra's outage was ridden out inside the job: the only restart is the driver crash's.
         assert restarts == 1, job.log()[-4000:]
         assert recovery["Cassandra kill -9, back after 30 s"] < RECOVERY_TARGET_S, recovery
@@ -348,14 +324,7 @@ def test_driver_crash_and_cassandra_restart_ridden_out_nothing_lost(stack, tmp_p
 
 
 def test_namenode_crash_and_kafka_stop_ridden_out_archive_exactly_once(stack, tmp_path, spark_reader):
-    cfg, env = isolated_config()
-    tag = uuid.uuid4().hex[:8]
-    run_env = job_env(env, tmp_path, f"out{tag}")
-    run_cfg = gs_config.load(env=run_env)
-    keyspace = run_cfg.cassandra["keyspace"]
-    schema.create(run_cfg)
-    folder = cfg.path("data.gaitpdb_dir")
-    refs = replay.select_walks(gaitpdb.list_walks(folder)[0], walks=WALKS)
+    cfg, env, tag, run_env, run_cfg, keyspace, folder, refs = isolated_run(tmp_path)
     expected_windows, expected_features = offline(folder)
     recovery: dict[str, float] = {}
     job = bridge = None
