@@ -87,9 +87,12 @@ def check_alias(name: str) -> str:
 
 
 class Registry:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, create: bool = True):
+        """``create=False`` for readers that must not make the folder (the streaming job on YARN,
+        where it may not exist): every read then fails with an OSError the reader reports."""
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        if create:
+            self.root.mkdir(parents=True, exist_ok=True)
 
     # -- index ----------------------------------------------------------------------------------
     @contextlib.contextmanager

@@ -105,7 +105,7 @@ def live_scorer(cfg: gs_config.Config) -> predictions.LiveScorer | None:
         return None
     from gaitstream.health.cassandra import connect
 
-    return predictions.LiveScorer(Registry(cfg.path("api.registry_dir")), cfg.cassandra["keyspace"],
+    return predictions.LiveScorer(Registry(cfg.path("api.registry_dir"), create=False), cfg.cassandra["keyspace"],
                                   lambda: connect(cfg), alias=str(s["prediction_alias"]))
 
 

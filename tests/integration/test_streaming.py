@@ -219,11 +219,17 @@ def test_windows_features_archive_and_dead_letters(stack, topic, spark_reader):
     assert_windows_are_offline(windows, expected)
     assert_features_are_offline(cfg, walk_features, report.per_walk)
 
-    # Monitoring: the status file names the two queries and their progress.
-    current = status.read_status(run_cfg.path("streaming.status_file"))
+    # Monitoring: the status file names the two queries and their progress (the archive starts after
+    # the windows query's first batch, on its own longer trigger: wait for its first batch).
+    deadline = time.monotonic() + 120
+    while True:
+        current = status.read_status(run_cfg.path("streaming.status_file"))
+        if all(q["active"] and q["batch_id"] is not None for q in current["queries"]) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
     assert current["state"] == "running" and current["ui_url"]
     assert {q["name"] for q in current["queries"]} == {"archive", "windows"}
-    assert all(q["active"] and q["batch_id"] is not None for q in current["queries"])
+    assert all(q["active"] and q["batch_id"] is not None for q in current["queries"]), current["queries"]
 
     # SIGTERM: queries stopped cleanly, exit 0.
     wait_for_archive(spark_reader, job.archive_uri(run_cfg), sum(report.per_walk.values()), process)

@@ -107,3 +107,12 @@ def test_legacy_registry_is_adopted_once(tmp_path):
     adopted = Registry(tmp_path)
     assert adopted.current_version() == version and adopted.versions() == [version]
     assert adopted.load(version).version == version
+
+
+def test_a_reader_does_not_create_the_folder_and_fails_as_oserror(tmp_path):
+    """The streaming job reads the registry with create=False: a missing folder is an OSError it reports."""
+    missing = tmp_path / "nowhere" / "models"
+    watcher = AliasWatcher(Registry(missing, create=False))
+    with pytest.raises(OSError):
+        watcher.get()
+    assert not missing.exists()
