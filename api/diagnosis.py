@@ -89,9 +89,8 @@ def _from_features(store, model: LoadedModel, subject_id: str) -> dict[str, Any]
         raise NotFound(f"no walks of subject {subject_id!r} in Cassandra")
     ids = [w["walk_id"] for w in walks]
     maps = [w["features"] for w in walks]
-    probability, used = predict.subject_probability(model, ids, maps)
-    X = predict.subject_row(model, [maps[i] for i in used])
-    return _answer(model, X, probability=probability, subject_id=subject_id, walks=len(walks),
+    X, _used = predict.subject_inputs(model, ids, maps)
+    return _answer(model, X, subject_id=subject_id, walks=len(walks),
                    final_walks=sum(bool(w["final"]) for w in walks), usual_walks=sum(map(is_usual_walk, ids)))
 
 

@@ -65,10 +65,17 @@ def subject_row(model: LoadedModel, walks: Sequence[Mapping[str, float]]) -> np.
         return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)[None, :]
 
 
+def subject_inputs(model: LoadedModel, walk_ids: Sequence[str],
+                   walks: Sequence[Mapping[str, float]]) -> tuple[np.ndarray, list[int]]:
+    """(input row, positions of the walks used) for a subject's walks (ids and feature maps)."""
+    check_scorable(model)
+    used = subject_walks(walk_ids)
+    return subject_row(model, [walks[i] for i in used]), used
+
+
 def subject_probability(model: LoadedModel, walk_ids: Sequence[str],
                         walks: Sequence[Mapping[str, float]]) -> tuple[float, list[int]]:
     """(probability, positions of the walks used) for a subject's walks (ids and feature maps)."""
-    check_scorable(model)
-    used = subject_walks(walk_ids)
-    return probability(model, subject_row(model, [walks[i] for i in used])), used
+    X, used = subject_inputs(model, walk_ids, walks)
+    return probability(model, X), used
 

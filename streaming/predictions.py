@@ -132,8 +132,8 @@ class LiveScorer:
         walks = list(self._session.execute(self._prepared("subject_walks"), (subject_id,)))
         ids = [w.walk_id for w in walks]
         features = [dict(w.features or {}) for w in walks]
-        p, used = predict.subject_probability(model, ids, features)
-        inputs = predict.subject_row(model, [features[i] for i in used])[0]
+        X, used = predict.subject_inputs(model, ids, features)
+        p, inputs = predict.probability(model, X), X[0]
         finite = {name: float(v) for name, v in zip(model.meta["features"], inputs) if math.isfinite(v)}
         versions = {w.feature_version for w in walks if w.feature_version is not None}
         return (subject_id, p, predict.label(p), model.version, self.alias, max(versions) if versions else None,
