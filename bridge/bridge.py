@@ -114,39 +114,43 @@ def make_producer(cfg: Config) -> KafkaProducer:
         max_in_flight_requests_per_connection=1,  # kafka-python requires 1 for idempotence
         linger_ms=5,
         batch_size=512 * 1024,
-        delivery_timeout_ms=int(cfg.bridge["delivery_timeout"]) * 1000,
+        delivery_timeout_ms=cfg.bridge.delivery_timeout * 1000,
         request_timeout_ms=10_000,
         reconnect_backoff_max_ms=2_000,
-        client_id=cfg.bridge["client_id"],
+        client_id=cfg.bridge.client_id,
     )
 
 
 class Bridge:
     """Subscribes to the sensor topics and forwards each message to Kafka before acking it."""
 
-    def __init__(self, cfg: Config, client_id: str | None = None, shared_group: str | None = None):
+    def __init__(self, cfg: Config, client_id: str | None = None, shared_group: str | None = None,
+                 producer: KafkaProducer | None = None, mqtt_client: mqtt.Client | None = None):
+        """``producer`` and ``mqtt_client`` are for tests (in-memory fakes); by default :meth:`run`
+        makes the producer and the paho client is built here."""
         self.cfg = cfg
-        self.client_id = client_id or cfg.bridge["client_id"]
-        group = cfg.bridge["shared_group"] if shared_group is None else shared_group
+        self.client_id = client_id or cfg.bridge.client_id
+        group = cfg.bridge.shared_group if shared_group is None else shared_group
         # Exactly <prefix>/<study>/<subject>/<walk>: deeper topics (another deployment's or a test's
         # prefix below ours) are not this bridge's traffic.
-        pattern = f"{cfg.mqtt['topic_prefix']}/+/+/+"
+        pattern = f"{cfg.mqtt.topic_prefix}/+/+/+"
         self.subscription = f"$share/{group}/{pattern}" if group else pattern
-        self.samples_topic = cfg.kafka["samples_topic"]
-        self.dead_letter_topic = cfg.kafka["dead_letter_topic"]
+        self.samples_topic = cfg.kafka.samples_topic
+        self.dead_letter_topic = cfg.kafka.dead_letter_topic
         b = cfg.bridge
-        self.dead_letter_max_bytes = int(b["dead_letter_max_bytes"])
-        self.max_clock_ahead_s = float(b["max_clock_ahead_seconds"])
-        self.max_clock_behind_s = float(b["max_clock_behind_seconds"])
-        self.open_walks = OpenWalks(int(b["max_open_walks_per_subject"]), float(b["walk_idle_seconds"]))
+        self.dead_letter_max_bytes = b.dead_letter_max_bytes
+        self.max_clock_ahead_s = b.max_clock_ahead_seconds
+        self.max_clock_behind_s = b.max_clock_behind_seconds
+        self.open_walks = OpenWalks(b.max_open_walks_per_subject, b.walk_idle_seconds)
         self.stats = BridgeStats()
         self.stopping = threading.Event()
         self.connected = threading.Event()
         self.refused = False
-        self.producer: KafkaProducer | None = None
-        self.mqtt = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
-                                protocol=mqtt.MQTTv311, clean_session=False, manual_ack=True)
-        self.mqtt.username_pw_set(cfg.mqtt["bridge_user"], cfg.mqtt["bridge_password"])
+        self.producer: KafkaProducer | None = producer
+        self.mqtt = mqtt_client if mqtt_client is not None else mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv311,
+            clean_session=False, manual_ack=True)
+        self.mqtt.username_pw_set(cfg.mqtt.bridge_user, cfg.mqtt.bridge_password)
         self.mqtt.reconnect_delay_set(min_delay=1, max_delay=10)
         self.mqtt.on_connect = self._on_connect
         self.mqtt.on_disconnect = self._on_disconnect
@@ -161,7 +165,7 @@ class Bridge:
                 self.stopping.set()
             return
         log.info("connected to MQTT %s:%s as %s (session present: %s); subscribing %s",
-                 self.cfg.mqtt["host"], self.cfg.mqtt["port"], self.client_id,
+                 self.cfg.mqtt.host, self.cfg.mqtt.port, self.client_id,
                  flags.session_present, self.subscription)
         client.subscribe(self.subscription, qos=1)
         self.connected.set()
@@ -180,9 +184,9 @@ class Bridge:
         raw = bytes(message.payload)
         try:
             batch = payload_schema.validate(
-                raw, max_bytes=int(self.cfg.bridge["max_payload_bytes"]),
-                max_samples=int(self.cfg.bridge["max_samples_per_message"]),
-                mqtt_topic=message.topic, topic_prefix=self.cfg.mqtt["topic_prefix"])
+                raw, max_bytes=self.cfg.bridge.max_payload_bytes,
+                max_samples=self.cfg.bridge.max_samples_per_message,
+                mqtt_topic=message.topic, topic_prefix=self.cfg.mqtt.topic_prefix)
         except payload_schema.InvalidPayload as exc:
             self._dead_letter(message, raw, str(exc), received_at_ms)
             return
@@ -284,13 +288,14 @@ class Bridge:
         """Connect both sides and forward until SIGTERM/SIGINT; returns the exit status."""
         k = self.cfg.kafka
         log.info("waiting for Kafka at %s", endpoints.kafka_bootstrap(self.cfg))
-        self.producer = make_producer(self.cfg)
+        if self.producer is None:
+            self.producer = make_producer(self.cfg)
         for topic in (self.samples_topic, self.dead_letter_topic):
-            ensure_topic(self.cfg, topic, int(k["partitions"]))
-        self.mqtt.connect_async(self.cfg.mqtt["host"], int(self.cfg.mqtt["port"]),
-                                keepalive=int(self.cfg.bridge["keepalive"]))
+            ensure_topic(self.cfg, topic, k.partitions)
+        self.mqtt.connect_async(self.cfg.mqtt.host, self.cfg.mqtt.port,
+                                keepalive=self.cfg.bridge.keepalive)
         self.mqtt.loop_start()
-        interval = float(self.cfg.bridge["stats_interval"])
+        interval = float(self.cfg.bridge.stats_interval)
         last, last_t = BridgeStats(**{**self.stats.__dict__}), time.monotonic()
         self.write_stats(0.0)
         try:
