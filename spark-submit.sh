@@ -130,7 +130,7 @@ if [[ "$master" == yarn* ]]; then  # YARN sizing from [spark]; options given on 
         GAITSTREAM_*) yarn+=(--conf "spark.yarn.appMasterEnv.$name=$value") ;;
       esac
     done < <(env)
-    checkpoints="$(cd "$GS_ROOT" && "$GS_PY" -c 'from gaitstream import config; c = config.load(); raw = str(c.spark["checkpoint_dir"])
+    checkpoints="$(cd "$GS_ROOT" && "$GS_PY" -c 'from gaitstream import config; c = config.load(); raw = c.spark.checkpoint_dir
 print(raw if "://" in raw else c.path("spark.checkpoint_dir").as_uri())')"
     yarn+=(--conf "spark.yarn.appMasterEnv.GAITSTREAM_SPARK_CHECKPOINT_DIR=$checkpoints"
       --conf "spark.yarn.appMasterEnv.GAITSTREAM_STREAMING_STATUS_FILE=$GS_STREAMING_STATUS_FILE")

@@ -80,14 +80,14 @@ def kafka_end_offset(cfg: Config, topic: str) -> int:
 
 def kafka_lag(cfg: Config) -> dict[str, Any]:
     """Records in the samples topic not yet read by each streaming query."""
-    topic = str(cfg.kafka["samples_topic"])
+    topic = cfg.kafka.samples_topic
     out: dict[str, Any] = {"topic": topic, "end_offset": None, "queries": [], "error": None}
     try:
         out["end_offset"] = kafka_end_offset(cfg, topic)
     except Exception as exc:
         out["error"] = f"Kafka end offsets: {type(exc).__name__}: {str(exc)[:200]}"
         return out
-    raw = str(cfg.spark["checkpoint_dir"])
+    raw = cfg.spark.checkpoint_dir
     if "://" in raw and not raw.startswith("file://"):
         out["error"] = f"checkpoints at {raw} are not local: lag unknown"
         return out
@@ -104,7 +104,7 @@ def streaming_status(cfg: Config) -> dict[str, Any]:
     with ``last_progress_age_s`` (seconds since its last batch) and ``stale`` (beyond
     ``supervise.stale_after_seconds``), judged as ``stack/status`` does."""
     path = cfg.path("streaming.status_file")
-    stale_after = float(cfg.supervise["stale_after_seconds"])
+    stale_after = cfg.supervise.stale_after_seconds
     status = read_status(path)
     if status is None:
         return {"state": "no status file", "error": f"no status file at {path}: is the streaming job running?",
@@ -211,7 +211,7 @@ class PipelineMonitor:
             result = {
                 "checked_at_ms": int(time.time() * 1000), "services": services,
                 "streaming": streaming, "kafka": lag_result, "bridge": bridge_stats(self.cfg),
-                "spark_ui_url": f"http://127.0.0.1:{int(self.cfg.spark['ui_port'])}",
+                "spark_ui_url": f"http://127.0.0.1:{self.cfg.spark.ui_port}",
                 "supervisors": sups, "flow": data_flow(services, streaming, sups),
             }
             self._cached = (time.monotonic(), result)

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-windows", action="store_true")
     args = parser.parse_args(argv)
     cfg = config.load()
-    keyspace = schema.identifier(args.keyspace or cfg.cassandra["keyspace"])
+    keyspace = schema.identifier(args.keyspace or cfg.cassandra.keyspace)
     refs, _missing = gaitpdb.list_walks(cfg.path("data.gaitpdb_dir"))
     started = time.perf_counter()
     cluster, session = connect(cfg, request_timeout=60)

@@ -48,23 +48,23 @@ class ApiSettings:
     def from_config(cls, cfg: Config) -> "ApiSettings":
         api = cfg.api
         settings = cls(
-            token=str(api["token"]),
+            token=api.token,
             registry_dir=cfg.path("api.registry_dir"),
             data_dir=cfg.path("data.gaitpdb_dir"),
-            keyspace=identifier(str(cfg.cassandra["keyspace"])),
-            mongo_database=str(cfg.mongo["database"]),
-            runs_collection=str(cfg.mongo["runs_collection"]),
-            default_family=str(api["default_family"]),
-            default_feature_set=str(api["default_feature_set"]),
-            cv_folds=int(api["cv_folds"]),
-            cv_repeats=int(api["cv_repeats"]),
-            seed=int(api["seed"]),
-            bias_variance_rounds=int(api["bias_variance_rounds"]),
-            forest_trees=int(api["forest_trees"]),
-            max_upload_bytes=int(api["max_upload_bytes"]),
-            backend_timeout=float(api["backend_timeout"]),
-            prediction_cache_seconds=float(api["prediction_cache_seconds"]),
-            reads_need_token=not is_loopback(str(api["host"])),
+            keyspace=identifier(cfg.cassandra.keyspace),
+            mongo_database=cfg.mongo.database,
+            runs_collection=cfg.mongo.runs_collection,
+            default_family=api.default_family,
+            default_feature_set=api.default_feature_set,
+            cv_folds=api.cv_folds,
+            cv_repeats=api.cv_repeats,
+            seed=api.seed,
+            bias_variance_rounds=api.bias_variance_rounds,
+            forest_trees=api.forest_trees,
+            max_upload_bytes=api.max_upload_bytes,
+            backend_timeout=api.backend_timeout,
+            prediction_cache_seconds=api.prediction_cache_seconds,
+            reads_need_token=not is_loopback(api.host),
         )
         if settings.default_family not in FAMILIES or settings.default_feature_set not in FEATURE_SETS:
             raise ValueError(f"api.default_family must be one of {FAMILIES}, api.default_feature_set one of {FEATURE_SETS}")

@@ -150,7 +150,7 @@ def main() -> int:
     cfg = config.load(env=env)
     subjects = bench_keyspace(cfg)
     version = train_and_score(cfg, registry_dir)
-    workers = args.workers or int(cfg.api["workers"])
+    workers = args.workers or cfg.api.workers
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

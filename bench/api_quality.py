@@ -52,7 +52,7 @@ CANDIDATES = (("knn", "windows", "seed model: KNN k=5, window means"),
 def keyspace_with_data(cfg) -> str:
     """The configured keyspace if the stream filled it with every walk, else a seeded bench keyspace."""
     refs, _ = gaitpdb.list_walks(cfg.path("data.gaitpdb_dir"))
-    for keyspace in (cfg.cassandra["keyspace"], BENCH_KEYSPACE):
+    for keyspace in (cfg.cassandra.keyspace, BENCH_KEYSPACE):
         store = CassandraStore(cfg, keyspace, 10)
         try:
             walks = store.walk_features()

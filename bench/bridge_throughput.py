@@ -32,7 +32,7 @@ from tests.integration.pipeline import BridgeProcess, expected_pairs, isolated_c
 def ceiling(cfg, messages: int, batch_size: int) -> float:
     """Messages/s a plain paho subscriber receives from Mosquitto (QoS 1, auto-ack)."""
     m = cfg.mqtt
-    topic = f"{m['topic_prefix']}/Ga/GaCo01/GaCo01_01"
+    topic = f"{m.topic_prefix}/Ga/GaCo01/GaCo01_01"
     body = json.dumps({"v": 1, "study": "Ga", "subject_id": "GaCo01", "walk_id": "GaCo01_01", "seq": 0,
                        "sent_at_ms": 0, "samples": [[0.01 * i] + [123.45] * 18 for i in range(batch_size)]}).encode()
     got, done = [0], threading.Event()
@@ -43,18 +43,18 @@ def ceiling(cfg, messages: int, batch_size: int) -> float:
             done.set()
 
     sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-sub-{time.time_ns()}", protocol=mqtt.MQTTv311)
-    sub.username_pw_set(m["bridge_user"], m["bridge_password"])
+    sub.username_pw_set(m.bridge_user, m.bridge_password)
     sub.on_message = on_message
     subscribed = threading.Event()
     sub.on_subscribe = lambda *a: subscribed.set()
-    sub.connect(m["host"], int(m["port"]))
+    sub.connect(m.host, m.port)
     sub.loop_start()
     sub.subscribe(topic, qos=1)
     subscribed.wait(5)
     pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{time.time_ns()}", protocol=mqtt.MQTTv311)
-    pub.username_pw_set(m["replay_user"], m["replay_password"])
+    pub.username_pw_set(m.replay_user, m.replay_password)
     pub.max_inflight_messages_set(1000)
-    pub.connect(m["host"], int(m["port"]))
+    pub.connect(m.host, m.port)
     pub.loop_start()
     t0 = time.monotonic()
     for _ in range(messages):
@@ -75,7 +75,7 @@ def through_bridge(refs, folder, batch_size: int, log_dir: Path) -> tuple[float,
         t0 = time.monotonic()
         report = replay.replay(cfg, refs, speed=0, batch_size=batch_size, data_dir=folder, progress=False)
         expected = expected_pairs(report.per_walk)
-        read_topic(cfg, cfg.kafka["samples_topic"], until=lambda c: expected <= c.distinct(), timeout=900)
+        read_topic(cfg, cfg.kafka.samples_topic, until=lambda c: expected <= c.distinct(), timeout=900)
         return report.samples / (time.monotonic() - t0), report.samples
     finally:
         bridge.stop()
@@ -89,7 +89,7 @@ def realtime_latency(refs, folder, seconds: float, batch_size: int, log_dir: Pat
     stop_reading = threading.Event()
 
     def reader():
-        consumer = KafkaConsumer(cfg.kafka["samples_topic"], bootstrap_servers=f"{cfg.kafka['host']}:{cfg.kafka['port']}",
+        consumer = KafkaConsumer(cfg.kafka.samples_topic, bootstrap_servers=f"{cfg.kafka.host}:{cfg.kafka.port}",
                                  group_id=None, auto_offset_reset="earliest", consumer_timeout_ms=500)
         while not stop_reading.is_set():
             for batch in consumer.poll(timeout_ms=200).values():

@@ -94,7 +94,7 @@ def stop_pipeline(run_cfg, job, bridge):
     job.proc.send_signal(signal.SIGTERM)
     job.proc.wait(120)
     bridge.stop()
-    drop_keyspace(run_cfg, run_cfg.cassandra["keyspace"])
+    drop_keyspace(run_cfg, run_cfg.cassandra.keyspace)
 
 
 def count_windows(session, keyspace: str, walks) -> int:
@@ -105,13 +105,13 @@ def count_windows(session, keyspace: str, walks) -> int:
 def backfill(tmp, memory, refs, folder) -> tuple[int, float]:
     cfg, run_cfg, job, bridge = start_pipeline(tmp, memory, "backfill")
     try:
-        window = int(run_cfg.streaming["window_size"])
+        window = run_cfg.streaming.window_size
         t0 = time.monotonic()
         report = replay.replay(cfg, refs, speed=0, batch_size=50, data_dir=folder, progress=True)
         full = sum(n // window for n in report.per_walk.values())
         cluster, session = connect(run_cfg, request_timeout=60)
         try:
-            while count_windows(session, run_cfg.cassandra["keyspace"], refs) < full:
+            while count_windows(session, run_cfg.cassandra.keyspace, refs) < full:
                 assert job.alive(), job.log()[-3000:]
                 time.sleep(2)
         finally:
@@ -152,7 +152,7 @@ def realtime(tmp, memory, refs, folder, seconds: float) -> tuple[np.ndarray, flo
         try:
             statement = session.prepare(
                 f"SELECT max_sent_at_ms, WRITETIME(total_l) AS written_us, partial FROM "
-                f"{run_cfg.cassandra['keyspace']}.windows WHERE subject_id = ? AND walk_id = ?")
+                f"{run_cfg.cassandra.keyspace}.windows WHERE subject_id = ? AND walk_id = ?")
             latencies = [row.written_us / 1000 - row.max_sent_at_ms
                          for w in played for row in session.execute(statement, (w.subject_id, w.walk_id))
                          if not row.partial]

@@ -96,7 +96,7 @@ def main() -> int:
         stop_replay.set()
         feeder.join(60)
         bridge.stop()
-        drop_keyspace(run_cfg, run_cfg.cassandra["keyspace"])
+        drop_keyspace(run_cfg, run_cfg.cassandra.keyspace)
     crashes = crash_logs(cfg) - before
     for path in sorted(crashes):
         print(f"JVM crash log: {path}")

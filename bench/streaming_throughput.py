@@ -44,10 +44,10 @@ def _spark(cfg, name: str, provider: str | None = None):
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["PYTHONPATH"] = str(REPO_ROOT)  # the workers import bench.baseline_v1 too
     return (SparkSession.builder.master("local[2]").appName(name)
-            .config("spark.sql.shuffle.partitions", int(cfg.spark["shuffle_partitions"]))
-            .config("spark.sql.execution.arrow.maxRecordsPerBatch", int(cfg.spark["arrow_batch_size"]))
-            .config("spark.sql.streaming.stateStore.providerClass", provider or str(cfg.spark["state_store_provider"]))
-            .config("spark.ui.enabled", False).config("spark.driver.memory", cfg.spark["driver_memory"])
+            .config("spark.sql.shuffle.partitions", cfg.spark.shuffle_partitions)
+            .config("spark.sql.execution.arrow.maxRecordsPerBatch", cfg.spark.arrow_batch_size)
+            .config("spark.sql.streaming.stateStore.providerClass", provider or cfg.spark.state_store_provider)
+            .config("spark.ui.enabled", False).config("spark.driver.memory", cfg.spark.driver_memory)
             .config("spark.python.daemon.module", worker_daemon.MODULE)
             .getOrCreate())
 
@@ -181,7 +181,7 @@ def full_job(walks: int) -> tuple[float, int, float]:
                     pass
             if session is not None and first_batch is not None and windows_done is None:
                 try:
-                    done = session.execute(f"SELECT COUNT(*) FROM {run_cfg.cassandra['keyspace']}.windows",
+                    done = session.execute(f"SELECT COUNT(*) FROM {run_cfg.cassandra.keyspace}.windows",
                                            timeout=30).one()[0]
                 except Exception:
                     done = 0
@@ -202,7 +202,7 @@ def full_job(walks: int) -> tuple[float, int, float]:
         job.proc.wait(120)
         reader.stop()
         if cluster is not None:
-            session.execute(f"DROP KEYSPACE IF EXISTS {run_cfg.cassandra['keyspace']}", timeout=60)
+            session.execute(f"DROP KEYSPACE IF EXISTS {run_cfg.cassandra.keyspace}", timeout=60)
             cluster.shutdown()
     return report.samples / seconds, report.samples, seconds
 

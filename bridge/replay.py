@@ -77,18 +77,18 @@ class Publisher:
         self.capacity = threading.BoundedSemaphore(max_outstanding)
         self.answered = threading.Event()
         self.refused: str | None = None
-        client_id = f"{cfg.replay['client_id_prefix']}-{os.getpid()}-{threading.get_ident() % 10000}"
+        client_id = f"{cfg.replay.client_id_prefix}-{os.getpid()}-{threading.get_ident() % 10000}"
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
-        self.client.username_pw_set(m["replay_user"], m["replay_password"])
+        self.client.username_pw_set(m.replay_user, m.replay_password)
         self.client.max_inflight_messages_set(max_outstanding)
         self.client.max_queued_messages_set(0)
         self.client.on_connect = self._on_connect
         self.client.on_publish = lambda *args: self.capacity.release()
-        self.client.connect(m["host"], int(m["port"]), keepalive=30)
+        self.client.connect(m.host, m.port, keepalive=30)
         self.client.loop_start()
         if not self.answered.wait(10) or self.refused:
             self.close()
-            raise ConnectionError(self.refused or f"no answer from MQTT broker {m['host']}:{m['port']}")
+            raise ConnectionError(self.refused or f"no answer from MQTT broker {m.host}:{m.port}")
 
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         if reason_code.is_failure:
@@ -184,8 +184,8 @@ def replay(cfg: Config, refs: Sequence[gaitpdb.WalkRef], *, speed: float, batch_
     report = ReplayReport(walks_selected=len(refs), missing=list(missing))
     for name in missing:
         log.info("listed in SHA256SUMS but absent, skipped: %s", name)
-    prefix = cfg.mqtt["topic_prefix"]
-    publisher = Publisher(cfg, int(cfg.replay["max_outstanding"]))
+    prefix = cfg.mqtt.topic_prefix
+    publisher = Publisher(cfg, cfg.replay.max_outstanding)
     bar = tqdm(total=None, unit=" samples", unit_scale=True, disable=not progress, desc="replay",
                dynamic_ncols=True)
     started = time.monotonic()
@@ -206,7 +206,7 @@ def replay(cfg: Config, refs: Sequence[gaitpdb.WalkRef], *, speed: float, batch_
 
     try:
         if speed == 0:
-            _as_fast_as_possible(refs, data_dir, report, int(cfg.replay["max_active_walks"]), batch_size,
+            _as_fast_as_possible(refs, data_dir, report, cfg.replay.max_active_walks, batch_size,
                                  cursor_for, send, stop)
         else:
             _real_time(refs, data_dir, report, speed, batch_size, cursor_for, send, stop, bar)

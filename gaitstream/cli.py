@@ -71,8 +71,8 @@ def replay_cmd(cfg: config.Config, studies, groups, subjects, walks, one_per_sub
     chosen = replay.select_walks(refs, studies, groups, subjects, walks, one_per_subject)
     if not chosen:
         raise click.ClickException("no walk matches the selection")
-    speed = cfg.replay["speed"] if speed is None else speed
-    batch = batch_size or int(cfg.replay["batch_size"])
+    speed = cfg.replay.speed if speed is None else speed
+    batch = batch_size or cfg.replay.batch_size
     click.echo(f"replaying {len(chosen)} walks at {'max speed' if speed == 0 else f'{speed}x real time'}, "
                f"{batch} samples/message", err=True)
     try:
@@ -121,7 +121,7 @@ def schema_cmd(cfg: config.Config, keyspace, print_only) -> None:
         ddl = schema.create(cfg, keyspace)
     except Exception as exc:  # the driver raises NoHostAvailable/OperationTimedOut, among others
         c = cfg.cassandra
-        raise click.ClickException(f"Cassandra at {c['host']}:{c['port']} did not take the schema "
+        raise click.ClickException(f"Cassandra at {c.host}:{c.port} did not take the schema "
                                    f"({type(exc).__name__}: {exc}); is it up? stack/cassandra.sh start") from exc
     for statement in ddl:
         click.echo(statement.splitlines()[0].rstrip(" ("))
@@ -142,11 +142,11 @@ def api_cmd(cfg: config.Config, host, port, workers) -> None:
     import uvicorn
 
     _require_safe_secrets(cfg, "api")
-    if host and host != cfg.api["host"]:  # the app decides from api.host whether reads need the token
+    if host and host != cfg.api.host:  # the app decides from api.host whether reads need the token
         os.environ["GAITSTREAM_API_HOST"] = host
         cfg = config.load()
-    workers = workers or int(cfg.api["workers"])
-    host, port = cfg.api["host"], port or int(cfg.api["port"])
+    workers = workers or cfg.api.workers
+    host, port = cfg.api.host, port or cfg.api.port
     if workers <= 1:
         from api.app import create_app
 

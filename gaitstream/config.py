@@ -16,49 +16,111 @@ import stat
 import sys
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from gaitstream import config_schema as schema
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FILE = REPO_ROOT / "conf" / "gaitstream.toml"
 ENV_PREFIX = "GAITSTREAM_"
+#: Variables with the prefix that are not a key.
+ENV_SPECIAL = frozenset({ENV_PREFIX + "CONFIG"})
 
 
 class ConfigError(ValueError):
     """A configuration file or override that cannot be used."""
 
 
-def _coerce(raw: str, like: Any, key: str) -> Any:
-    """Turn an environment string into the type of the file's value."""
-    if isinstance(like, list):
-        return [item.strip() for item in raw.split(",") if item.strip()]
+#: Path keys that are relative to ``runtime.dir`` (not the repo root) when relative: what one
+#: runtime folder owns moves with it (a test session's runtime folder leaves the demo's alone).
+RUNTIME_PATHS = frozenset({"bridge.stats_file", "spark.checkpoint_dir", "streaming.status_file",
+                           "api.registry_dir", "supervise.status_dir"})
+
+
+def _type_name(kind: Any) -> str:
+    return {"str": "string", "int": "integer", "float": "number", "bool": "boolean",
+            "tuple[str, ...]": "list of strings", "dict[str, int]": "table of integers (dc1=3,dc2=3)"}.get(str(kind), str(kind))
+
+
+def _article(noun: str) -> str:
+    return ("an " if noun[0] in "aeiou" else "a ") + noun
+
+
+def _coerce(raw: str, kind: str, key: str) -> Any:
+    """Turn an environment string into a value of the field's type."""
+    if kind == "tuple[str, ...]":
+        return tuple(item.strip() for item in raw.split(",") if item.strip())
     try:
-        if isinstance(like, bool):
+        if kind == "dict[str, int]":
+            pairs = (item.split("=", 1) for item in raw.split(",") if item.strip())
+            return {name.strip(): int(count) for name, count in pairs}
+        if kind == "bool":
             if raw.lower() in ("1", "true", "yes", "on"):
                 return True
             if raw.lower() in ("0", "false", "no", "off"):
                 return False
             raise ValueError(raw)
-        if isinstance(like, int):
+        if kind == "int":
             return int(raw)
-        if isinstance(like, float):
+        if kind == "float":
             return float(raw)
     except ValueError as exc:
-        raise ConfigError(f"{key}={raw!r} is not a valid {type(like).__name__}") from exc
+        raise ConfigError(f"{key}={raw!r} is not a valid {_type_name(kind)}") from exc
     return raw
 
 
-@dataclass(frozen=True)
-class Config:
-    """Frozen view of every section (``cfg.kafka["port"]`` or ``cfg.get("kafka.port")``)."""
+def _checked(value: Any, kind: str, key: str, where: str) -> Any:
+    """``value`` as the field's type, or a ConfigError naming the key and the expected type."""
+    ok = {
+        "str": isinstance(value, str),
+        "bool": isinstance(value, bool),
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+        "tuple[str, ...]": isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value),
+        "dict[str, int]": isinstance(value, Mapping) and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value.values()),
+    }.get(kind, True)
+    if not ok:
+        raise ConfigError(f"{where}: {key} = {value!r} is not {_article(_type_name(kind))}")
+    if kind == "float":
+        return float(value)
+    if kind == "tuple[str, ...]":
+        return tuple(value)
+    if kind == "dict[str, int]":
+        return MappingProxyType(dict(value))
+    return value
 
-    sections: Mapping[str, Mapping[str, Any]]
+
+class _Sections:
+    """Typed attribute access for :class:`Config` (``cfg.kafka.port``), one attribute per section."""
+
+    runtime: schema.RuntimeSection
+    data: schema.DataSection
+    mqtt: schema.MqttSection
+    replay: schema.ReplaySection
+    bridge: schema.BridgeSection
+    kafka: schema.KafkaSection
+    cassandra: schema.CassandraSection
+    hdfs: schema.HdfsSection
+    mongo: schema.MongoSection
+    spark: schema.SparkSection
+    streaming: schema.StreamingSection
+    api: schema.ApiSection
+    supervise: schema.SuperviseSection
+
+
+@dataclass(frozen=True)
+class Config(_Sections):
+    """The frozen, validated configuration: ``cfg.kafka.port``, or ``cfg.get("kafka.port")``."""
+
+    sections: Mapping[str, Any]
     source: Path
     root: Path = field(default=REPO_ROOT)
 
-    def __getattr__(self, name: str) -> Mapping[str, Any]:
+    def __getattr__(self, name: str) -> Any:
         try:
             return self.sections[name]
         except KeyError:
@@ -67,28 +129,30 @@ class Config:
     def get(self, dotted: str) -> Any:
         section, _, key = dotted.partition(".")
         try:
-            return self.sections[section][key]
-        except KeyError:
+            return getattr(self.sections[section], key)
+        except (KeyError, AttributeError):
             raise ConfigError(f"unknown config key {dotted!r}") from None
 
     def path(self, dotted: str) -> Path:
-        """A path-valued key, ``~`` expanded and made absolute against the repo root."""
+        """A path-valued key, ``~`` expanded and made absolute against the repo root (or against
+        ``runtime.dir`` for the keys in :data:`RUNTIME_PATHS`)."""
         value = Path(str(self.get(dotted))).expanduser()
-        return value if value.is_absolute() else (self.root / value).resolve()
+        if value.is_absolute():
+            return value
+        base = self.runtime_dir if dotted in RUNTIME_PATHS else self.root
+        return (base / value).resolve()
 
     @property
     def runtime_dir(self) -> Path:
-        return self.path("runtime.dir")
+        value = Path(self.runtime.dir).expanduser()
+        return value if value.is_absolute() else (self.root / value).resolve()
 
     def flat(self) -> dict[str, Any]:
-        return {f"{s}.{k}": v for s, keys in self.sections.items() for k, v in keys.items()}
+        return {f"{name}.{f.name}": getattr(section, f.name)
+                for name, section in self.sections.items() for f in fields(section)}
 
 
-def load(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
-    """Read the TOML file, merge the secrets file over it and apply ``GAITSTREAM_<SECTION>_<KEY>``
-    overrides from ``env``."""
-    env = os.environ if env is None else env
-    source = Path(path or env.get(ENV_PREFIX + "CONFIG") or DEFAULT_FILE)
+def _read_toml(source: Path) -> dict[str, Any]:
     try:
         with open(source, "rb") as handle:
             data = tomllib.load(handle)
@@ -99,18 +163,62 @@ def load(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | No
     for section, keys in data.items():
         if not isinstance(keys, dict):
             raise ConfigError(f"{source}: top-level key {section!r} must be a [section]")
-    secrets_file = env.get(ENV_PREFIX + "RUNTIME_SECRETS_FILE", data.get("runtime", {}).get("secrets_file", ""))
-    if secrets_file:
-        data = _merge_secrets(data, _secrets_path(str(secrets_file)))
-    sections: dict[str, Mapping[str, Any]] = {}
-    for section, keys in data.items():
-        merged = dict(keys)
+    return data
+
+
+def _merge(base: dict[str, dict[str, Any]], over: Mapping[str, Any], where: str) -> dict[str, dict[str, Any]]:
+    """``over``'s values over ``base``'s; a section or key that ``base`` lacks is an error naming it."""
+    merged = {section: dict(keys) for section, keys in base.items()}
+    for section, keys in over.items():
+        if not isinstance(keys, dict) or section not in merged:
+            raise ConfigError(f"{where}: [{section}] is not a config section")
         for key, value in keys.items():
-            name = f"{ENV_PREFIX}{section}_{key}".upper()
+            if key not in merged[section]:
+                raise ConfigError(f"{where}: {section}.{key} is not a config key")
+            merged[section][key] = value
+    return merged
+
+
+def _build(data: Mapping[str, Mapping[str, Any]], env: Mapping[str, str], source: Path) -> Config:
+    """The typed sections: every key present and of its field's type, environment overrides applied."""
+    known = {f"{ENV_PREFIX}{section}_{f.name}".upper()
+             for section, cls in schema.SECTIONS.items() for f in fields(cls)}
+    unknown = sorted(name for name in env if name.startswith(ENV_PREFIX) and name not in known
+                     and name not in ENV_SPECIAL)
+    if unknown:
+        raise ConfigError(f"unknown configuration variable(s) {', '.join(unknown)}: "
+                          f"GAITSTREAM_<SECTION>_<KEY> must name a key of conf/gaitstream.toml")
+    sections: dict[str, Any] = {}
+    for section, cls in schema.SECTIONS.items():
+        keys = data.get(section, {})
+        values = {}
+        for f in fields(cls):
+            dotted, name = f"{section}.{f.name}", f"{ENV_PREFIX}{section}_{f.name}".upper()
             if name in env:
-                merged[key] = _coerce(env[name], value, name)
-        sections[section] = MappingProxyType(merged)
+                values[f.name] = _checked(_coerce(env[name], str(f.type), name), str(f.type), dotted, name)
+            elif f.name in keys:
+                values[f.name] = _checked(keys[f.name], str(f.type), dotted, str(source))
+            else:
+                raise ConfigError(f"{source}: {dotted} is missing")
+        sections[section] = cls(**values)
     return Config(MappingProxyType(sections), source.resolve())
+
+
+def load(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """The defaults (``conf/gaitstream.toml``), the chosen file (``path`` or ``$GAITSTREAM_CONFIG``:
+    only what differs) merged over them, then the secrets file, then ``GAITSTREAM_<SECTION>_<KEY>``
+    overrides from ``env``. Unknown sections, keys or variables and wrong types are errors naming
+    the key."""
+    env = os.environ if env is None else env
+    source = Path(path or env.get(ENV_PREFIX + "CONFIG") or DEFAULT_FILE)
+    data = _merge(_read_toml(DEFAULT_FILE), {}, str(DEFAULT_FILE))
+    if source.resolve() != DEFAULT_FILE.resolve():
+        data = _merge(data, _read_toml(source), str(source))
+    secrets_file = env.get(ENV_PREFIX + "RUNTIME_SECRETS_FILE", data["runtime"].get("secrets_file", ""))
+    if secrets_file:
+        path_ = _secrets_path(str(secrets_file))
+        data = _merge(data, read_secrets_file(path_), f"secrets file {path_}")
+    return _build(data, env, source)
 
 
 def _secrets_path(raw: str) -> Path:
@@ -136,19 +244,6 @@ def read_secrets_file(path: Path) -> dict[str, dict[str, Any]]:
         raise ConfigError(f"secrets file {path} cannot be read: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"secrets file {path} is not valid TOML: {exc}") from exc
-
-
-def _merge_secrets(data: dict[str, Any], path: Path) -> dict[str, Any]:
-    """The config's sections with the secrets file's values over them; unknown keys are refused."""
-    merged = {section: dict(keys) for section, keys in data.items()}
-    for section, keys in read_secrets_file(path).items():
-        if not isinstance(keys, dict) or section not in merged:
-            raise ConfigError(f"secrets file {path}: [{section}] is not a config section")
-        for key, value in keys.items():
-            if key not in merged[section]:
-                raise ConfigError(f"secrets file {path}: {section}.{key} is not a config key")
-            merged[section][key] = value
-    return merged
 
 
 def _toml_value(value: Any) -> str:
@@ -181,11 +276,11 @@ def _shell_lines(cfg: Config) -> list[str]:
     for dotted, value in cfg.flat().items():
         if isinstance(value, bool):
             value = "1" if value else "0"
-        elif isinstance(value, list):
+        elif isinstance(value, (list, tuple)):
             value = ",".join(str(item) for item in value)
-        elif isinstance(value, dict):
+        elif isinstance(value, Mapping):
             continue
-        elif dotted.endswith(("_dir", ".dir", "_file")) and value != "":
+        elif dotted.endswith(("_dir", ".dir", "_file")) and value != "" and "://" not in str(value):
             value = cfg.path(dotted)
         name = "GS_" + dotted.replace(".", "_").upper()
         lines.append(f"{name}={shlex.quote(str(value))}")

@@ -155,9 +155,9 @@ def run_demo(cfg: Config, speed: float, batch_size: int, replay_all: bool, wait:
 
     folder = cfg.path("data.gaitpdb_dir")
     walks, missing = gaitpdb.list_walks(folder)
-    window = int(cfg.streaming["window_size"])
-    keyspace = cfg.cassandra["keyspace"]
-    api = f"http://{cfg.api['host']}:{cfg.api['port']}"
+    window = cfg.streaming.window_size
+    keyspace = cfg.cassandra.keyspace
+    api = f"http://{cfg.api.host}:{cfg.api.port}"
     lengths = {}
     cluster, session = connect(cfg, request_timeout=30)
     try:
@@ -183,12 +183,12 @@ def run_demo(cfg: Config, speed: float, batch_size: int, replay_all: bool, wait:
             _say("4/8 every walk is already stored: nothing to replay (--replay-all sends everything again)")
         rest = [w for w in walks if w not in live_todo]
         _say(f"5/8 waiting until Cassandra holds the windows and final features of {len(rest)} walks "
-             f"(partial last windows flush after {cfg.streaming['idle_timeout_seconds']}s idle)")
+             f"(partial last windows flush after {cfg.streaming.idle_timeout_seconds}s idle)")
         wait_for_windows(session, keyspace, rest, lengths, window, timeout)
 
         _say("6/8 retraining over HTTP (POST /retrain), subject-wise evaluation: the seed's KNN on "
              "window means, then the default gait-feature model (promoted: /diagnose and the stream use it)")
-        runs = {label: retrain(api, cfg.api["token"], body, timeout=900) for label, body in TRAININGS.items()}
+        runs = {label: retrain(api, cfg.api.token, body, timeout=900) for label, body in TRAININGS.items()}
 
         replay_end = None
         if live_todo:
@@ -200,7 +200,7 @@ def run_demo(cfg: Config, speed: float, batch_size: int, replay_all: bool, wait:
         else:
             _say("7/8 live diagnosis: the held-back walks were streamed by an earlier run; showing their predictions")
         predictions = wait_for_live_predictions(session, keyspace, live, replay_end,
-                                                float(cfg.streaming["idle_timeout_seconds"]) + 120)
+                                                float(cfg.streaming.idle_timeout_seconds) + 120)
         wait_for_windows(session, keyspace, walks, lengths, window, timeout)
     finally:
         cluster.shutdown()
@@ -256,14 +256,14 @@ def _leaky(run: dict) -> dict:
 
 def print_report(cfg: Config, samples_in: int, lengths: dict[str, int], walks, runs: dict[str, dict],
                  predictions: list[LivePrediction], api: str, seconds: float) -> None:
-    archive = cfg.streaming["archive_uri"] or f"{endpoints.hdfs_namenode_uri(cfg)}{cfg.hdfs['archive_path']}"
-    window = int(cfg.streaming["window_size"])
+    archive = cfg.streaming.archive_uri or f"{endpoints.hdfs_namenode_uri(cfg)}{cfg.hdfs.archive_path}"
+    window = cfg.streaming.window_size
     lines = [
         "",
         "gaitstream demo report",
         f"  samples replayed this run : {samples_in:,}  (data set: {sum(lengths.values()):,} samples, {len(walks)} walks)",
         f"  windows stored            : {sum(expected_windows(n, window) for n in lengths.values()):,} "
-        f"in {cfg.cassandra['keyspace']}.windows; {len(walks)} walks' final features in walk_features",
+        f"in {cfg.cassandra.keyspace}.windows; {len(walks)} walks' final features in walk_features",
         f"  raw archive (Parquet)     : {archive}",
         "  models, evaluated subject-wise (StratifiedGroupKFold by subject; per-subject accuracy / ROC-AUC):",
     ]
@@ -272,7 +272,7 @@ def print_report(cfg: Config, samples_in: int, lengths: dict[str, int], walks, r
         lines.append(f"    {label:32s}: {subjects.get('accuracy', float('nan')):.3f} / {subjects.get('roc_auc', float('nan')):.3f}"
                      f"   (LEAKY random row split, not an estimate: accuracy {leaky.get('accuracy', float('nan')):.3f})"
                      f"   run {run.get('run_id')}, model {run.get('model_version')}")
-    idle = cfg.streaming["idle_timeout_seconds"]
+    idle = cfg.streaming.idle_timeout_seconds
     lines.append(f"  live predictions (streaming job, final per walk; lag = written - end of replay, idle timeout {idle}s):")
     for p in predictions:
         lag = f"{p.lag_s:5.1f}s after the replay ended" if p.lag_s is not None else "from an earlier run"
@@ -280,7 +280,7 @@ def print_report(cfg: Config, samples_in: int, lengths: dict[str, int], walks, r
     if not predictions:
         lines.append("    none: no model was promoted when the walks streamed (see var/log/streaming.log)")
     lines += [
-        f"  Spark UI                  : http://127.0.0.1:{cfg.spark['ui_port']}",
+        f"  Spark UI                  : http://127.0.0.1:{cfg.spark.ui_port}",
         f"  dashboard                 : {api}/",
         f"  elapsed                   : {seconds:.0f}s",
         "",

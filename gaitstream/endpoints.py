@@ -14,18 +14,18 @@ from gaitstream.config import Config
 
 def kafka_bootstrap(cfg: Config) -> str:
     k = cfg.kafka
-    return str(k["bootstrap_servers"]) or f"{k['host']}:{k['port']}"
+    return k.bootstrap_servers or f"{k.host}:{k.port}"
 
 
 def kafka_python_security(cfg: Config) -> dict[str, str]:
     """kafka-python client arguments for the configured security protocol (none for PLAINTEXT)."""
     k = cfg.kafka
-    if k["security_protocol"] == "PLAINTEXT":
+    if k.security_protocol == "PLAINTEXT":
         return {}
-    options = {"security_protocol": str(k["security_protocol"])}
-    if k["sasl_mechanism"]:
-        options.update(sasl_mechanism=str(k["sasl_mechanism"]), sasl_plain_username=str(k["sasl_username"]),
-                       sasl_plain_password=str(k["sasl_password"]))
+    options = {"security_protocol": k.security_protocol}
+    if k.sasl_mechanism:
+        options.update(sasl_mechanism=k.sasl_mechanism, sasl_plain_username=k.sasl_username,
+                       sasl_plain_password=k.sasl_password)
     return options
 
 
@@ -33,32 +33,32 @@ def spark_kafka_options(cfg: Config) -> dict[str, str]:
     """Options for Spark's Kafka source/sink (``kafka.``-prefixed consumer properties)."""
     k = cfg.kafka
     options = {"kafka.bootstrap.servers": kafka_bootstrap(cfg)}
-    if k["security_protocol"] != "PLAINTEXT":
-        options["kafka.security.protocol"] = str(k["security_protocol"])
-    if k["sasl_mechanism"]:
-        module = ("org.apache.kafka.common.security.plain.PlainLoginModule" if k["sasl_mechanism"] == "PLAIN"
+    if k.security_protocol != "PLAINTEXT":
+        options["kafka.security.protocol"] = k.security_protocol
+    if k.sasl_mechanism:
+        module = ("org.apache.kafka.common.security.plain.PlainLoginModule" if k.sasl_mechanism == "PLAIN"
                   else "org.apache.kafka.common.security.scram.ScramLoginModule")
-        options["kafka.sasl.mechanism"] = str(k["sasl_mechanism"])
-        options["kafka.sasl.jaas.config"] = (f'{module} required username="{k["sasl_username"]}" '
-                                             f'password="{k["sasl_password"]}";')
+        options["kafka.sasl.mechanism"] = k.sasl_mechanism
+        options["kafka.sasl.jaas.config"] = (f'{module} required username="{k.sasl_username}" '
+                                             f'password="{k.sasl_password}";')
     return options
 
 
 def cassandra_contact_points(cfg: Config) -> list[str]:
-    points = cfg.cassandra["contact_points"]
-    return [str(p) for p in points] if points else [str(cfg.cassandra["host"])]
+    points = cfg.cassandra.contact_points
+    return [str(p) for p in points] if points else [cfg.cassandra.host]
 
 
 def cassandra_credentials(cfg: Config) -> tuple[str, str] | None:
     c = cfg.cassandra
-    return (str(c["username"]), str(c["password"])) if c["username"] else None
+    return (c.username, c.password) if c.username else None
 
 
 def spark_cassandra_conf(cfg: Config) -> dict[str, str]:
     """spark-cassandra-connector settings (``spark.cassandra.*``)."""
     conf = {"spark.cassandra.connection.host": ",".join(cassandra_contact_points(cfg)),
-            "spark.cassandra.connection.port": str(cfg.cassandra["port"]),
-            "spark.cassandra.connection.localDC": str(cfg.cassandra["local_datacenter"])}
+            "spark.cassandra.connection.port": str(cfg.cassandra.port),
+            "spark.cassandra.connection.localDC": cfg.cassandra.local_datacenter}
     credentials = cassandra_credentials(cfg)
     if credentials:
         conf["spark.cassandra.auth.username"], conf["spark.cassandra.auth.password"] = credentials
@@ -67,19 +67,19 @@ def spark_cassandra_conf(cfg: Config) -> dict[str, str]:
 
 def mongo_uri(cfg: Config) -> str:
     m = cfg.mongo
-    if m["uri"]:
-        return str(m["uri"])
-    return f"mongodb://{quote_plus(str(m['host']))}:{int(m['port'])}/?directConnection=true"
+    if m.uri:
+        return m.uri
+    return f"mongodb://{quote_plus(m.host)}:{m.port}/?directConnection=true"
 
 
 def hdfs_namenode_uri(cfg: Config) -> str:
     h = cfg.hdfs
-    return str(h["namenode_uri"]) or f"hdfs://{h['host']}:{h['namenode_port']}"
+    return h.namenode_uri or f"hdfs://{h.host}:{h.namenode_port}"
 
 
 def webhdfs_url(cfg: Config) -> str:
     h = cfg.hdfs
-    return str(h["webhdfs_url"]) or f"http://{h['host']}:{h['webhdfs_port']}"
+    return h.webhdfs_url or f"http://{h.host}:{h.webhdfs_port}"
 
 
 def is_loopback(host: str) -> bool:
@@ -103,7 +103,7 @@ def spark_bind_conf(cfg: Config) -> dict[str, str]:
     the UI URL the job reports (``spark.driver.host``) the loopback one.
     """
     conf = {"spark.ui.killEnabled": "false"}
-    host = str(cfg.spark["bind_host"]).strip()
+    host = cfg.spark.bind_host.strip()
     if host:
         conf.update({"spark.driver.bindAddress": host, "spark.driver.host": host})
     return conf

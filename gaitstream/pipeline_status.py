@@ -65,8 +65,8 @@ def streaming_job(cfg: gs_config.Config, now: float | None = None) -> dict[str, 
     from streaming.status import read_status
 
     now = time.time() if now is None else now
-    stale_after = float(cfg.supervise["stale_after_seconds"])
-    file_max_age = 4 * float(cfg.streaming["status_interval_seconds"]) + 10
+    stale_after = cfg.supervise.stale_after_seconds
+    file_max_age = 4 * cfg.streaming.status_interval_seconds + 10
     status = read_status(cfg.path("streaming.status_file"))
     if status is None:
         return {"state": "no status file", "age_s": None, "fresh": False, "queries": []}
@@ -88,7 +88,7 @@ def problems(cfg: gs_config.Config, name: str) -> list[str]:
     """Why ``name`` is not fine, beyond its health check (empty when it is)."""
     out = []
     sup = supervisor(cfg, name)
-    if sup is not None and cfg.supervise["enabled"]:
+    if sup is not None and cfg.supervise.enabled:
         if sup["state"] in ("gave-up", "stopped") or not sup["alive"]:
             out.append(f"supervisor {sup['state']}" + ("" if sup["alive"] else " (not running)"))
         elif sup["state"] == "backoff":
@@ -138,7 +138,7 @@ def describe(cfg: gs_config.Config, name: str) -> list[str]:
             if last.get("error"):
                 text += f" ({last['error'][:160]})"
         lines.append(text)
-    elif cfg.supervise["enabled"]:
+    elif cfg.supervise.enabled:
         lines.append("not supervised (started without stack/*.sh, or supervisor status file missing)")
     if name == "streaming":
         job = streaming_job(cfg)

@@ -95,7 +95,7 @@ def secret_sections(cfg: config.Config) -> dict[str, dict[str, Any]]:
 
 
 def is_dev(cfg: config.Config) -> bool:
-    return str(cfg.runtime.get("profile", DEV_PROFILE)) == DEV_PROFILE
+    return cfg.runtime.profile == DEV_PROFILE
 
 
 def _shipped_defaults() -> dict[str, Any]:
@@ -124,11 +124,11 @@ def _key_problems(cfg: config.Config, dotted: str, shipped: dict[str, Any]) -> l
     value = cfg.get(dotted)
     env = config.ENV_PREFIX + dotted.replace(".", "_").upper()
     if dotted == "kafka.sasl_password":
-        if "SASL" not in str(cfg.kafka["security_protocol"]).upper():
+        if "SASL" not in cfg.kafka.security_protocol.upper():
             return []
-        if not str(cfg.kafka["sasl_username"]).strip():
+        if not cfg.kafka.sasl_username.strip():
             return ["kafka.sasl_username is empty (kafka.security_protocol uses SASL)"]
-    if dotted == "cassandra.password" and not str(cfg.cassandra["username"]).strip():
+    if dotted == "cassandra.password" and not cfg.cassandra.username.strip():
         return ["cassandra.username is empty: outside the dev profile Cassandra needs credentials "
                 "(cassandra.username and cassandra.password)"]
     if dotted == "mongo.uri":
@@ -194,7 +194,7 @@ def require_safe(cfg: config.Config, component: str) -> None:
     """Raise :class:`SecretError` naming every key at fault when ``component`` must not start."""
     found = problems(cfg, component)
     if found:
-        profile = cfg.runtime.get("profile", DEV_PROFILE)
+        profile = cfg.runtime.profile
         raise SecretError(f"{component} refuses to start with profile {profile!r} (runtime.profile): "
                           + "; ".join(found))
 

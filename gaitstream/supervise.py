@@ -59,8 +59,8 @@ class Policy:
     @classmethod
     def from_config(cls, cfg: gs_config.Config) -> "Policy":
         s = cfg.supervise
-        return cls(float(s["backoff_initial_seconds"]), float(s["backoff_max_seconds"]), int(s["max_restarts"]),
-                   float(s["reset_after_seconds"]))
+        return cls(s.backoff_initial_seconds, s.backoff_max_seconds, s.max_restarts,
+                   s.reset_after_seconds)
 
     def delay(self, restart_in_row: int) -> float:
         """Seconds to wait before the ``restart_in_row``-th restart in a row (1-based)."""

@@ -22,7 +22,7 @@ ENDED = ("FINISHED", "FAILED", "KILLED")
 
 
 def rm_url(cfg: gs_config.Config) -> str:
-    return f"http://{cfg.hdfs['host']}:{cfg.hdfs['yarn_web_port']}/ws/v1/cluster"
+    return f"http://{cfg.hdfs.host}:{cfg.hdfs.yarn_web_port}/ws/v1/cluster"
 
 
 def _call(url: str, method: str = "GET", body: dict | None = None) -> dict:
@@ -40,7 +40,7 @@ def apps(cfg: gs_config.Config, tag: str) -> list[dict]:
 
 
 def kill(cfg: gs_config.Config, app_id: str) -> None:
-    _call(f"{rm_url(cfg)}/apps/{app_id}/state?user.name={cfg.hdfs['user']}", "PUT", {"state": "KILLED"})
+    _call(f"{rm_url(cfg)}/apps/{app_id}/state?user.name={cfg.hdfs.user}", "PUT", {"state": "KILLED"})
 
 
 def kill_tagged(cfg: gs_config.Config, tag: str, timeout: float = 60) -> list[dict]:

@@ -42,7 +42,7 @@ from gaitstream import config
 from gaitstream.health.kafka import ensure_topic
 cfg = config.load()
 for name in sys.argv[1:]:
-    ensure_topic(cfg, name, cfg.kafka["partitions"])
+    ensure_topic(cfg, name, cfg.kafka.partitions)
     print("[kafka] topic ready:", name)' "$GS_KAFKA_SAMPLES_TOPIC" "$GS_KAFKA_DEAD_LETTER_TOPIC")
 }
 

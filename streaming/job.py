@@ -54,59 +54,59 @@ def hdfs_uri(cfg: gs_config.Config, path: str) -> str:
 
 def archive_uri(cfg: gs_config.Config) -> str:
     """``streaming.archive_uri`` when set (e.g. ``file:///...``), else the HDFS archive path."""
-    return cfg.streaming["archive_uri"] or hdfs_uri(cfg, cfg.hdfs["archive_path"])
+    return cfg.streaming.archive_uri or hdfs_uri(cfg, cfg.hdfs.archive_path)
 
 
 def deadletter_uri(cfg: gs_config.Config) -> str:
-    return cfg.streaming["deadletter_uri"] or hdfs_uri(cfg, cfg.streaming["deadletter_path"])
+    return cfg.streaming.deadletter_uri or hdfs_uri(cfg, cfg.streaming.deadletter_path)
 
 
 def checkpoint_root(cfg: gs_config.Config) -> str:
-    raw = str(cfg.spark["checkpoint_dir"])
+    raw = cfg.spark.checkpoint_dir
     return raw if "://" in raw else cfg.path("spark.checkpoint_dir").as_uri()
 
 
 def window_settings(cfg: gs_config.Config) -> WindowSettings:
     s = cfg.streaming
-    return WindowSettings(window_size=int(s["window_size"]), features_every=int(s["features_every_windows"]),
-                          max_open_windows=int(s["max_open_windows"]),
-                          max_seq_jump_windows=int(s["max_seq_jump_windows"]))
+    return WindowSettings(window_size=s.window_size, features_every=s.features_every_windows,
+                          max_open_windows=s.max_open_windows,
+                          max_seq_jump_windows=s.max_seq_jump_windows)
 
 
 def payload_limits(cfg: gs_config.Config) -> Limits:
     """The bridge's limits: the job refuses exactly what the bridge refuses."""
-    return Limits(max_bytes=int(cfg.bridge["max_payload_bytes"]), max_samples=int(cfg.bridge["max_samples_per_message"]))
+    return Limits(max_bytes=cfg.bridge.max_payload_bytes, max_samples=cfg.bridge.max_samples_per_message)
 
 
 def read_kafka(spark: SparkSession, cfg: gs_config.Config) -> DataFrame:
     k, s = cfg.kafka, cfg.streaming
     return (spark.readStream.format("kafka")
             .options(**endpoints.spark_kafka_options(cfg))
-            .option("subscribe", k["samples_topic"])
-            .option("startingOffsets", s["starting_offsets"])
-            .option("maxOffsetsPerTrigger", int(s["max_offsets_per_trigger"]))
+            .option("subscribe", k.samples_topic)
+            .option("startingOffsets", s.starting_offsets)
+            .option("maxOffsetsPerTrigger", s.max_offsets_per_trigger)
             .load())
 
 
 def sink_retry(cfg: gs_config.Config, stop: threading.Event) -> sinks.SinkRetry:
     """How long a micro-batch's failing Cassandra/dead-letter write is retried (``streaming.sink_retry_*``)."""
     s = cfg.streaming
-    ready = sinks.tcp_probe(endpoints.cassandra_contact_points(cfg), int(cfg.cassandra["port"]))
-    return sinks.SinkRetry(float(s["sink_retry_seconds"]), float(s["sink_retry_initial_seconds"]),
-                           float(s["sink_retry_max_backoff_seconds"]), stop, float(s["sink_attempt_timeout_seconds"]),
-                           ready=ready, settle_s=float(cfg.spark["cassandra_reconnection_delay_max_ms"]) / 1000)
+    ready = sinks.tcp_probe(endpoints.cassandra_contact_points(cfg), cfg.cassandra.port)
+    return sinks.SinkRetry(s.sink_retry_seconds, s.sink_retry_initial_seconds,
+                           s.sink_retry_max_backoff_seconds, stop, s.sink_attempt_timeout_seconds,
+                           ready=ready, settle_s=float(cfg.spark.cassandra_reconnection_delay_max_ms) / 1000)
 
 
 def live_scorer(cfg: gs_config.Config) -> predictions.LiveScorer | None:
     """Scores each batch's features with the registry's ``streaming.prediction_alias`` model
     (``api.registry_dir``) when ``streaming.live_predictions`` is on."""
     s = cfg.streaming
-    if not s["live_predictions"]:
+    if not s.live_predictions:
         return None
     from gaitstream.health.cassandra import connect
 
-    return predictions.LiveScorer(Registry(cfg.path("api.registry_dir"), create=False), cfg.cassandra["keyspace"],
-                                  lambda: connect(cfg), alias=str(s["prediction_alias"]))
+    return predictions.LiveScorer(Registry(cfg.path("api.registry_dir"), create=False), cfg.cassandra.keyspace,
+                                  lambda: connect(cfg), alias=s.prediction_alias)
 
 
 def wait_for_first_batch(query, timeout_s: float, stop: threading.Event | None) -> None:
@@ -123,7 +123,7 @@ def fair_scheduler_file(cfg: gs_config.Config) -> Path | None:
     """The FAIR pools: windows (the latency path) weighted ``spark.windows_pool_weight`` to 1 for the
     archive. None where the driver cannot write it (YARN cluster mode: pools then get weight 1)."""
     path = cfg.path("runtime.dir") / "spark" / "fairscheduler.xml"
-    weight = int(cfg.spark["windows_pool_weight"])
+    weight = cfg.spark.windows_pool_weight
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError:
@@ -152,30 +152,30 @@ def query_starters(spark: SparkSession, cfg: gs_config.Config, stop: threading.E
     kafka = records.kafka_records(read_kafka(spark, cfg))
     limits = payload_limits(cfg)
     outputs = stateful.walk_outputs(kafka, window_settings(cfg), limits,
-                                    float(s["idle_timeout_seconds"]), float(s["state_expiry_seconds"]),
-                                    float(s["closed_walk_retention_seconds"]))
+                                    float(s.idle_timeout_seconds), float(s.state_expiry_seconds),
+                                    float(s.closed_walk_retention_seconds))
     archive = records.archive_rows(records.dedupe_records(records.valid_records(kafka, limits),
-                                                          int(s["dedupe_watermark_seconds"])))
+                                                          s.dedupe_watermark_seconds))
     retry, scorer = sink_retry(cfg, stop or threading.Event()), live_scorer(cfg)
     started: dict = {}
 
     def walks():
         # The state store is chosen per query (the session conf is read when a query starts and kept
         # in its checkpoint): small per-walk states in the JVM heap, the large dedupe state in RocksDB.
-        spark.conf.set("spark.sql.streaming.stateStore.providerClass", str(sp["state_store_provider"]))
+        spark.conf.set("spark.sql.streaming.stateStore.providerClass", sp.state_store_provider)
         # Each query in its own FAIR pool (a thread-local property its execution thread inherits): the
         # latency path's tasks go first when both queries want the 2 cores.
         spark.sparkContext.setLocalProperty("spark.scheduler.pool", WINDOWS_POOL)
-        started["windows"] = sinks.start_walks(outputs, cfg.cassandra["keyspace"], deadletter_uri(cfg),
-                                               f"{checkpoints}/windows", float(s["trigger_seconds"]), retry, scorer)
+        started["windows"] = sinks.start_walks(outputs, cfg.cassandra.keyspace, deadletter_uri(cfg),
+                                               f"{checkpoints}/windows", s.trigger_seconds, retry, scorer)
         return started["windows"]
 
     def archived():
-        wait_for_first_batch(started["windows"], float(s["archive_start_wait_seconds"]), stop)
-        spark.conf.set("spark.sql.streaming.stateStore.providerClass", str(sp["dedupe_state_store_provider"]))
+        wait_for_first_batch(started["windows"], float(s.archive_start_wait_seconds), stop)
+        spark.conf.set("spark.sql.streaming.stateStore.providerClass", sp.dedupe_state_store_provider)
         spark.sparkContext.setLocalProperty("spark.scheduler.pool", ARCHIVE_POOL)
         return sinks.start_parquet(archive, "archive", archive_uri(cfg), ["study", "date"], f"{checkpoints}/archive",
-                                   float(s["archive_trigger_seconds"]))
+                                   s.archive_trigger_seconds)
 
     return {"windows": walks, "archive": archived}
 
@@ -194,7 +194,7 @@ def backend_probes(cfg: gs_config.Config) -> dict:
     if on_hdfs:
         namenode = urlsplit(endpoints.hdfs_namenode_uri(cfg))
         hdfs_up = sinks.tcp_probe([namenode.hostname], namenode.port or 8020)
-    cassandra_up = sinks.tcp_probe(endpoints.cassandra_contact_points(cfg), int(cfg.cassandra["port"]))
+    cassandra_up = sinks.tcp_probe(endpoints.cassandra_contact_points(cfg), cfg.cassandra.port)
     return {"archive": lambda: kafka_up() and (not on_hdfs or hdfs_up()),
             "windows": lambda: kafka_up() and cassandra_up()}
 
@@ -261,15 +261,15 @@ def resilience_conf(cfg: gs_config.Config) -> dict[str, str]:
     own Prometheus endpoints ([spark] cassandra_*, hdfs_connect_*, prometheus_enabled)."""
     sp = cfg.spark
     conf = {
-        "spark.cassandra.query.retry.count": str(int(sp["cassandra_query_retry_count"])),
-        "spark.cassandra.connection.reconnectionDelayMS.min": str(int(sp["cassandra_reconnection_delay_min_ms"])),
-        "spark.cassandra.connection.reconnectionDelayMS.max": str(int(sp["cassandra_reconnection_delay_max_ms"])),
-        "spark.cassandra.connection.timeoutMS": str(int(sp["cassandra_connection_timeout_ms"])),
-        "spark.hadoop.ipc.client.connect.max.retries": str(int(sp["hdfs_connect_retries"])),
-        "spark.hadoop.ipc.client.connect.max.retries.on.timeouts": str(int(sp["hdfs_connect_retries"])),
-        "spark.hadoop.ipc.client.connect.retry.interval": str(int(sp["hdfs_connect_retry_interval_ms"])),
+        "spark.cassandra.query.retry.count": str(sp.cassandra_query_retry_count),
+        "spark.cassandra.connection.reconnectionDelayMS.min": str(sp.cassandra_reconnection_delay_min_ms),
+        "spark.cassandra.connection.reconnectionDelayMS.max": str(sp.cassandra_reconnection_delay_max_ms),
+        "spark.cassandra.connection.timeoutMS": str(sp.cassandra_connection_timeout_ms),
+        "spark.hadoop.ipc.client.connect.max.retries": str(sp.hdfs_connect_retries),
+        "spark.hadoop.ipc.client.connect.max.retries.on.timeouts": str(sp.hdfs_connect_retries),
+        "spark.hadoop.ipc.client.connect.retry.interval": str(sp.hdfs_connect_retry_interval_ms),
     }
-    if sp["prometheus_enabled"]:
+    if sp.prometheus_enabled:
         conf.update({
             "spark.ui.prometheus.enabled": "true",
             "spark.sql.streaming.metricsEnabled": "true",
@@ -282,9 +282,9 @@ def resilience_conf(cfg: gs_config.Config) -> dict[str, str]:
 def build_session(cfg: gs_config.Config) -> SparkSession:
     """Settings the job needs wherever it runs; resources (master, memory, jars) come from spark-submit."""
     sp = cfg.spark
-    builder = (SparkSession.builder.appName(str(sp["app_name"]))
-               .config("spark.sql.shuffle.partitions", int(sp["shuffle_partitions"]))
-               .config("spark.sql.execution.arrow.maxRecordsPerBatch", int(sp["arrow_batch_size"]))
+    builder = (SparkSession.builder.appName(sp.app_name)
+               .config("spark.sql.shuffle.partitions", sp.shuffle_partitions)
+               .config("spark.sql.execution.arrow.maxRecordsPerBatch", sp.arrow_batch_size)
                .config("spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled", True)
                .config("spark.sql.session.timeZone", "UTC")
                .config("spark.python.daemon.module", worker_daemon.MODULE))
@@ -316,7 +316,7 @@ def run(cfg: gs_config.Config) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    if cfg.streaming["create_schema"]:  # a (re)start while Cassandra is down waits for it, as the sinks do
+    if cfg.streaming.create_schema:  # a (re)start while Cassandra is down waits for it, as the sinks do
         sink_retry(cfg, stop_requested).call("schema", lambda: schema.create(cfg), gated=True)
     spark = build_session(cfg)
     spark.sparkContext.setLogLevel("WARN")
@@ -325,14 +325,14 @@ def run(cfg: gs_config.Config) -> int:
     starters = query_starters(spark, cfg, stop_requested)
     queries = [start() for start in starters.values()]
     s = cfg.streaming
-    restarter = QueryRestarter(starters, backend_probes(cfg), float(s["sink_retry_seconds"]),
-                               float(s["sink_retry_initial_seconds"]), float(s["sink_retry_max_backoff_seconds"]))
+    restarter = QueryRestarter(starters, backend_probes(cfg), s.sink_retry_seconds,
+                               s.sink_retry_initial_seconds, s.sink_retry_max_backoff_seconds)
     started_at_ms = int(time.time() * 1000)
     print(f"gaitstream streaming job running; Spark UI: {ui_url}; status: {status_path}", flush=True)
     log.info("archive %s, dead letters %s, checkpoints %s, keyspace %s", archive_uri(cfg), deadletter_uri(cfg),
-             checkpoint_root(cfg), cfg.cassandra["keyspace"])
+             checkpoint_root(cfg), cfg.cassandra.keyspace)
     failed = None
-    interval = float(cfg.streaming["status_interval_seconds"])
+    interval = cfg.streaming.status_interval_seconds
     while not stop_requested.is_set():
         status.write_status(status_path, queries, ui_url, "running", started_at_ms)
         failed = restarter.step(queries)  # a query stopped by a transient error is started again alone
@@ -341,7 +341,7 @@ def run(cfg: gs_config.Config) -> int:
             break
         stop_requested.wait(interval)
     for query in queries:
-        stop_between_batches(query, float(cfg.streaming["stop_timeout_seconds"]))
+        stop_between_batches(query, cfg.streaming.stop_timeout_seconds)
         log.info("query %s stopped (last batch %s)", query.name, (query.lastProgress or {}).get("batchId"))
     status.write_status(status_path, queries, ui_url, "failed" if failed else "stopped", started_at_ms)
     spark.stop()

@@ -74,11 +74,11 @@ def identifier(name: str) -> str:
 
 def replication(cfg: Config) -> str:
     c = cfg.cassandra
-    strategy = identifier(str(c["replication_class"]))
+    strategy = identifier(c.replication_class)
     if strategy == "SimpleStrategy":
-        return f"{{'class': 'SimpleStrategy', 'replication_factor': {int(c['replication_factor'])}}}"
+        return f"{{'class': 'SimpleStrategy', 'replication_factor': {c.replication_factor}}}"
     if strategy == "NetworkTopologyStrategy":
-        dcs = c.get("datacenters") or {"datacenter1": int(c["replication_factor"])}
+        dcs = c.datacenters or {c.local_datacenter: c.replication_factor}
         parts = ", ".join(f"'{identifier(dc)}': {int(rf)}" for dc, rf in dict(dcs).items())
         return f"{{'class': 'NetworkTopologyStrategy', {parts}}}"
     raise ConfigError(f"unsupported replication_class {strategy!r}")
@@ -86,7 +86,7 @@ def replication(cfg: Config) -> str:
 
 def statements(cfg: Config, keyspace: str | None = None) -> list[str]:
     """The DDL, in order: keyspace, then tables (all IF NOT EXISTS)."""
-    ks = identifier(keyspace or cfg.cassandra["keyspace"])
+    ks = identifier(keyspace or cfg.cassandra.keyspace)
     window_cols = ",\n  ".join(f"{name} {kind}" for name, kind in WINDOW_COLUMNS)
     feature_cols = ",\n  ".join(f"{name} {kind}" for name, kind in FEATURE_COLUMNS)
     walk_prediction_cols = ",\n  ".join(f"{name} {kind}" for name, kind in WALK_PREDICTION_COLUMNS)

@@ -6,7 +6,7 @@ from gaitstream.health.heartbeat import read_fresh
 
 
 def check(cfg: Config) -> str:
-    stats = read_fresh(cfg.path("bridge.stats_file"), "stats file", 3 * float(cfg.bridge["stats_interval"]) + 5,
+    stats = read_fresh(cfg.path("bridge.stats_file"), "stats file", 3 * float(cfg.bridge.stats_interval) + 5,
                        lambda doc: doc["updated_at"])
     if not stats["mqtt_connected"]:
         raise RuntimeError("not connected to MQTT")

@@ -43,10 +43,10 @@ def connect(cfg: Config, *, connect_timeout: float = CONNECT_TIMEOUT_S,
     from cassandra.auth import PlainTextAuthProvider
     from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 
-    points, port = endpoints.cassandra_contact_points(cfg), int(cfg.cassandra["port"])
+    points, port = endpoints.cassandra_contact_points(cfg), cfg.cassandra.port
     # One local node: talk to exactly it. A cluster: token-aware within the local data centre.
     policy = (WhiteListRoundRobinPolicy(points) if len(points) == 1 else
-              TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=str(cfg.cassandra["local_datacenter"]))))
+              TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=cfg.cassandra.local_datacenter)))
     profile = ExecutionProfile(load_balancing_policy=policy, request_timeout=request_timeout)
     credentials = endpoints.cassandra_credentials(cfg)
     cluster = Cluster(
@@ -91,5 +91,5 @@ def check(cfg: Config) -> str:
             raise RuntimeError(f"round trip mismatch: wrote {token!r}, read {row.nonce if row else None!r}")
     finally:
         cluster.shutdown()
-    host, port = cfg.cassandra["host"], cfg.cassandra["port"]
+    host, port = cfg.cassandra.host, cfg.cassandra.port
     return f"cassandra {version} ok ({host}:{port}, round trip {1000 * (time.monotonic() - t0):.0f} ms)"

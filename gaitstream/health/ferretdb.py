@@ -11,7 +11,7 @@ HEALTH_COLLECTION = "health"
 
 def health_database(cfg: Config) -> str:
     """The health check's own database, next to the project's (``<mongo.database>_health``)."""
-    return f"{cfg.mongo['database']}_health"
+    return f"{cfg.mongo.database}_health"
 
 
 def check(cfg: Config) -> str:
@@ -32,7 +32,7 @@ def check(cfg: Config) -> str:
         ferret = info.get("ferretdbVersion") or info.get("ferretdbFeatures", {}).get("version") or "?"
         return (
             f"ferretdb {ferret} ok (mongodb wire {info.get('version', '?')}, "
-            f"{cfg.mongo['host']}:{cfg.mongo['port']}, round trip in {health_database(cfg)}.{HEALTH_COLLECTION})"
+            f"{cfg.mongo.host}:{cfg.mongo.port}, round trip in {health_database(cfg)}.{HEALTH_COLLECTION})"
         )
     finally:
         client.close()

@@ -17,7 +17,7 @@ def client(cfg: Config, timeout: float = TIMEOUT_S) -> InsecureClient:
     """A WebHDFS client for the configured NameNode, as the configured user."""
     from gaitstream.endpoints import webhdfs_url
 
-    return InsecureClient(webhdfs_url(cfg), user=cfg.hdfs["user"], timeout=timeout)
+    return InsecureClient(webhdfs_url(cfg), user=cfg.hdfs.user, timeout=timeout)
 
 
 def _remove_stale(c: InsecureClient) -> None:
@@ -44,5 +44,5 @@ def check(cfg: Config) -> str:
         raise RuntimeError(f"read back {got!r} from {path}, wrote {payload!r}")
     _remove_stale(c)
     used = c.content("/")
-    return (f"hdfs ok (webhdfs {cfg.hdfs['host']}:{cfg.hdfs['webhdfs_port']}, "
+    return (f"hdfs ok (webhdfs {cfg.hdfs.host}:{cfg.hdfs.webhdfs_port}, "
             f"{len(payload)} B round trip, {used['fileCount']} files, {used['length']} B in /)")

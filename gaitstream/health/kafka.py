@@ -39,7 +39,7 @@ def _common(cfg: Config) -> dict:
 def new_topic(cfg: Config, name: str, partitions: int = 1) -> NewTopic:
     """``name`` as the project creates every topic: ``kafka.replication_factor`` copies and
     ``kafka.min_insync_replicas`` (an ``acks=all`` write needs that many in-sync copies)."""
-    replicas, min_insync = int(cfg.kafka["replication_factor"]), int(cfg.kafka["min_insync_replicas"])
+    replicas, min_insync = cfg.kafka.replication_factor, cfg.kafka.min_insync_replicas
     if not 1 <= min_insync <= replicas:
         raise ValueError(f"kafka.min_insync_replicas={min_insync} must be between 1 and "
                          f"kafka.replication_factor={replicas}")
@@ -101,4 +101,4 @@ def check(cfg: Config) -> str:
     got = read_at(cfg, HEALTH_TOPIC, 0, offset, timeout_s=5.0)
     if got != token:
         raise RuntimeError(f"read back {got!r} at offset {offset}, wrote {token!r}")
-    return f"kafka {cfg.kafka['version']} round-trip ok (topic {HEALTH_TOPIC} offset {offset})"
+    return f"kafka {cfg.kafka.version} round-trip ok (topic {HEALTH_TOPIC} offset {offset})"

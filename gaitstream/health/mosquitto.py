@@ -32,9 +32,9 @@ def check(cfg: Config, user: str | None = None, password: str | None = None) -> 
             received.set()
 
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"gs-health-{uuid.uuid4().hex[:8]}")
-    client.username_pw_set(user or m["bridge_user"], password or m["bridge_password"])
+    client.username_pw_set(user or m.bridge_user, password or m.bridge_password)
     client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
-    client.connect(m["host"], int(m["port"]), keepalive=10)
+    client.connect(m.host, m.port, keepalive=10)
     client.loop_start()
     try:
         if not connected.wait(TIMEOUT_S):
@@ -46,4 +46,4 @@ def check(cfg: Config, user: str | None = None, password: str | None = None) -> 
     finally:
         client.disconnect()
         client.loop_stop()
-    return f"mosquitto {m['host']}:{m['port']} QoS 1 round-trip ok"
+    return f"mosquitto {m.host}:{m.port} QoS 1 round-trip ok"

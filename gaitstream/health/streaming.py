@@ -7,7 +7,7 @@ from gaitstream.health.heartbeat import read_fresh
 
 def check(cfg: Config) -> str:
     status = read_fresh(cfg.path("streaming.status_file"), "status file",
-                        4 * float(cfg.streaming["status_interval_seconds"]) + 10,
+                        4 * cfg.streaming.status_interval_seconds + 10,
                         lambda doc: float(doc.get("updated_at_ms", 0)) / 1000.0)
     queries = status.get("queries", [])
     if not queries:

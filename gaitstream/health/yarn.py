@@ -10,7 +10,7 @@ TIMEOUT_S = 3
 
 
 def _get(cfg: Config, path: str) -> dict:
-    url = f"http://{cfg.hdfs['host']}:{cfg.hdfs['yarn_web_port']}{path}"
+    url = f"http://{cfg.hdfs.host}:{cfg.hdfs.yarn_web_port}{path}"
     req = urllib.request.Request(url, headers={"Accept": "application/json"})
     with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:
         return json.load(resp)
@@ -24,5 +24,5 @@ def check(cfg: Config) -> str:
     active = int(metrics.get("activeNodes", 0))
     if active < 1:
         raise RuntimeError("ResourceManager has no active NodeManager")
-    return (f"yarn ok (rm {cfg.hdfs['host']}:{cfg.hdfs['yarn_rm_port']}, hadoop {info.get('hadoopVersion')}, "
+    return (f"yarn ok (rm {cfg.hdfs.host}:{cfg.hdfs.yarn_rm_port}, hadoop {info.get('hadoopVersion')}, "
             f"{active} active node(s), {metrics.get('totalMB')} MB)")

@@ -94,7 +94,7 @@ def running_api(tmp_dir: Path, refs_per_class_and_study: int = 2, windows: bool 
     log_path = tmp_dir / "api.log"
     try:
         schema.create(cfg, session=session)
-        seed_keyspace(session, cfg.cassandra["keyspace"], refs, windows=windows)
+        seed_keyspace(session, cfg.cassandra.keyspace, refs, windows=windows)
         with open(log_path, "wb") as log:
             proc = subprocess.Popen([sys.executable, "-m", "gaitstream.cli", "api"], env=env, cwd=REPO_ROOT,
                                     stdout=log, stderr=subprocess.STDOUT)
@@ -116,7 +116,7 @@ def running_api(tmp_dir: Path, refs_per_class_and_study: int = 2, windows: bool 
             # uvicorn shuts down gracefully, then re-raises the SIGTERM it caught: -15 is a clean exit
             assert proc.wait(30) in (0, -15), log_path.read_text()[-3000:]
             assert "Application shutdown complete" in log_path.read_text(), log_path.read_text()[-3000:]
-        session.execute(f"DROP KEYSPACE IF EXISTS {cfg.cassandra['keyspace']}", timeout=60)
+        session.execute(f"DROP KEYSPACE IF EXISTS {cfg.cassandra.keyspace}", timeout=60)
         cluster.shutdown()
-        with MongoClient(cfg.mongo["host"], int(cfg.mongo["port"]), directConnection=True) as client:
-            client.drop_database(cfg.mongo["database"])
+        with MongoClient(cfg.mongo.host, cfg.mongo.port, directConnection=True) as client:
+            client.drop_database(cfg.mongo.database)

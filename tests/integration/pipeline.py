@@ -80,12 +80,12 @@ def end_session(env: dict[str, str]) -> None:
     import paho.mqtt.client as mqtt
 
     cfg = gs_config.load(env=env)
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cfg.bridge["client_id"],
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cfg.bridge.client_id,
                          protocol=mqtt.MQTTv311, clean_session=True)
-    client.username_pw_set(cfg.mqtt["bridge_user"], cfg.mqtt["bridge_password"])
+    client.username_pw_set(cfg.mqtt.bridge_user, cfg.mqtt.bridge_password)
     connected = threading.Event()
     client.on_connect = lambda *args: connected.set()
-    client.connect(cfg.mqtt["host"], int(cfg.mqtt["port"]))
+    client.connect(cfg.mqtt.host, cfg.mqtt.port)
     client.loop_start()
     connected.wait(5)
     client.disconnect()
@@ -116,7 +116,7 @@ class TopicContents:
 def read_topic(cfg: gs_config.Config, topic: str, *, until=lambda contents: False, timeout: float = 120,
                decode_samples: bool = True, idle_after_done: float = 0.0) -> TopicContents:
     """Read a topic from the beginning until ``until(contents)`` holds or ``timeout`` passes."""
-    consumer = KafkaConsumer(bootstrap_servers=f"{cfg.kafka['host']}:{cfg.kafka['port']}", group_id=None,
+    consumer = KafkaConsumer(bootstrap_servers=f"{cfg.kafka.host}:{cfg.kafka.port}", group_id=None,
                              enable_auto_commit=False, consumer_timeout_ms=1000)
     contents = TopicContents()
     decoder = msgspec.json.Decoder(payload_schema.SampleBatch)
@@ -161,7 +161,7 @@ def replay_into_kafka(cfg, env: dict[str, str], refs, data_dir, log_path: Path, 
     try:
         report = replay.replay(cfg, refs, speed=0, batch_size=batch_size, data_dir=data_dir, progress=False)
         everything = expected_pairs(report.per_walk)
-        read_topic(cfg, cfg.kafka["samples_topic"], until=lambda c: everything <= c.distinct(), timeout=timeout)
+        read_topic(cfg, cfg.kafka.samples_topic, until=lambda c: everything <= c.distinct(), timeout=timeout)
     finally:
         bridge.stop()
     return report

@@ -73,8 +73,8 @@ def test_run_document_metrics_equal_a_direct_computation(api, logreg_run):
     """Usual walks only, one row per subject (feature means), the nested model refitted on each stored
     fold's training subjects: the stored per-subject metrics are sklearn's on those probabilities."""
     base, cfg, refs = api
-    with MongoClient(cfg.mongo["host"], int(cfg.mongo["port"]), directConnection=True) as client:
-        doc = client[cfg.mongo["database"]][cfg.mongo["runs_collection"]].find_one({"_id": logreg_run["run_id"]})
+    with MongoClient(cfg.mongo.host, cfg.mongo.port, directConnection=True) as client:
+        doc = client[cfg.mongo.database][cfg.mongo.runs_collection].find_one({"_id": logreg_run["run_id"]})
     assert doc["status"] == "succeeded" and doc["model_version"] == logreg_run["model_version"]
     labels = gaitpdb.read_demographics(cfg.path("data.gaitpdb_dir"))
     usual = [ref for ref in refs if gaitpdb.is_usual_walk(ref.walk_id)]

@@ -46,7 +46,7 @@ def _body(subject_id: str, walk: str = "01", seq: int = 0, samples: int = 10,
 
 
 def _topic(cfg: gs_config.Config, subject_id: str, walk: str = "01") -> str:
-    return payload.topic_for(cfg.mqtt["topic_prefix"], "Ga", subject_id, f"{subject_id}_{walk}")
+    return payload.topic_for(cfg.mqtt.topic_prefix, "Ga", subject_id, f"{subject_id}_{walk}")
 
 
 def _publish(cfg: gs_config.Config, messages: list[tuple[str, bytes]]) -> None:
@@ -54,8 +54,8 @@ def _publish(cfg: gs_config.Config, messages: list[tuple[str, bytes]]) -> None:
     m = cfg.mqtt
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bad-device-{uuid.uuid4().hex[:8]}",
                          protocol=mqtt.MQTTv311)
-    client.username_pw_set(m["replay_user"], m["replay_password"])
-    client.connect(m["host"], int(m["port"]))
+    client.username_pw_set(m.replay_user, m.replay_password)
+    client.connect(m.host, m.port)
     client.loop_start()
     try:
         infos = [client.publish(topic, body, qos=1) for topic, body in messages]
@@ -69,13 +69,13 @@ def _publish(cfg: gs_config.Config, messages: list[tuple[str, bytes]]) -> None:
 
 def _dead_letters(cfg: gs_config.Config, count: int, timeout: float = 120, idle: float = 3.0):
     """(value, headers) of the test's dead-letter topic, once ``count`` are there (and ``idle`` s more)."""
-    dead = read_topic(cfg, cfg.kafka["dead_letter_topic"], until=lambda c: c.records >= count, timeout=timeout,
+    dead = read_topic(cfg, cfg.kafka.dead_letter_topic, until=lambda c: c.records >= count, timeout=timeout,
                       decode_samples=False, idle_after_done=idle)
     return list(zip(dead.values, dead.headers))
 
 
 def _samples(cfg: gs_config.Config, pairs: set[tuple[str, int]], timeout: float = 60):
-    return read_topic(cfg, cfg.kafka["samples_topic"], until=lambda c: pairs <= c.distinct(), timeout=timeout,
+    return read_topic(cfg, cfg.kafka.samples_topic, until=lambda c: pairs <= c.distinct(), timeout=timeout,
                       idle_after_done=2)
 
 
@@ -132,7 +132,7 @@ def test_a_payload_bigger_than_kafka_allows_is_stored_cut_and_acknowledged(devic
     _publish(cfg, [(_topic(cfg, subject), _body(subject, seq=i * 10)) for i in range(5)])  # traffic goes on
 
     (value, headers), = _dead_letters(cfg, 1, idle=5)
-    limit = int(cfg.bridge["dead_letter_max_bytes"])
+    limit = cfg.bridge.dead_letter_max_bytes
     assert _reason(headers).startswith("oversized:")
     assert value == huge[:limit]
     assert headers["truncated"] == b"1"
@@ -162,9 +162,9 @@ def test_a_record_kafka_refuses_is_dead_lettered_not_resent(stack, tmp_path):
     (refused by the client), one over the topic's max.message.bytes (refused by the broker)."""
     cfg, env = isolated_config(GAITSTREAM_BRIDGE_MAX_PAYLOAD_BYTES="4000000",
                                GAITSTREAM_BRIDGE_MAX_SAMPLES_PER_MESSAGE="100000")
-    admin = KafkaAdminClient(bootstrap_servers=f"{cfg.kafka['host']}:{cfg.kafka['port']}")
+    admin = KafkaAdminClient(bootstrap_servers=f"{cfg.kafka.host}:{cfg.kafka.port}")
     try:
-        admin.create_topics([NewTopic(cfg.kafka["samples_topic"], 1, 1,
+        admin.create_topics([NewTopic(cfg.kafka.samples_topic, 1, 1,
                                       topic_configs={"max.message.bytes": "100000"})])
     finally:
         admin.close()
@@ -176,12 +176,12 @@ def test_a_record_kafka_refuses_is_dead_lettered_not_resent(stack, tmp_path):
         _publish(cfg, [(_topic(cfg, subject), broker_refused), (_topic(cfg, subject), client_refused)])
         dead = _dead_letters(cfg, 2, idle=5)
         assert len(dead) == 2, [_reason(h) for _, h in dead]
-        by_length = {int(h["original_length"]): (value, h) for value, h in dead}
+        by_length = {int(h.original_length): (value, h) for value, h in dead}
         assert set(by_length) == {len(broker_refused), len(client_refused)}
         for raw in (broker_refused, client_refused):
             value, headers = by_length[len(raw)]
             assert _reason(headers).startswith("kafka_refused: MessageSizeTooLargeError"), _reason(headers)
-            assert value == raw[:int(cfg.bridge["dead_letter_max_bytes"])]
+            assert value == raw[:cfg.bridge.dead_letter_max_bytes]
             assert headers["original_sha256"].decode() == hashlib.sha256(raw).hexdigest()
         _publish(cfg, [(_topic(cfg, subject), _body(subject, seq=20_000))])  # valid traffic still flows
         _samples(cfg, {(f"{subject}_01", 20_000 + i) for i in range(10)})
@@ -214,7 +214,7 @@ def test_foreign_and_malformed_payloads_are_dead_lettered_with_their_reason(devi
 
 def test_a_walk_id_bomb_is_bounded_per_subject(device_bridge):
     cfg, bridge, subject = device_bridge
-    bound = int(cfg.bridge["max_open_walks_per_subject"])
+    bound = cfg.bridge.max_open_walks_per_subject
     walks = [f"{i:02d}" for i in range(bound + 5)]
     _publish(cfg, [(_topic(cfg, subject, walk), _body(subject, walk=walk)) for walk in walks])
     opened = {(f"{subject}_{walk}", seq) for walk in walks[:bound] for seq in range(10)}

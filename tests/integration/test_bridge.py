@@ -37,7 +37,7 @@ def _assert_exactly_once_in_order(contents, per_walk):
 
 def _wait_all(cfg, per_walk, timeout=240):
     expected = expected_pairs(per_walk)
-    return read_topic(cfg, cfg.kafka["samples_topic"], until=lambda c: expected <= c.distinct(), timeout=timeout)
+    return read_topic(cfg, cfg.kafka.samples_topic, until=lambda c: expected <= c.distinct(), timeout=timeout)
 
 
 def test_every_sample_arrives_exactly_once_in_order(stack, walks, tmp_path):
@@ -71,7 +71,7 @@ def test_sigkill_of_the_bridge_mid_replay_loses_nothing(stack, walks, tmp_path):
     contents = _wait_all(cfg, report.per_walk)
     _assert_exactly_once_in_order(contents, report.per_walk)
     # The kill hit unacknowledged messages: the broker sent them again (DUP) to the new session.
-    stats = _stats_when(cfg, lambda c: c.get("received", 0) > 0)
+    stats = _stats_when(cfg, lambda c: c.received > 0)
     assert stats["redelivered"] > 0, stats
     print(f"after SIGKILL: {stats['redelivered']} messages redelivered, {contents.records} records for "
           f"{len(contents.distinct())} samples "
@@ -105,11 +105,11 @@ def test_kafka_restart_mid_replay_loses_nothing(stack, walks, tmp_path):
     thread, result = replay_in_thread(cfg, chosen, folder, speed=2.0)
     time.sleep(3)
     assert thread.is_alive(), "the replay ended before the restart: the fault would hit nothing"
-    before = _stats_when(cfg, lambda c: c.get("received", 0) > 0)
+    before = _stats_when(cfg, lambda c: c.received > 0)
     run_stack("kafka.sh", "restart")
     assert thread.is_alive(), "the replay ended during the restart: make it slower"
     # Messages arrived while Kafka was away and were held unacknowledged, then forwarded.
-    during = _stats_when(cfg, lambda c: c.get("received", 0) > before["received"])
+    during = _stats_when(cfg, lambda c: c.received > before["received"])
     assert during["received"] > before["received"]
     thread.join(300)
     report = result["report"]
@@ -155,38 +155,38 @@ def _fuzz_payloads(rng: random.Random, prefix: str, n: int) -> list[tuple[str, b
 def test_fuzzed_payloads_all_go_to_dead_letter_with_a_reason(stack, tmp_path):
     cfg, env = isolated_config()
     bridge = BridgeProcess(env, tmp_path / "bridge.log").start()
-    payloads = _fuzz_payloads(random.Random(20261126), cfg.mqtt["topic_prefix"], 10_000)
+    payloads = _fuzz_payloads(random.Random(20261126), cfg.mqtt.topic_prefix, 10_000)
     m = cfg.mqtt
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"fuzz-{cfg.bridge['client_id']}",
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"fuzz-{cfg.bridge.client_id}",
                          protocol=mqtt.MQTTv311)
-    client.username_pw_set(m["replay_user"], m["replay_password"])
+    client.username_pw_set(m.replay_user, m.replay_password)
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
-    client.connect(m["host"], int(m["port"]))
+    client.connect(m.host, m.port)
     client.loop_start()
     infos = [client.publish(topic, body, qos=1) for topic, body in payloads]
     # One valid message after the storm: the bridge must still forward.
     valid = json.dumps({"v": 1, "study": "Ga", "subject_id": "GaCo01", "walk_id": "GaCo01_01", "seq": 7,
                         "sent_at_ms": int(time.time() * 1000), "samples": [[0.07] + [1.0] * 18]}).encode()
-    infos.append(client.publish(f"{m['topic_prefix']}/Ga/GaCo01/GaCo01_01", valid, qos=1))
+    infos.append(client.publish(f"{m.topic_prefix}/Ga/GaCo01/GaCo01_01", valid, qos=1))
     for info in infos:
         info.wait_for_publish(60)
     client.disconnect()
     client.loop_stop()
 
-    dead = read_topic(cfg, cfg.kafka["dead_letter_topic"], until=lambda c: c.records >= len(payloads),
+    dead = read_topic(cfg, cfg.kafka.dead_letter_topic, until=lambda c: c.records >= len(payloads),
                       timeout=240, decode_samples=False, idle_after_done=2)
-    main = read_topic(cfg, cfg.kafka["samples_topic"], until=lambda c: c.records >= 1, timeout=60,
+    main = read_topic(cfg, cfg.kafka.samples_topic, until=lambda c: c.records >= 1, timeout=60,
                       idle_after_done=2)
     assert bridge.alive(), bridge.log()[-3000:]
     assert dead.records == len(payloads)
-    assert all(h.get("reason") and h.get("mqtt_topic") for h in dead.headers)
+    assert all(h.reason and h.mqtt_topic for h in dead.headers)
     # Original bytes kept, cut at bridge.dead_letter_max_bytes (the whole payload's length and sha256 in headers).
-    limit = int(cfg.bridge["dead_letter_max_bytes"])
+    limit = cfg.bridge.dead_letter_max_bytes
     assert sorted(dead.values) == sorted(body[:limit] for _topic, body in payloads)
-    assert sorted(int(h["original_length"]) for h in dead.headers) == sorted(len(body) for _topic, body in payloads)
-    assert sum(h.get("truncated") == b"1" for h in dead.headers) == sum(len(body) > limit for _t, body in payloads)
-    reasons = {h["reason"].decode().split(":")[0].split(" ")[0] for h in dead.headers}
+    assert sorted(int(h.original_length) for h in dead.headers) == sorted(len(body) for _topic, body in payloads)
+    assert sum(h.truncated == b"1" for h in dead.headers) == sum(len(body) > limit for _t, body in payloads)
+    reasons = {h.reason.decode().split(":")[0].split(" ")[0] for h in dead.headers}
     assert len(reasons) >= 8, reasons
     assert main.records == 1 and main.distinct() == {("GaCo01_01", 7)}
     bridge.stop()
@@ -213,20 +213,20 @@ def test_the_bridges_topics_take_replication_from_config(stack, tmp_path):
     cfg, env = isolated_config()
     bridge = BridgeProcess(env, tmp_path / "bridge.log").start()
     bridge.stop()
-    admin = KafkaAdminClient(bootstrap_servers=f"{cfg.kafka['host']}:{cfg.kafka['port']}")
+    admin = KafkaAdminClient(bootstrap_servers=f"{cfg.kafka.host}:{cfg.kafka.port}")
     try:
-        topics = [cfg.kafka["samples_topic"], cfg.kafka["dead_letter_topic"]]
+        topics = [cfg.kafka.samples_topic, cfg.kafka.dead_letter_topic]
         for topic in admin.describe_topics(topics):
-            assert {len(p["replicas"]) for p in topic["partitions"]} == {cfg.kafka["replication_factor"]}
+            assert {len(p["replicas"]) for p in topic["partitions"]} == {cfg.kafka.replication_factor}
         for topic in topics:
             (_code, _msg, _type, _name, entries), = admin.describe_configs(
                 [ConfigResource(ConfigResourceType.TOPIC, topic)])[0].resources
             value, source = next((e[1], e[3]) for e in entries if e[0] == "min.insync.replicas")
             # Set on the topic itself (source 1 = DYNAMIC_TOPIC_CONFIG), not inherited from the broker.
-            assert (value, source) == (str(cfg.kafka["min_insync_replicas"]), 1)
+            assert (value, source) == (str(cfg.kafka.min_insync_replicas), 1)
     finally:
         admin.close()
     # Three copies on this one-broker stack: the broker refuses, so the setting does reach it.
     cfg3, _env = isolated_config(GAITSTREAM_KAFKA_REPLICATION_FACTOR="3", GAITSTREAM_KAFKA_MIN_INSYNC_REPLICAS="2")
     with pytest.raises(InvalidReplicationFactorError):
-        ensure_topic(cfg3, cfg3.kafka["samples_topic"], 1)
+        ensure_topic(cfg3, cfg3.kafka.samples_topic, 1)

@@ -74,7 +74,7 @@ def read_rows(cfg, keyspace: str, walk: str) -> list[tuple[int, float]]:
 
 def test_health_check_round_trips(stack):
     summary = cass_health.check(stack)
-    assert summary.startswith(f"cassandra {stack.cassandra['version']} ok"), summary
+    assert summary.startswith(f"cassandra {stack.cassandra.version} ok"), summary
 
 
 def test_prepared_round_trip(stack, keyspace):

@@ -137,7 +137,7 @@ def dashboard(stack, tmp_path_factory):
         assert all(run["status"] == "succeeded" for run in runs), [run["error"] for run in runs]
         live_ref = api.refs[0]
         _, windows = walk_rows(live_ref)
-        keyspace = api.cfg.cassandra["keyspace"]
+        keyspace = api.cfg.cassandra.keyspace
         api.session.execute(f"DELETE FROM {keyspace}.{WINDOWS_TABLE} WHERE subject_id = %s AND walk_id = %s "
                             "AND window_index >= %s", (live_ref.subject_id, live_ref.walk_id,
                                                        len(windows) - HELD_BACK_WINDOWS))
@@ -147,15 +147,15 @@ def dashboard(stack, tmp_path_factory):
 def insert_windows(api, rows: list[tuple]) -> None:
     columns = ("subject_id, walk_id, window_index, study, sample_count, partial, first_seq, last_seq, first_time, "
                "last_time, " + ", ".join(FORCE_CHANNELS))
-    statement = api.session.prepare(f"INSERT INTO {api.cfg.cassandra['keyspace']}.{WINDOWS_TABLE} ({columns}) "
+    statement = api.session.prepare(f"INSERT INTO {api.cfg.cassandra.keyspace}.{WINDOWS_TABLE} ({columns}) "
                                     f"VALUES ({', '.join('?' * len(columns.split(',')))})")
     for row in rows:
         api.session.execute(statement, row)
 
 
 def run_documents(cfg) -> list[dict]:
-    with MongoClient(cfg.mongo["host"], int(cfg.mongo["port"]), directConnection=True) as client:
-        return list(client[cfg.mongo["database"]][cfg.mongo["runs_collection"]].find().sort("created_at", 1))
+    with MongoClient(cfg.mongo.host, cfg.mongo.port, directConnection=True) as client:
+        return list(client[cfg.mongo.database][cfg.mongo.runs_collection].find().sort("created_at", 1))
 
 
 def plot_data(page, element_id: str) -> list[dict]:
@@ -190,7 +190,7 @@ def test_dashboard_in_chromium(dashboard, chromium, tmp_path):
             expect(archive_row).to_contain_text("57.3")
             expect(page.locator("#bridge-forwarded")).to_have_text("1,230")
             expect(page.locator("#bridge-dead")).to_have_text("4")
-            expect(page.locator("#spark-ui")).to_have_attribute("href", f"http://127.0.0.1:{api.cfg.spark['ui_port']}")
+            expect(page.locator("#spark-ui")).to_have_attribute("href", f"http://127.0.0.1:{api.cfg.spark.ui_port}")
             # Supervisors' restarts, time since each query's last batch, and the banner: data is not flowing
             expect(page.locator('#supervisors tr[data-process="bridge"] .restarts')).to_have_text(str(BRIDGE_RESTARTS))
             expect(page.locator('#supervisors tr[data-process="bridge"] .badge')).to_have_text("restarting")
@@ -294,7 +294,7 @@ def test_pipeline_json_reports_restarts_batch_age_and_flow(dashboard):
     assert supervisors["bridge"]["last_cause"] == "exit code 1" and supervisors["bridge"]["alive"]
     assert supervisors["streaming"]["restarts"] == STREAMING_RESTARTS and supervisors["streaming"]["state"] == "running"
     assert not supervisors["api"]["supervised"] and supervisors["api"]["restarts"] == 0
-    stale_after = float(api.cfg.supervise["stale_after_seconds"])
+    stale_after = float(api.cfg.supervise.stale_after_seconds)
     assert status["streaming"]["stale_after_s"] == stale_after
     expected_age = time.time() - 1767268800  # the fake queries' last progress: 2026-01-01T12:00:00Z
     for query in status["streaming"]["queries"]:

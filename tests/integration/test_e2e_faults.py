@@ -57,7 +57,7 @@ def test_bridge_driver_and_kafka_killed_nothing_lost_nothing_doubled(stack, tmp_
     tag = uuid.uuid4().hex[:8]
     run_env = job_env(env, tmp_path, f"e2e{tag}")
     run_cfg = gs_config.load(env=run_env)
-    keyspace = run_cfg.cassandra["keyspace"]
+    keyspace = run_cfg.cassandra.keyspace
     schema.create(run_cfg)
     folder = cfg.path("data.gaitpdb_dir")
     refs = replay.select_walks(gaitpdb.list_walks(folder)[0], walks=WALKS)

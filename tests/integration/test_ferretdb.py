@@ -18,7 +18,7 @@ STACK = Path(__file__).resolve().parents[2] / "stack"
 
 def _client(cfg: Config) -> MongoClient:
     return MongoClient(
-        host=cfg.mongo["host"], port=int(cfg.mongo["port"]),
+        host=cfg.mongo.host, port=cfg.mongo.port,
         serverSelectionTimeoutMS=5000, directConnection=True,
     )
 
@@ -27,7 +27,7 @@ def _client(cfg: Config) -> MongoClient:
 def collection(stack: Config) -> Iterator:
     """A fresh, uniquely named collection in a test database, dropped afterwards."""
     client = _client(stack)
-    coll = client[f"{stack.mongo['database']}_test"][f"t_{uuid.uuid4().hex[:12]}"]
+    coll = client[f"{stack.mongo.database}_test"][f"t_{uuid.uuid4().hex[:12]}"]
     yield coll
     try:
         coll.drop()
@@ -56,7 +56,7 @@ def test_operator_query_sort_limit(collection) -> None:
 
 
 def test_document_survives_restart(stack: Config) -> None:
-    db, name = f"{stack.mongo['database']}_test", f"restart_{uuid.uuid4().hex[:12]}"
+    db, name = f"{stack.mongo.database}_test", f"restart_{uuid.uuid4().hex[:12]}"
     doc = {"_id": uuid.uuid4().hex, "kept": True, "n": 42}
     client = _client(stack)
     try:

@@ -59,12 +59,12 @@ def test_yarn_runs_a_container(stack):
     import time
     import urllib.request
 
-    if not stack.hdfs["yarn"]:
+    if not stack.hdfs.yarn:
         pytest.skip("YARN is off (hdfs.yarn = false)")
     from gaitstream.health import yarn as yarn_health
 
     assert yarn_health.check(stack).startswith("yarn ok")
-    base = f"http://{stack.hdfs['host']}:{stack.hdfs['yarn_web_port']}/ws/v1/cluster"
+    base = f"http://{stack.hdfs.host}:{stack.hdfs.yarn_web_port}/ws/v1/cluster"
 
     def call(path, data=None):
         req = urllib.request.Request(
@@ -79,7 +79,7 @@ def test_yarn_runs_a_container(stack):
     marker = uuid.uuid4().hex
     # Not a real ApplicationMaster (it never registers), so the app ends FAILED with exit code 0:
     # what matters is that a container ran the command.
-    call(f"/apps?user.name={stack.hdfs['user']}", {
+    call(f"/apps?user.name={stack.hdfs.user}", {
         "application-id": app_id, "application-name": "gs-test-smoke", "application-type": "YARN",
         "am-container-spec": {"commands": {"command": f"echo {marker} > <LOG_DIR>/stdout"}},
         "resource": {"memory": 256, "vCores": 1}, "max-app-attempts": 1,

@@ -39,12 +39,12 @@ def test_pipeline_topics_exist_with_configured_partitions(stack):
     k = stack.kafka
     admin = KafkaAdminClient(bootstrap_servers=kafka_health.bootstrap(stack), request_timeout_ms=5000)
     try:
-        described = {t["topic"]: t for t in admin.describe_topics([k["samples_topic"], k["dead_letter_topic"]])}
+        described = {t["topic"]: t for t in admin.describe_topics([k.samples_topic, k.dead_letter_topic])}
     finally:
         admin.close()
-    for name in (k["samples_topic"], k["dead_letter_topic"]):
+    for name in (k.samples_topic, k.dead_letter_topic):
         assert described[name]["error_code"] == 0, described[name]
-        assert len(described[name]["partitions"]) == k["partitions"]
+        assert len(described[name]["partitions"]) == k.partitions
 
 
 def test_acked_record_survives_restart(stack):

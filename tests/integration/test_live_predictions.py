@@ -126,7 +126,7 @@ def stream(cfg, refs, walk_ids) -> dict[str, float]:
 
 def test_live_predictions_follow_the_champion(live):
     cfg, refs, registry, process = live
-    keyspace = cfg.cassandra["keyspace"]
+    keyspace = cfg.cassandra.keyspace
     usual = [r for r in refs.values() if gaitpdb.is_usual_walk(r.walk_id) and r.walk_id not in
              (NO_MODEL_WALK, MODEL_B_WALK, *MODEL_A_WALKS)]
     training = [r for r in usual if "Pt" in r.subject_id][:TRAINING_WALKS // 2] + \
@@ -149,7 +149,7 @@ def test_live_predictions_follow_the_champion(live):
     # 1. No model: windows and final features flow, no prediction, the job stays up.
     stream(cfg, refs, [NO_MODEL_WALK])
     wait_until(final_features([NO_MODEL_WALK]), process, "final features without a model", timeout=300)
-    time.sleep(2 * float(cfg.streaming["trigger_seconds"]) + 1)
+    time.sleep(2 * cfg.streaming.trigger_seconds + 1)
     assert rows(cfg, keyspace, "walk_predictions") == [] and rows(cfg, keyspace, "subject_predictions") == []
     assert "no model behind alias 'champion'" in process.log()
 

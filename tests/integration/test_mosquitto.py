@@ -21,7 +21,7 @@ def _connected(cfg, user: str, password: str, client_id: str, clean_session: boo
     client.username_pw_set(user, password)
     done = threading.Event()
     client.on_connect = lambda *args: done.set()
-    client.connect(cfg.mqtt["host"], int(cfg.mqtt["port"]))
+    client.connect(cfg.mqtt.host, cfg.mqtt.port)
     client.loop_start()
     assert done.wait(5), "no CONNACK"
     return client
@@ -49,18 +49,18 @@ def test_unknown_user_is_refused(stack):
 def test_queued_qos1_messages_survive_broker_restart(stack):
     """A persistent subscriber that is offline gets every QoS 1 message, even across a restart."""
     m = stack.mqtt
-    topic = f"{m['topic_prefix']}/test/{uuid.uuid4().hex}"
+    topic = f"{m.topic_prefix}/test/{uuid.uuid4().hex}"
     sub_id = f"test-sub-{uuid.uuid4().hex[:8]}"
     n = 2000
 
-    sub = _connected(stack, m["bridge_user"], m["bridge_password"], sub_id, clean_session=False)
+    sub = _connected(stack, m.bridge_user, m.bridge_password, sub_id, clean_session=False)
     subscribed = threading.Event()
     sub.on_subscribe = lambda *args: subscribed.set()
     sub.subscribe(topic, qos=1)
     assert subscribed.wait(5)
     _close(sub)
 
-    pub = _connected(stack, m["replay_user"], m["replay_password"], f"test-pub-{uuid.uuid4().hex[:8]}", True)
+    pub = _connected(stack, m.replay_user, m.replay_password, f"test-pub-{uuid.uuid4().hex[:8]}", True)
     for info in [pub.publish(topic, str(i).encode(), qos=1) for i in range(n)]:
         info.wait_for_publish(10)
     _close(pub)
@@ -76,9 +76,9 @@ def test_queued_qos1_messages_survive_broker_restart(stack):
             all_in.set()
 
     sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=sub_id, protocol=mqtt.MQTTv311, clean_session=False)
-    sub.username_pw_set(m["bridge_user"], m["bridge_password"])
+    sub.username_pw_set(m.bridge_user, m.bridge_password)
     sub.on_message = on_message
-    sub.connect(m["host"], int(m["port"]))
+    sub.connect(m.host, m.port)
     sub.loop_start()
     all_in.wait(20)
     _close(sub)
@@ -88,7 +88,7 @@ def test_queued_qos1_messages_survive_broker_restart(stack):
 def test_replayer_cannot_read_sensor_topics(stack):
     """ACL: the replayer publishes, only the bridge reads (the bridge receiving is the control)."""
     m = stack.mqtt
-    topic = f"{m['topic_prefix']}/test/{uuid.uuid4().hex}"
+    topic = f"{m.topic_prefix}/test/{uuid.uuid4().hex}"
     clients, inboxes, arrived = {}, {}, threading.Event()
     for role in ("replay", "bridge"):
         client = _connected(stack, m[f"{role}_user"], m[f"{role}_password"], f"{role}-{uuid.uuid4().hex[:8]}", True)
@@ -100,7 +100,7 @@ def test_replayer_cannot_read_sensor_topics(stack):
         client.subscribe(topic, qos=1)
         assert subscribed.wait(5)
         clients[role] = client
-    pub = _connected(stack, m["replay_user"], m["replay_password"], f"pub-{uuid.uuid4().hex[:8]}", True)
+    pub = _connected(stack, m.replay_user, m.replay_password, f"pub-{uuid.uuid4().hex[:8]}", True)
     pub.publish(topic, b"sample", qos=1).wait_for_publish(5)
     assert arrived.wait(5), "the bridge user did not receive the message"
     for client in (pub, *clients.values()):

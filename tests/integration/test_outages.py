@@ -212,7 +212,7 @@ def isolated_run(tmp_path):
     schema.create(run_cfg)
     folder = cfg.path("data.gaitpdb_dir")
     refs = replay.select_walks(gaitpdb.list_walks(folder)[0], walks=WALKS)
-    return cfg, env, tag, run_env, run_cfg, run_cfg.cassandra["keyspace"], folder, refs
+    return cfg, env, tag, run_env, run_cfg, run_cfg.cassandra.keyspace, folder, refs
 
 
 def replay_in_background(cfg, refs, folder) -> tuple[threading.Thread, dict]:

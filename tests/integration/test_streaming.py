@@ -183,11 +183,11 @@ def topic(stack, tmp_path_factory):
     refs = replay.select_walks(gaitpdb.list_walks(folder)[0], walks=WALKS)
     report = replay_into_kafka(cfg, env, refs, folder, tmp / "bridge.log", timeout=240)
     # Kafka may hold a record twice (at-least-once bridge): resend the first one, byte for byte.
-    first = read_topic(cfg, cfg.kafka["samples_topic"], until=lambda c: c.records >= 1, decode_samples=False)
-    producer = KafkaProducer(bootstrap_servers=f"{cfg.kafka['host']}:{cfg.kafka['port']}")
+    first = read_topic(cfg, cfg.kafka.samples_topic, until=lambda c: c.records >= 1, decode_samples=False)
+    producer = KafkaProducer(bootstrap_servers=f"{cfg.kafka.host}:{cfg.kafka.port}")
     resent = payload.validate(first.values[0], max_bytes=1 << 20, max_samples=10_000)
-    producer.send(cfg.kafka["samples_topic"], first.values[0], key=payload.kafka_key(resent))
-    producer.send(cfg.kafka["samples_topic"], b"definitely not json", key=b"garbage")
+    producer.send(cfg.kafka.samples_topic, first.values[0], key=payload.kafka_key(resent))
+    producer.send(cfg.kafka.samples_topic, b"definitely not json", key=b"garbage")
     producer.flush()
     producer.close()
     yield cfg, env, tmp, report
@@ -213,7 +213,7 @@ def test_windows_features_archive_and_dead_letters(stack, topic, spark_reader):
     started = time.monotonic()
     process = JobProcess(run_env, tmp / f"job-{tag}.log")
     counts = window_counts(expected)
-    windows, walk_features = wait_for_tables(cfg, run_cfg.cassandra["keyspace"], counts, report.per_walk, process)
+    windows, walk_features = wait_for_tables(cfg, run_cfg.cassandra.keyspace, counts, report.per_walk, process)
     print(f"all {len(counts)} windows in Cassandra {time.monotonic() - started:.0f}s after spark-submit")
 
     assert_windows_are_offline(windows, expected)
@@ -259,7 +259,7 @@ def test_kill_9_mid_stream_then_restart_ends_identical(stack, topic, spark_reade
     # Small micro-batches so the job is killed with part of the stream processed.
     run_env = job_env(env, tmp, tag, GAITSTREAM_STREAMING_MAX_OFFSETS_PER_TRIGGER="150")
     run_cfg = job.gs_config.load(env=run_env)
-    keyspace = run_cfg.cassandra["keyspace"]
+    keyspace = run_cfg.cassandra.keyspace
     first = JobProcess(run_env, tmp / f"job-{tag}-1.log")
     deadline = time.monotonic() + 300
     while True:

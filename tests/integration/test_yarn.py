@@ -83,7 +83,7 @@ def test_streaming_job_on_yarn(yarn, topic, deploy_mode):
     cfg, env, tmp, per_walk = topic
     tag = f"{deploy_mode}{uuid.uuid4().hex[:8]}"
     keyspace, hdfs_dir, yarn_tag = f"t_yarn_{tag}", f"/test/yarn/{tag}", f"gs-test-{tag}"
-    namenode = f"hdfs://{cfg.hdfs['host']}:{cfg.hdfs['namenode_port']}"
+    namenode = f"hdfs://{cfg.hdfs.host}:{cfg.hdfs.namenode_port}"
     run_env = {**env,
                "GS_YARN_TAG": yarn_tag,
                "GAITSTREAM_SPARK_DEPLOY_MODE": deploy_mode,
@@ -124,7 +124,7 @@ def test_streaming_job_on_yarn(yarn, topic, deploy_mode):
 
         apps = gs_yarn.apps(cfg, yarn_tag)
         assert [(a["state"], a["applicationType"], a["queue"]) for a in apps] == \
-            [("RUNNING", "SPARK", cfg.spark["yarn_queue"])], apps
+            [("RUNNING", "SPARK", cfg.spark.yarn_queue)], apps
 
         stopped = time.monotonic()
         os.kill(proc.pid, signal.SIGTERM)

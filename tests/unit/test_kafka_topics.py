@@ -15,8 +15,8 @@ def test_local_default_is_one_copy():
 
 def test_cluster_template_sets_three_copies_two_in_sync():
     cfg = config.load(config.REPO_ROOT / "conf" / "templates" / "cluster.toml", env={})
-    for name in (cfg.kafka["samples_topic"], cfg.kafka["dead_letter_topic"], "gs.health"):
-        topic = new_topic(cfg, name, int(cfg.kafka["partitions"]))
+    for name in (cfg.kafka.samples_topic, cfg.kafka.dead_letter_topic, "gs.health"):
+        topic = new_topic(cfg, name, cfg.kafka.partitions)
         assert topic.replication_factor == 3 and topic.topic_configs == {"min.insync.replicas": "2"}
 
 

@@ -37,9 +37,9 @@ def secrets_file(tmp_path: Path, sections: dict, mode: int = 0o600) -> Path:
 # ------------------------------------------------------------------ profile and placeholders
 
 def test_local_default_and_yarn_local_are_dev_the_cluster_template_is_production():
-    assert config.load(env={}).runtime["profile"] == "dev"
-    assert config.load(TEMPLATES / "yarn-local.toml", env={}).runtime["profile"] == "dev"
-    assert config.load(TEMPLATES / "cluster.toml", env={}).runtime["profile"] == "production"
+    assert config.load(env={}).runtime.profile == "dev"
+    assert config.load(TEMPLATES / "yarn-local.toml", env={}).runtime.profile == "dev"
+    assert config.load(TEMPLATES / "cluster.toml", env={}).runtime.profile == "production"
 
 
 def test_dev_profile_starts_with_the_shipped_secrets():
@@ -84,7 +84,7 @@ def test_real_secrets_from_a_secrets_file_pass_outside_dev(tmp_path):
     cfg = config.load(env={**PRODUCTION, "GAITSTREAM_RUNTIME_SECRETS_FILE": str(path)})
     for component in secrecy.COMPONENTS:
         secrecy.require_safe(cfg, component)
-    assert cfg.api["token"] == REAL["api"]["token"]
+    assert cfg.api.token == REAL["api"]["token"]
 
 
 def test_a_real_secret_in_a_config_file_others_can_read_is_refused(tmp_path):
@@ -139,9 +139,9 @@ def test_a_secrets_file_readable_by_group_or_others_is_refused(tmp_path, mode):
 def test_the_secrets_file_is_merged_over_the_config_and_the_environment_wins(tmp_path):
     path = secrets_file(tmp_path, REAL)
     cfg = config.load(env={"GAITSTREAM_RUNTIME_SECRETS_FILE": str(path), "GAITSTREAM_API_TOKEN": "from-env-1234"})
-    assert cfg.mqtt["bridge_password"] == REAL["mqtt"]["bridge_password"]
-    assert cfg.api["token"] == "from-env-1234"
-    assert cfg.mqtt["bridge_user"] == "bridge"  # untouched keys keep the file's value
+    assert cfg.mqtt.bridge_password == REAL["mqtt"]["bridge_password"]
+    assert cfg.api.token == "from-env-1234"
+    assert cfg.mqtt.bridge_user == "bridge"  # untouched keys keep the file's value
 
 
 def test_a_secrets_file_with_an_unknown_key_or_missing_is_refused(tmp_path):
@@ -159,7 +159,7 @@ def test_the_secrets_toml_for_yarn_round_trips_and_holds_only_secrets(tmp_path):
     assert shipped["api"] == {"token": REAL["api"]["token"]} and shipped["mongo"] == {"uri": REAL["mongo"]["uri"]}
     assert "port" not in shipped["mqtt"] and "runtime" not in shipped
     again = secrets_file(tmp_path, shipped)
-    assert config.load(env={"GAITSTREAM_RUNTIME_SECRETS_FILE": str(again)}).api["token"] == REAL["api"]["token"]
+    assert config.load(env={"GAITSTREAM_RUNTIME_SECRETS_FILE": str(again)}).api.token == REAL["api"]["token"]
 
 
 # ------------------------------------------------------------------ redaction
