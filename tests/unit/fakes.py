@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -20,6 +21,7 @@ import numpy as np
 import pandas as pd
 from kafka.future import Future
 
+from api.settings import ApiSettings
 from api.data import WALK_KEY_COLUMNS, WINDOW_KEY_COLUMNS, walks_frame
 from gaitstream.gaitpdb import FORCE_CHANNELS
 from model.families import GAIT_COLUMNS
@@ -229,7 +231,7 @@ class FakeMongoClient:
 # --- a small labelled feature table ---------------------------------------------------------------
 def gait_table(per_class_per_study: int = 4, seed: int = 0) -> tuple[list[dict[str, Any]], dict[str, bool]]:
     """(``walk_features`` rows, Parkinson's by subject): two usual walks a subject in Ga, one in Ju and
-    Si, one dual-task walk per Ga subject; the first three gait features carry the label."""
+    Si, one dual-task walk per Ga subject; the first ten gait features carry the label."""
     rng = np.random.default_rng(seed)
     walks, labels = [], {}
     for study in ("Ga", "Ju", "Si"):
@@ -240,7 +242,7 @@ def gait_table(per_class_per_study: int = 4, seed: int = 0) -> tuple[list[dict[s
                 numbers = ("01", "02", "10") if study == "Ga" else ("01",)
                 for walk in numbers:
                     values = rng.normal(size=len(GAIT_COLUMNS))
-                    values[:3] += 2.0 * labels[subject_id]
+                    values[:10] += 3.0 * labels[subject_id]
                     walks.append({"subject_id": subject_id, "walk_id": f"{subject_id}_{walk}", "study": study,
                                   "samples": 12_000, "final": True, "feature_version": FEATURE_VERSION,
                                   "features": dict(zip(GAIT_COLUMNS, values.tolist()))})
@@ -252,3 +254,15 @@ def demographics_text(labels: dict[str, bool]) -> str:
     lines = ["ID\tStudy\tGroup\tGender\tAge"]
     lines += [f"{s}\t{s[:2]}\t{1 if pd_ else 2}\t1\t70" for s, pd_ in labels.items()]
     return "\n".join(lines) + "\n"
+
+
+def api_settings(root: Path, labels: dict[str, bool], **overrides: Any) -> ApiSettings:
+    """Settings of an isolated API: registry and demographics.txt under ``root``, a small fast CV."""
+    data_dir = root / "gaitpdb"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "demographics.txt").write_text(demographics_text(labels))
+    values = dict(token="unit-token", registry_dir=root / "registry", data_dir=data_dir, keyspace="unit",
+                  mongo_database="gaitstream_unit", runs_collection="runs", default_family="knn",
+                  default_feature_set="gait", cv_folds=3, cv_repeats=1, seed=0, bias_variance_rounds=0,
+                  forest_trees=10, max_upload_bytes=1_000_000, backend_timeout=1.0, prediction_cache_seconds=0.0)
+    return ApiSettings(**{**values, **overrides})
