@@ -4,6 +4,7 @@ Services (Cassandra store, MongoDB client and run store, model registry, promote
 are created in the lifespan, kept on ``app.state`` and injected into handlers by name; they are
 closed at shutdown. ``/`` is the dashboard (api.routes.dashboard).
 """
+
 from __future__ import annotations
 
 import logging
@@ -72,8 +73,16 @@ def create_app(cfg: Config, settings: ApiSettings | None = None) -> Litestar:
                 log.warning("%d unfinished run(s) from a previous process marked failed", stale)
         except Exception as exc:  # MongoDB down at startup: the API still starts and answers 503
             log.warning("MongoDB unavailable at startup (%s); run history will answer 503 until it is back", exc)
-        app.state.update(settings=settings, store=store, runs=runs, registry=registry, holder=holder,
-                         trainer=trainer, metrics=PipelineMetrics(cfg), pipeline=PipelineMonitor(cfg))
+        app.state.update(
+            settings=settings,
+            store=store,
+            runs=runs,
+            registry=registry,
+            holder=holder,
+            trainer=trainer,
+            metrics=PipelineMetrics(cfg),
+            pipeline=PipelineMonitor(cfg),
+        )
         try:
             yield
         finally:
@@ -94,7 +103,9 @@ def create_app(cfg: Config, settings: ApiSettings | None = None) -> Litestar:
         exception_handlers=errors.handlers(),
         request_max_body_size=settings.max_upload_bytes,
         openapi_config=OpenAPIConfig(
-            title="gaitstream API", version=__version__, path="/schema",
+            title="gaitstream API",
+            version=__version__,
+            path="/schema",
             description="Retrain on demand with subject-wise evaluation, model registry, runs in MongoDB, diagnosis.",
             components=Components(security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer")}),
         ),

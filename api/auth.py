@@ -6,6 +6,7 @@
   ``/dashboard/*``, ``/runs``). Open while the API binds to loopback (``api.host``), the same
   token otherwise.
 """
+
 from __future__ import annotations
 
 import hmac

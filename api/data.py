@@ -3,6 +3,7 @@
 One :class:`CassandraStore` per process, created at startup and shut down at exit. It connects
 lazily and retries on the next call, so the API starts (and answers 503) while Cassandra is down.
 """
+
 from __future__ import annotations
 
 import logging
@@ -15,8 +16,14 @@ import pandas as pd
 
 from gaitstream.config import Config
 from gaitstream.gaitpdb import FORCE_CHANNELS
-from streaming.schema import (FEATURES_TABLE, SUBJECT_PREDICTION_COLUMNS, SUBJECT_PREDICTIONS_TABLE,
-                              WALK_PREDICTION_COLUMNS, WALK_PREDICTIONS_TABLE, WINDOWS_TABLE)
+from streaming.schema import (
+    FEATURES_TABLE,
+    SUBJECT_PREDICTION_COLUMNS,
+    SUBJECT_PREDICTIONS_TABLE,
+    WALK_PREDICTION_COLUMNS,
+    WALK_PREDICTIONS_TABLE,
+    WINDOWS_TABLE,
+)
 
 log = logging.getLogger("api.data")
 FETCH_SIZE = 5000
@@ -37,8 +44,11 @@ class CassandraStore:
 
     def __init__(self, cfg: Config, keyspace: str, timeout: float, prediction_cache_seconds: float = 0.0):
         self.cfg, self.keyspace, self.timeout = cfg, keyspace, timeout
-        self._predictions = (cachetools.TTLCache(maxsize=PREDICTION_CACHE_SIZE, ttl=prediction_cache_seconds)
-                             if prediction_cache_seconds > 0 else None)
+        self._predictions = (
+            cachetools.TTLCache(maxsize=PREDICTION_CACHE_SIZE, ttl=prediction_cache_seconds)
+            if prediction_cache_seconds > 0
+            else None
+        )
         self._cache_lock = threading.Lock()
         self._lock = threading.Lock()
         self._cluster = self._session = None
@@ -63,13 +73,13 @@ class CassandraStore:
                 "subject_walks": f"SELECT {', '.join(WALK_COLUMNS)} FROM {ks}.{walks} WHERE subject_id = ?",
                 "all_windows": f"SELECT {', '.join(WINDOW_KEY_COLUMNS)}, {channels} FROM {ks}.{windows}",
                 "walk_windows": f"SELECT {', '.join(WINDOW_KEY_COLUMNS)}, {channels} FROM {ks}.{windows} "
-                                "WHERE subject_id = ? AND walk_id = ?",
+                "WHERE subject_id = ? AND walk_id = ?",
                 "walk_keys": f"SELECT {', '.join(WALK_KEY_COLUMNS)} FROM {ks}.{walks}",
                 "subject_prediction": f"SELECT {', '.join(SUBJECT_PREDICTION_FIELDS)} FROM "
-                                      f"{ks}.{SUBJECT_PREDICTIONS_TABLE} WHERE subject_id = ?",
+                f"{ks}.{SUBJECT_PREDICTIONS_TABLE} WHERE subject_id = ?",
                 "walk_predictions": f"SELECT {', '.join(WALK_PREDICTION_FIELDS)} FROM {ks}.{WALK_PREDICTIONS_TABLE}",
                 "walk_windows_after": f"SELECT {', '.join(WINDOW_KEY_COLUMNS)}, {channels} FROM {ks}.{windows} "
-                                      "WHERE subject_id = ? AND walk_id = ? AND window_index > ?",
+                "WHERE subject_id = ? AND walk_id = ? AND window_index > ?",
             }[name]
             statement = session.prepare(cql)
             statement.fetch_size = FETCH_SIZE
@@ -91,8 +101,15 @@ class CassandraStore:
     def walk_feature_maps(self, subject_id: str) -> list[dict[str, Any]]:
         """A subject's walks as plain dicts (walk_id, final, feature_version, features map): no pandas."""
         rows = self.session().execute(self.prepared("subject_walks"), (subject_id,), timeout=self.timeout)
-        return [{"walk_id": row.walk_id, "final": row.final, "feature_version": row.feature_version,
-                 "features": dict(row.features or {})} for row in rows]
+        return [
+            {
+                "walk_id": row.walk_id,
+                "final": row.final,
+                "feature_version": row.feature_version,
+                "features": dict(row.features or {}),
+            }
+            for row in rows
+        ]
 
     def subject_prediction(self, subject_id: str) -> dict[str, Any] | None:
         """The streaming job's latest prediction for a subject (``subject_predictions``), if any."""
@@ -117,9 +134,13 @@ class CassandraStore:
         if subject_id is None:
             rows = list(self.session().execute(self.prepared("all_windows"), timeout=self.timeout))
         else:
-            rows = [row for walk_id in walk_ids or []
-                    for row in self.session().execute(self.prepared("walk_windows"), (subject_id, walk_id),
-                                                      timeout=self.timeout)]
+            rows = [
+                row
+                for walk_id in walk_ids or []
+                for row in self.session().execute(
+                    self.prepared("walk_windows"), (subject_id, walk_id), timeout=self.timeout
+                )
+            ]
         columns = list(WINDOW_KEY_COLUMNS) + list(FORCE_CHANNELS)
         return pd.DataFrame([tuple(row) for row in rows], columns=columns)
 
@@ -130,8 +151,9 @@ class CassandraStore:
 
     def walk_windows_after(self, subject_id: str, walk_id: str, after_index: int) -> pd.DataFrame:
         """One walk's windows with ``window_index > after_index`` (a poller asks only for new ones)."""
-        rows = self.session().execute(self.prepared("walk_windows_after"), (subject_id, walk_id, after_index),
-                                      timeout=self.timeout)
+        rows = self.session().execute(
+            self.prepared("walk_windows_after"), (subject_id, walk_id, after_index), timeout=self.timeout
+        )
         return pd.DataFrame([tuple(row) for row in rows], columns=list(WINDOW_KEY_COLUMNS) + list(FORCE_CHANNELS))
 
     def close(self) -> None:

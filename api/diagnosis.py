@@ -7,6 +7,7 @@ A subject is answered, fastest first, from the streaming job's ``subject_predict
 the champion scored it (one read by key, no model call), else from the subject's stored feature
 maps with :mod:`model.predict` (no pandas); only the window-based feature sets build frames.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,9 +41,12 @@ def _answer(model: LoadedModel, X: np.ndarray, probability: float | None = None,
         **extra,
         "probability_parkinsons": probability,
         "prediction": predict.label(probability),
-        "model_version": model.version, "family": model.meta["family"], "feature_set": model.meta["feature_set"],
+        "model_version": model.version,
+        "family": model.meta["family"],
+        "feature_set": model.meta["feature_set"],
         "calibrated": bool(model.meta.get("calibrated", False)),
-        "rows_used": int(len(X)), "drivers": drivers(model.meta, values),
+        "rows_used": int(len(X)),
+        "drivers": drivers(model.meta, values),
     }
 
 
@@ -58,8 +62,16 @@ def drivers(meta: dict[str, Any], values: np.ndarray) -> list[dict[str, Any]]:
         leans = None
         if math.isfinite(value) and pd_median is not None and control_median is not None:
             leans = "parkinsons" if abs(value - pd_median) < abs(value - control_median) else "control"
-        out.append({"feature": name, "importance": weights[name], "value": value if math.isfinite(value) else None,
-                    "median_parkinsons": pd_median, "median_control": control_median, "closer_to": leans})
+        out.append(
+            {
+                "feature": name,
+                "importance": weights[name],
+                "value": value if math.isfinite(value) else None,
+                "median_parkinsons": pd_median,
+                "median_control": control_median,
+                "closer_to": leans,
+            }
+        )
     return out
 
 
@@ -79,8 +91,15 @@ def _from_stream(store, model: LoadedModel, subject_id: str) -> dict[str, Any] |
     inputs = row["inputs"] or {}
     X = np.array([[inputs.get(name, np.nan) for name in model.meta["features"]]], dtype=np.float64)
     used = row["walks_used"] or []
-    return _answer(model, X, probability=float(row["probability"]), subject_id=subject_id, walks=int(row["walks"]),
-                   final_walks=int(row["final_walks"] or 0), usual_walks=sum(map(is_usual_walk, used)))
+    return _answer(
+        model,
+        X,
+        probability=float(row["probability"]),
+        subject_id=subject_id,
+        walks=int(row["walks"]),
+        final_walks=int(row["final_walks"] or 0),
+        usual_walks=sum(map(is_usual_walk, used)),
+    )
 
 
 def _from_features(store, model: LoadedModel, subject_id: str) -> dict[str, Any]:
@@ -90,8 +109,14 @@ def _from_features(store, model: LoadedModel, subject_id: str) -> dict[str, Any]
     ids = [w["walk_id"] for w in walks]
     maps = [w["features"] for w in walks]
     X, _used = predict.subject_inputs(model, ids, maps)
-    return _answer(model, X, subject_id=subject_id, walks=len(walks),
-                   final_walks=sum(bool(w["final"]) for w in walks), usual_walks=sum(map(is_usual_walk, ids)))
+    return _answer(
+        model,
+        X,
+        subject_id=subject_id,
+        walks=len(walks),
+        final_walks=sum(bool(w["final"]) for w in walks),
+        usual_walks=sum(map(is_usual_walk, ids)),
+    )
 
 
 def _from_windows(store, model: LoadedModel, subject_id: str) -> dict[str, Any]:
@@ -110,8 +135,14 @@ def _from_windows(store, model: LoadedModel, subject_id: str) -> dict[str, Any]:
     if windows.empty:
         raise NotFound(f"no windows of subject {subject_id!r} in Cassandra")
     _, X, _ = families.design(feature_set, used, windows)
-    return _answer(model, X, subject_id=subject_id, walks=int(len(walks)),
-                   final_walks=int(walks["final"].fillna(False).astype(bool).sum()), usual_walks=int(len(usual)))
+    return _answer(
+        model,
+        X,
+        subject_id=subject_id,
+        walks=int(len(walks)),
+        final_walks=int(walks["final"].fillna(False).astype(bool).sum()),
+        usual_walks=int(len(usual)),
+    )
 
 
 def read_upload(raw: bytes, max_bytes: int) -> bytes:

@@ -1,4 +1,5 @@
 """One base exception for the service, mapped to an HTTP response in one place (:func:`handlers`)."""
+
 from __future__ import annotations
 
 import logging
@@ -48,8 +49,8 @@ class ServiceUnavailable(ApiError):
 # The model package's plain exceptions and the status each one answers with.
 MODEL_ERROR_STATUS: dict[type[model_errors.ModelError], int] = {
     model_errors.NotFound: 404,
-    model_errors.IntegrityError: 409,   # an artifact whose digest does not match: never loaded
-    model_errors.NoModel: 503,          # nothing promoted yet: retry after POST /retrain + promote
+    model_errors.IntegrityError: 409,  # an artifact whose digest does not match: never loaded
+    model_errors.NoModel: 503,  # nothing promoted yet: retry after POST /retrain + promote
     model_errors.Unscorable: 422,
 }
 
@@ -61,8 +62,15 @@ def _backend_errors() -> tuple[type[BaseException], ...]:
     from cassandra.connection import ConnectionException
     from pymongo.errors import PyMongoError
 
-    return (NoHostAvailable, OperationTimedOut, ReadTimeout, Unavailable, DriverException, ConnectionException,
-            PyMongoError)
+    return (
+        NoHostAvailable,
+        OperationTimedOut,
+        ReadTimeout,
+        Unavailable,
+        DriverException,
+        ConnectionException,
+        PyMongoError,
+    )
 
 
 # Seconds a client should wait before retrying a 503 (the drivers reconnect by themselves).
@@ -72,12 +80,19 @@ RETRY_AFTER_S = 5
 def backend_name(exc: BaseException) -> str:
     """Which database an exception comes from, by its driver package."""
     module = type(exc).__module__
-    return "mongodb" if module.startswith(("pymongo", "bson")) else "cassandra" if module.startswith("cassandra") else "backend"
+    return (
+        "mongodb"
+        if module.startswith(("pymongo", "bson"))
+        else "cassandra"
+        if module.startswith("cassandra")
+        else "backend"
+    )
 
 
 def _api_error(_: Request, exc: ApiError) -> Response:
-    return Response({"error": exc.message, **exc.extra}, status_code=exc.status_code, media_type=MediaType.JSON,
-                    headers=exc.headers)
+    return Response(
+        {"error": exc.message, **exc.extra}, status_code=exc.status_code, media_type=MediaType.JSON, headers=exc.headers
+    )
 
 
 def _model_error(_: Request, exc: model_errors.ModelError) -> Response:
@@ -91,11 +106,22 @@ def _backend_error(request: Request, exc: Exception) -> Response:
     backend = backend_name(exc)
     log.warning("%s %s: %s unavailable: %s: %s", request.method, request.url.path, backend, type(exc).__name__, exc)
     reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
-    return Response({"error": f"{backend} unavailable ({type(exc).__name__}); retry later", "backend": backend,
-                     "reason": f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__},
-                    status_code=503, media_type=MediaType.JSON, headers={"Retry-After": str(RETRY_AFTER_S)})
+    return Response(
+        {
+            "error": f"{backend} unavailable ({type(exc).__name__}); retry later",
+            "backend": backend,
+            "reason": f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__,
+        },
+        status_code=503,
+        media_type=MediaType.JSON,
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
 
 
 def handlers() -> dict[type[BaseException], Any]:
     """Exception → response mapping for ``Litestar(exception_handlers=...)``."""
-    return {ApiError: _api_error, model_errors.ModelError: _model_error, **{kind: _backend_error for kind in _backend_errors()}}
+    return {
+        ApiError: _api_error,
+        model_errors.ModelError: _model_error,
+        **{kind: _backend_error for kind in _backend_errors()},
+    }

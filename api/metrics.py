@@ -1,4 +1,5 @@
 """A few Prometheus counters for GET /metrics (text exposition format, no client library needed)."""
+
 from __future__ import annotations
 
 import threading

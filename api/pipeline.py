@@ -6,6 +6,7 @@ Health checks are the stack's own (:func:`gaitstream.health.check`), run in para
 short client timeouts; the snapshot is cached a few seconds so several open pages cost one round.
 Nothing here raises: a part that cannot be read says why in its ``error`` field.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,13 @@ def check_one(service: str, cfg: Config) -> dict[str, Any]:
     except Exception as exc:  # a failed check is the answer
         ok, detail = False, f"{type(exc).__name__}: {str(exc)[:300]}"
     kind = "service" if service in health.SERVICES else "component"
-    return {"name": service, "kind": kind, "ok": ok, "detail": detail,
-            "check_ms": round((time.perf_counter() - started) * 1000, 1)}
+    return {
+        "name": service,
+        "kind": kind,
+        "ok": ok,
+        "detail": detail,
+        "check_ms": round((time.perf_counter() - started) * 1000, 1),
+    }
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -67,9 +73,13 @@ def kafka_end_offset(cfg: Config, topic: str) -> int:
 
     from gaitstream.endpoints import kafka_bootstrap, kafka_python_security
 
-    consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap(cfg), request_timeout_ms=3000,
-                             api_version_auto_timeout_ms=3000, connections_max_idle_ms=10000,
-                             **kafka_python_security(cfg))
+    consumer = KafkaConsumer(
+        bootstrap_servers=kafka_bootstrap(cfg),
+        request_timeout_ms=3000,
+        api_version_auto_timeout_ms=3000,
+        connections_max_idle_ms=10000,
+        **kafka_python_security(cfg),
+    )
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         ends = consumer.end_offsets([TopicPartition(topic, p) for p in partitions]) if partitions else {}
@@ -91,7 +101,7 @@ def kafka_lag(cfg: Config) -> dict[str, Any]:
     if "://" in raw and not raw.startswith("file://"):
         out["error"] = f"checkpoints at {raw} are not local: lag unknown"
         return out
-    checkpoints = Path(raw[len("file://"):]) if raw.startswith("file://") else cfg.path("spark.checkpoint_dir")
+    checkpoints = Path(raw[len("file://") :]) if raw.startswith("file://") else cfg.path("spark.checkpoint_dir")
     for name, offset in checkpoint_offsets(checkpoints, topic).items():
         out["queries"].append({"name": name, "offset": offset, "lag": max(out["end_offset"] - offset, 0)})
     if not out["queries"]:
@@ -107,13 +117,27 @@ def streaming_status(cfg: Config) -> dict[str, Any]:
     stale_after = cfg.supervise.stale_after_seconds
     status = read_status(path)
     if status is None:
-        return {"state": "no status file", "error": f"no status file at {path}: is the streaming job running?",
-                "queries": [], "age_s": None, "ui_url": None, "fresh": False, "stale_after_s": stale_after}
+        return {
+            "state": "no status file",
+            "error": f"no status file at {path}: is the streaming job running?",
+            "queries": [],
+            "age_s": None,
+            "ui_url": None,
+            "fresh": False,
+            "stale_after_s": stale_after,
+        }
     updated_ms = status.get("updated_at_ms")
     age = round(time.time() - updated_ms / 1000, 1) if isinstance(updated_ms, (int, float)) else None
     judged = pipeline_status.streaming_job(cfg)
-    return {"state": status.get("state"), "error": None, "queries": judged["queries"], "age_s": age,
-            "ui_url": status.get("ui_url"), "fresh": judged["fresh"], "stale_after_s": stale_after}
+    return {
+        "state": status.get("state"),
+        "error": None,
+        "queries": judged["queries"],
+        "age_s": age,
+        "ui_url": status.get("ui_url"),
+        "fresh": judged["fresh"],
+        "stale_after_s": stale_after,
+    }
 
 
 def supervisors(cfg: Config) -> list[dict[str, Any]]:
@@ -122,13 +146,32 @@ def supervisors(cfg: Config) -> list[dict[str, Any]]:
     for name in pipeline_status.COMPONENTS:
         sup = pipeline_status.supervisor(cfg, name)
         if sup is None:
-            out.append({"name": name, "supervised": False, "state": "not started", "alive": False, "restarts": 0,
-                        "last_restart_at": None, "last_cause": None, "last_error": None})
+            out.append(
+                {
+                    "name": name,
+                    "supervised": False,
+                    "state": "not started",
+                    "alive": False,
+                    "restarts": 0,
+                    "last_restart_at": None,
+                    "last_cause": None,
+                    "last_error": None,
+                }
+            )
             continue
         last = (sup.get("history") or [None])[-1] or {}
-        out.append({"name": name, "supervised": True, "state": sup.get("state"), "alive": bool(sup["alive"]),
-                    "restarts": int(sup.get("restarts") or 0), "last_restart_at": last.get("at"),
-                    "last_cause": last.get("cause"), "last_error": last.get("error")})
+        out.append(
+            {
+                "name": name,
+                "supervised": True,
+                "state": sup.get("state"),
+                "alive": bool(sup["alive"]),
+                "restarts": int(sup.get("restarts") or 0),
+                "last_restart_at": last.get("at"),
+                "last_cause": last.get("cause"),
+                "last_error": last.get("error"),
+            }
+        )
     return out
 
 
@@ -143,8 +186,7 @@ def duration_text(seconds: float) -> str:
 FLOW_SERVICES = ("mosquitto", "kafka", "cassandra", "hdfs")  # on the samples' path (FerretDB is not)
 
 
-def data_flow(services: list[dict[str, Any]], streaming: dict[str, Any],
-              sups: list[dict[str, Any]]) -> dict[str, Any]:
+def data_flow(services: list[dict[str, Any]], streaming: dict[str, Any], sups: list[dict[str, Any]]) -> dict[str, Any]:
     """Whether data flows from the sensors to Cassandra and the archive; if not, why (the banner)."""
     reasons = []
     by_name = {s["name"]: s for s in services}
@@ -173,9 +215,11 @@ def data_flow(services: list[dict[str, Any]], streaming: dict[str, Any],
             if not query.get("active"):
                 reasons.append(f"query {query['name']} stopped")
             elif query.get("stale"):
-                reasons.append(f"query {query['name']} stale: last batch "
-                               + ("never" if age is None else f"{duration_text(age)} ago")
-                               + f" (> {duration_text(streaming['stale_after_s'])})")
+                reasons.append(
+                    f"query {query['name']} stale: last batch "
+                    + ("never" if age is None else f"{duration_text(age)} ago")
+                    + f" (> {duration_text(streaming['stale_after_s'])})"
+                )
     return {"flowing": not reasons, "reasons": reasons}
 
 
@@ -209,10 +253,14 @@ class PipelineMonitor:
                 lag_result = lag.result()
             streaming, sups = streaming_status(self.cfg), supervisors(self.cfg)
             result = {
-                "checked_at_ms": int(time.time() * 1000), "services": services,
-                "streaming": streaming, "kafka": lag_result, "bridge": bridge_stats(self.cfg),
+                "checked_at_ms": int(time.time() * 1000),
+                "services": services,
+                "streaming": streaming,
+                "kafka": lag_result,
+                "bridge": bridge_stats(self.cfg),
                 "spark_ui_url": f"http://127.0.0.1:{self.cfg.spark.ui_port}",
-                "supervisors": sups, "flow": data_flow(services, streaming, sups),
+                "supervisors": sups,
+                "flow": data_flow(services, streaming, sups),
             }
             self._cached = (time.monotonic(), result)
             return result

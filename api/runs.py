@@ -3,6 +3,7 @@
 The ``MongoClient`` is created once at startup (see api.app) and passed in; it connects lazily, so
 the API starts while FerretDB is down and the calls raise PyMongoError, answered with 503.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -23,8 +24,13 @@ def mongo_client(cfg, timeout: float):
     ms = int(timeout * 1000)
     from gaitstream.endpoints import mongo_uri
 
-    return MongoClient(mongo_uri(cfg), serverSelectionTimeoutMS=ms, connectTimeoutMS=ms, socketTimeoutMS=max(ms, 10_000),
-                       appname="gaitstream-api")
+    return MongoClient(
+        mongo_uri(cfg),
+        serverSelectionTimeoutMS=ms,
+        connectTimeoutMS=ms,
+        socketTimeoutMS=max(ms, 10_000),
+        appname="gaitstream-api",
+    )
 
 
 class RunStore:
@@ -32,9 +38,21 @@ class RunStore:
         self.collection = client[database][collection]
 
     def create(self, run_id: str, params: dict[str, Any]) -> dict[str, Any]:
-        doc = {"_id": run_id, "run_id": run_id, "status": QUEUED, "params": params, "created_at": now_iso(),
-               "started_at": None, "finished_at": None, "timings": {}, "data": None, "metrics": None,
-               "model_version": None, "promoted": False, "error": None}
+        doc = {
+            "_id": run_id,
+            "run_id": run_id,
+            "status": QUEUED,
+            "params": params,
+            "created_at": now_iso(),
+            "started_at": None,
+            "finished_at": None,
+            "timings": {},
+            "data": None,
+            "metrics": None,
+            "model_version": None,
+            "promoted": False,
+            "error": None,
+        }
         self.collection.insert_one(doc)
         return doc
 
@@ -53,6 +71,8 @@ class RunStore:
 
     def fail_unfinished(self, reason: str) -> int:
         """Runs left queued/running by a previous process (it died): mark them failed."""
-        result = self.collection.update_many({"status": {"$in": [QUEUED, RUNNING]}},
-                                             {"$set": {"status": FAILED, "error": reason, "finished_at": now_iso()}})
+        result = self.collection.update_many(
+            {"status": {"$in": [QUEUED, RUNNING]}},
+            {"$set": {"status": FAILED, "error": reason, "finished_at": now_iso()}},
+        )
         return result.modified_count

@@ -1,4 +1,5 @@
 """Typed request and response bodies (msgspec Structs); Litestar derives the OpenAPI schema from them."""
+
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
@@ -60,7 +61,7 @@ class Run(msgspec.Struct):
 
 class ModelInfo(msgspec.Struct):
     version: str
-    current: bool                      # the champion (what /diagnose and the stream score with)
+    current: bool  # the champion (what /diagnose and the stream score with)
     aliases: list[str]
     family: str
     feature_set: str
@@ -193,8 +194,8 @@ class WalkPrediction(msgspec.Struct):
 
 class LivePredictions(msgspec.Struct):
     alias: str
-    alias_version: str | None        # what the alias points at now (predictions follow within a trigger)
-    walks: list[WalkPrediction]      # streaming now first (not final), then most recently updated
+    alias_version: str | None  # what the alias points at now (predictions follow within a trigger)
+    walks: list[WalkPrediction]  # streaming now first (not final), then most recently updated
 
 
 class WalkKey(msgspec.Struct):

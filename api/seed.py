@@ -4,6 +4,7 @@ Tests, the demo and the benchmark use it when the streaming job has not (yet) fi
 rows are computed by ``model.features.window_means`` / ``gait_features`` (what the stream
 computes) and written with prepared statements, concurrently.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,12 +29,27 @@ def walk_rows(ref: WalkRef) -> tuple[tuple, list[tuple]]:
     window_rows = []
     for w in window_means(seq, walk.forces):
         lo, hi = w["first_seq"], w["last_seq"]
-        window_rows.append((ref.subject_id, ref.walk_id, w["window_index"], ref.study, w["sample_count"], w["partial"],
-                            lo, hi, float(walk.time[lo]), float(walk.time[hi]), *(w[c] for c in FORCE_CHANNELS)))
+        window_rows.append(
+            (
+                ref.subject_id,
+                ref.walk_id,
+                w["window_index"],
+                ref.study,
+                w["sample_count"],
+                w["partial"],
+                lo,
+                hi,
+                float(walk.time[lo]),
+                float(walk.time[hi]),
+                *(w[c] for c in FORCE_CHANNELS),
+            )
+        )
     return feature_row, window_rows
 
 
-def seed_keyspace(session, keyspace: str, refs: Iterable[WalkRef], *, windows: bool = True, processes: int = 2) -> dict[str, int]:
+def seed_keyspace(
+    session, keyspace: str, refs: Iterable[WalkRef], *, windows: bool = True, processes: int = 2
+) -> dict[str, int]:
     """Insert the rows of ``refs`` into ``keyspace`` (created beforehand); returns row counts."""
     from cassandra.concurrent import execute_concurrent_with_args
 
@@ -42,15 +58,19 @@ def seed_keyspace(session, keyspace: str, refs: Iterable[WalkRef], *, windows: b
         results = list(pool.map(walk_rows, refs, chunksize=4))
     insert_walk = session.prepare(
         f"INSERT INTO {keyspace}.{FEATURES_TABLE} (subject_id, walk_id, study, samples, final, feature_version, features) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)")
+        "VALUES (?, ?, ?, ?, ?, ?, ?)"
+    )
     walk_params = [feature_row for feature_row, _ in results]
     _run(execute_concurrent_with_args(session, insert_walk, walk_params, concurrency=CONCURRENCY))
     window_params = [row for _, rows in results for row in rows] if windows else []
     if window_params:
-        columns = ("subject_id, walk_id, window_index, study, sample_count, partial, first_seq, last_seq, "
-                   "first_time, last_time, " + ", ".join(FORCE_CHANNELS))
+        columns = (
+            "subject_id, walk_id, window_index, study, sample_count, partial, first_seq, last_seq, "
+            "first_time, last_time, " + ", ".join(FORCE_CHANNELS)
+        )
         insert_window = session.prepare(
-            f"INSERT INTO {keyspace}.{WINDOWS_TABLE} ({columns}) VALUES ({', '.join('?' * len(columns.split(',')))})")
+            f"INSERT INTO {keyspace}.{WINDOWS_TABLE} ({columns}) VALUES ({', '.join('?' * len(columns.split(',')))})"
+        )
         _run(execute_concurrent_with_args(session, insert_window, window_params, concurrency=CONCURRENCY))
     return {"walks": len(walk_params), "windows": len(window_params)}
 
@@ -84,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         counts = seed_keyspace(session, keyspace, refs, windows=not args.no_windows)
     finally:
         cluster.shutdown()
-    print(f"seeded {keyspace}: {counts['walks']} walks, {counts['windows']} windows in {time.perf_counter() - started:.1f} s")
+    print(
+        f"seeded {keyspace}: {counts['walks']} walks, {counts['windows']} windows in {time.perf_counter() - started:.1f} s"
+    )
     return 0
 
 

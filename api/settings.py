@@ -1,4 +1,5 @@
 """The API's settings, built explicitly from the one config object (never read at import time)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -67,5 +68,7 @@ class ApiSettings:
             reads_need_token=not is_loopback(api.host),
         )
         if settings.default_family not in FAMILIES or settings.default_feature_set not in FEATURE_SETS:
-            raise ValueError(f"api.default_family must be one of {FAMILIES}, api.default_feature_set one of {FEATURE_SETS}")
+            raise ValueError(
+                f"api.default_family must be one of {FAMILIES}, api.default_feature_set one of {FEATURE_SETS}"
+            )
         return settings

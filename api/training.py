@@ -4,6 +4,7 @@
 with the id of the run in progress (409). The work itself, :func:`train`, is a plain function
 of (settings, data store, run store, registry, params), so tests and the benchmark call it directly.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -95,8 +96,10 @@ def load_dataset(store, settings: ApiSettings, feature_set: str) -> tuple[Traini
     other walking conditions apart), and the data snapshot recorded with the run."""
     demographics = read_demographics(settings.data_dir)
     walks = store.walk_features()
-    snapshot: dict[str, Any] = {"walk_rows": int(len(walks)),
-                                "feature_versions": sorted({int(v) for v in walks["feature_version"].dropna()})}
+    snapshot: dict[str, Any] = {
+        "walk_rows": int(len(walks)),
+        "feature_versions": sorted({int(v) for v in walks["feature_version"].dropna()}),
+    }
     final = walks["final"].fillna(False).astype(bool)
     snapshot["unfinished_walks_skipped"] = int((~final).sum())
     walks = walks.loc[final]
@@ -113,16 +116,22 @@ def load_dataset(store, settings: ApiSettings, feature_set: str) -> tuple[Traini
     rows = td.data.rows
     per_subject = rows.groupby("subject_id").agg(pd=("pd", "first"), study=("study", "first"))
     usual_walks = td.walks.rows["walk_id"].nunique() if len(td.walks.rows) else 0
-    snapshot.update({
-        "row_kind": td.data.row_kind, "rows": int(len(rows)), "walks": int(usual_walks), "walks_all_conditions": int(len(walks)),
-        "training_walks": "usual walks only (Ga _01/_02, Ju _01, Si _01)",
-        "other_conditions": {name: int(d.rows["subject_id"].nunique()) for name, d in td.other.items()},
-        "subjects_without_usual_walk": td.without_usual_walk,
-        "subjects": int(len(per_subject)),
-        "classes": {"parkinsons": int(per_subject["pd"].sum()), "control": int((per_subject["pd"] == 0).sum())},
-        "subjects_by_study": {str(k): int(v) for k, v in per_subject["study"].value_counts().sort_index().items()},
-        "excluded_unlabelled_subjects": len(unlabelled), "excluded_subject_ids": unlabelled,
-    })
+    snapshot.update(
+        {
+            "row_kind": td.data.row_kind,
+            "rows": int(len(rows)),
+            "walks": int(usual_walks),
+            "walks_all_conditions": int(len(walks)),
+            "training_walks": "usual walks only (Ga _01/_02, Ju _01, Si _01)",
+            "other_conditions": {name: int(d.rows["subject_id"].nunique()) for name, d in td.other.items()},
+            "subjects_without_usual_walk": td.without_usual_walk,
+            "subjects": int(len(per_subject)),
+            "classes": {"parkinsons": int(per_subject["pd"].sum()), "control": int((per_subject["pd"] == 0).sum())},
+            "subjects_by_study": {str(k): int(v) for k, v in per_subject["study"].value_counts().sort_index().items()},
+            "excluded_unlabelled_subjects": len(unlabelled),
+            "excluded_subject_ids": unlabelled,
+        }
+    )
     return td, snapshot
 
 
@@ -134,9 +143,11 @@ def explanation(model, data: Dataset) -> dict[str, Any]:
         warnings.simplefilter("ignore", RuntimeWarning)
         median_pd = np.nanmedian(data.X[is_pd], axis=0)
         median_control = np.nanmedian(data.X[~is_pd], axis=0)
-    return {"importance": families.importances(model, data.columns),
-            "median_parkinsons": dict(zip(data.columns, median_pd.tolist())),
-            "median_control": dict(zip(data.columns, median_control.tolist()))}
+    return {
+        "importance": families.importances(model, data.columns),
+        "median_parkinsons": dict(zip(data.columns, median_pd.tolist())),
+        "median_control": dict(zip(data.columns, median_control.tolist())),
+    }
 
 
 def code_commit() -> str | None:
@@ -144,8 +155,13 @@ def code_commit() -> str | None:
     root = Path(__file__).resolve().parent.parent
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     if head.returncode != 0:
@@ -157,14 +173,26 @@ def lineage(run_id: str, td: TrainingData) -> dict[str, Any]:
     """Run → model → data: the run, the exact walks trained on, their feature version, the code."""
     walk_rows = td.walks.rows
     walk_ids = sorted(walk_rows["walk_id"].unique()) if "walk_id" in walk_rows.columns else []
-    return {"run_id": run_id, "training_walks": [str(w) for w in walk_ids], "feature_version": FEATURE_VERSION,
-            "code_commit": code_commit()}
+    return {
+        "run_id": run_id,
+        "training_walks": [str(w) for w in walk_ids],
+        "feature_version": FEATURE_VERSION,
+        "code_commit": code_commit(),
+    }
 
 
-def train(settings: ApiSettings, store, runs: RunStore, registry: Registry, run_id: str, params: TrainingParams,
-          cancelled: threading.Event | None = None) -> dict[str, Any]:
+def train(
+    settings: ApiSettings,
+    store,
+    runs: RunStore,
+    registry: Registry,
+    run_id: str,
+    params: TrainingParams,
+    cancelled: threading.Event | None = None,
+) -> dict[str, Any]:
     """Evaluate (model.protocol), fit on every subject's usual walks, register the model; the run
     document tracks each step."""
+
     def checkpoint() -> None:
         if cancelled is not None and cancelled.is_set():
             raise Cancelled("service shutting down")
@@ -177,13 +205,22 @@ def train(settings: ApiSettings, store, runs: RunStore, registry: Registry, run_
     timings["load_s"] = time.perf_counter() - started
     runs.update(run_id, data=evaluation.json_safe(snapshot))
     if snapshot["classes"]["parkinsons"] < settings.cv_folds or snapshot["classes"]["control"] < settings.cv_folds:
-        raise ValueError(f"too few labelled subjects for {settings.cv_folds}-fold subject-wise CV: {snapshot['classes']}")
+        raise ValueError(
+            f"too few labelled subjects for {settings.cv_folds}-fold subject-wise CV: {snapshot['classes']}"
+        )
     model = families.build_model(params.family, seed=params.seed, forest_trees=settings.forest_trees)
     step = time.perf_counter()
     checkpoint()
-    metrics = protocol.evaluate(model, td, folds=settings.cv_folds, repeats=settings.cv_repeats, seed=params.seed,
-                                full=params.evaluation == "full", bias_variance_rounds=settings.bias_variance_rounds,
-                                n_jobs=OUTER_JOBS)
+    metrics = protocol.evaluate(
+        model,
+        td,
+        folds=settings.cv_folds,
+        repeats=settings.cv_repeats,
+        seed=params.seed,
+        full=params.evaluation == "full",
+        bias_variance_rounds=settings.bias_variance_rounds,
+        n_jobs=OUTER_JOBS,
+    )
     timings["evaluate_s"] = time.perf_counter() - step
     checkpoint()
     step = time.perf_counter()
@@ -194,26 +231,42 @@ def train(settings: ApiSettings, store, runs: RunStore, registry: Registry, run_
     # run fails here, and no model exists that no run records.
     runs.update(run_id, metrics=metrics)
     summary = metrics["subject_wise"]["summary"]
-    meta = evaluation.json_safe({
-        "family": params.family, "feature_set": params.feature_set, "row_kind": data.row_kind,
-        "features": list(data.columns), "params": asdict(params), "data": snapshot,
-        "calibrated": params.family != "knn", "chosen": families.chosen_params(fitted),
-        "training_walks": snapshot["training_walks"],
-        "metrics": {"subject_wise": {k: v for k, v in summary.items() if k != "calibration"},
-                    "brier": summary["calibration"]["brier"],
-                    "study_held_out": {s: r["subjects"] for s, r in metrics["study_held_out"].items()},
-                    "bias_variance": metrics.get("bias_variance")},
-        "explanation": explanation(fitted, data),
-        "lineage": lineage(run_id, td),
-    })
+    meta = evaluation.json_safe(
+        {
+            "family": params.family,
+            "feature_set": params.feature_set,
+            "row_kind": data.row_kind,
+            "features": list(data.columns),
+            "params": asdict(params),
+            "data": snapshot,
+            "calibrated": params.family != "knn",
+            "chosen": families.chosen_params(fitted),
+            "training_walks": snapshot["training_walks"],
+            "metrics": {
+                "subject_wise": {k: v for k, v in summary.items() if k != "calibration"},
+                "brier": summary["calibration"]["brier"],
+                "study_held_out": {s: r["subjects"] for s, r in metrics["study_held_out"].items()},
+                "bias_variance": metrics.get("bias_variance"),
+            },
+            "explanation": explanation(fitted, data),
+            "lineage": lineage(run_id, td),
+        }
+    )
     version = registry.save(fitted, meta, run_id)
     promote = params.promote or registry.current_version() is None
     if promote:
         registry.promote(version)
     timings["fit_and_save_s"] = time.perf_counter() - step
     timings["total_s"] = time.perf_counter() - started
-    runs.update(run_id, status=SUCCEEDED, finished_at=now_iso(), metrics=metrics, model_version=version,
-                promoted=promote, timings=timings)
+    runs.update(
+        run_id,
+        status=SUCCEEDED,
+        finished_at=now_iso(),
+        metrics=metrics,
+        model_version=version,
+        promoted=promote,
+        timings=timings,
+    )
     return {"model_version": version, "metrics": metrics, "timings": timings}
 
 
@@ -305,7 +358,9 @@ class Trainer:
     def _run(self, run_id: str, params: TrainingParams) -> None:
         try:
             result = train(self.settings, self.store, self.runs, self.registry, run_id, params, self._cancelled)
-            log.info("run %s succeeded: model %s in %.1f s", run_id, result["model_version"], result["timings"]["total_s"])
+            log.info(
+                "run %s succeeded: model %s in %.1f s", run_id, result["model_version"], result["timings"]["total_s"]
+            )
         except Exception as exc:  # any failure is the run's outcome, recorded for GET /runs/{id}
             log.warning("run %s failed: %s", run_id, traceback.format_exc())
             self._record_failure(run_id, failure_reason(exc))
@@ -316,17 +371,24 @@ class Trainer:
 
     def _record_failure(self, run_id: str, reason: str) -> None:
         """Mark the run failed, retrying while the run store is away (the run would stay 'running')."""
+
         def before_sleep(state: tenacity.RetryCallState) -> None:
-            log.warning("run %s: failure not recorded yet (%s), retrying in %.0f s", run_id,
-                        type(state.outcome.exception()).__name__, state.next_action.sleep)
+            log.warning(
+                "run %s: failure not recorded yet (%s), retrying in %.0f s",
+                run_id,
+                type(state.outcome.exception()).__name__,
+                state.next_action.sleep,
+            )
 
         try:
-            tenacity.Retrying(retry=tenacity.retry_if_exception_type(PyMongoError),
-                              stop=tenacity.stop_after_delay(RECORD_OUTCOME_SECONDS)
-                              | tenacity.stop_when_event_set(self._cancelled),
-                              wait=tenacity.wait_exponential(multiplier=0.5, max=5), sleep=self._cancelled.wait,
-                              before_sleep=before_sleep, reraise=True)(
-                self.runs.update, run_id, status=FAILED, finished_at=now_iso(), error=reason)
+            tenacity.Retrying(
+                retry=tenacity.retry_if_exception_type(PyMongoError),
+                stop=tenacity.stop_after_delay(RECORD_OUTCOME_SECONDS) | tenacity.stop_when_event_set(self._cancelled),
+                wait=tenacity.wait_exponential(multiplier=0.5, max=5),
+                sleep=self._cancelled.wait,
+                before_sleep=before_sleep,
+                reraise=True,
+            )(self.runs.update, run_id, status=FAILED, finished_at=now_iso(), error=reason)
         except Exception:
             log.exception("run %s: could not record the failure", run_id)
 

@@ -13,6 +13,7 @@
 Run: var/venv/bin/python bench/api_load.py [--rates 50,200,500 --seconds 60 --workers 2]
 (installs locust into the venv on first use). Needs Cassandra and FerretDB up.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,7 +41,7 @@ P99_TARGET_MS = 50.0
 # issue measured it on this machine with the stack running.
 PREVIOUS = {50: "p99 201 ms", 200: "fell behind: p99 4.4 s, 8 errors / 2,000"}
 
-LOCUSTFILE = '''
+LOCUSTFILE = """
 import json, os, random
 from locust import FastHttpUser, constant_throughput, task
 
@@ -54,7 +55,7 @@ class Clinician(FastHttpUser):
     @task
     def diagnose(self):
         self.client.post("/diagnose", json={"subject_id": random.choice(SUBJECTS)}, name="/diagnose")
-'''
+"""
 
 
 def ensure_locust() -> None:
@@ -100,8 +101,9 @@ def train_and_score(cfg, registry_dir: Path) -> str:
         runs = RunStore(client, settings.mongo_database, settings.runs_collection)
         run_id = uuid.uuid4().hex
         runs.create(run_id, {})
-        params = TrainingParams(settings.default_family, settings.default_feature_set, "subject_kfold", settings.seed,
-                                promote=True)
+        params = TrainingParams(
+            settings.default_family, settings.default_feature_set, "subject_kfold", settings.seed, promote=True
+        )
         version = train(settings, store, runs, registry, run_id, params)["model_version"]
         client.drop_database(settings.mongo_database)
     finally:
@@ -110,8 +112,12 @@ def train_and_score(cfg, registry_dir: Path) -> str:
     scorer = LiveScorer(registry, BENCH_KEYSPACE, lambda: connect(cfg, request_timeout=60))
     cluster, session = connect(cfg, request_timeout=60)
     try:
-        rows = [r._asdict() for r in session.execute(
-            f"SELECT subject_id, walk_id, study, samples, final, feature_version, features FROM {BENCH_KEYSPACE}.walk_features")]
+        rows = [
+            r._asdict()
+            for r in session.execute(
+                f"SELECT subject_id, walk_id, study, samples, final, feature_version, features FROM {BENCH_KEYSPACE}.walk_features"
+            )
+        ]
     finally:
         cluster.shutdown()
     scorer.score(rows)
@@ -125,15 +131,45 @@ def run_locust(base: str, subjects: list[str], rate: float, seconds: int, folder
     users = max(1, round(rate / USER_RATE))
     prefix = folder / f"rate{int(rate)}"
     env = {**os.environ, "BENCH_SUBJECTS": __import__("json").dumps(subjects), "BENCH_USER_RATE": str(rate / users)}
-    subprocess.run([sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--host", base,
-                    "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--csv", str(prefix), "--only-summary",
-                    "--loglevel", "WARNING", "--stop-timeout", "5"], env=env, check=False,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(locustfile),
+            "--headless",
+            "--host",
+            base,
+            "-u",
+            str(users),
+            "-r",
+            str(users),
+            "-t",
+            f"{seconds}s",
+            "--csv",
+            str(prefix),
+            "--only-summary",
+            "--loglevel",
+            "WARNING",
+            "--stop-timeout",
+            "5",
+        ],
+        env=env,
+        check=False,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     with open(f"{prefix}_stats.csv") as handle:
         row = next(r for r in csv.DictReader(handle) if r["Name"] == "Aggregated")
-    return {"requests": float(row["Request Count"]), "failures": float(row["Failure Count"]),
-            "achieved": float(row["Requests/s"]), "p50": float(row["50%"]), "p95": float(row["95%"]),
-            "p99": float(row["99%"])}
+    return {
+        "requests": float(row["Request Count"]),
+        "failures": float(row["Failure Count"]),
+        "achieved": float(row["Requests/s"]),
+        "p50": float(row["50%"]),
+        "p95": float(row["95%"]),
+        "p99": float(row["99%"]),
+    }
 
 
 def main() -> int:
@@ -145,8 +181,12 @@ def main() -> int:
     ensure_locust()
     tag = uuid.uuid4().hex[:8]
     registry_dir = Path(tempfile.mkdtemp(prefix="gaitstream-bench-registry-"))
-    env = {**os.environ, "GAITSTREAM_CASSANDRA_KEYSPACE": BENCH_KEYSPACE, "GAITSTREAM_MONGO_DATABASE": f"bench_{tag}",
-           "GAITSTREAM_API_REGISTRY_DIR": str(registry_dir)}
+    env = {
+        **os.environ,
+        "GAITSTREAM_CASSANDRA_KEYSPACE": BENCH_KEYSPACE,
+        "GAITSTREAM_MONGO_DATABASE": f"bench_{tag}",
+        "GAITSTREAM_API_REGISTRY_DIR": str(registry_dir),
+    }
     cfg = config.load(env=env)
     subjects = bench_keyspace(cfg)
     version = train_and_score(cfg, registry_dir)
@@ -156,8 +196,13 @@ def main() -> int:
         port = sock.getsockname()[1]
     log_path = registry_dir / "api.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "gaitstream.cli", "api", "--port", str(port),
-                                 "--workers", str(workers)], env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gaitstream.cli", "api", "--port", str(port), "--workers", str(workers)],
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         import httpx
@@ -172,19 +217,28 @@ def main() -> int:
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise SystemExit(f"API did not answer /diagnose:\n{log_path.read_text()[-2000:]}")
             time.sleep(0.5)
-        print(f"\n/diagnose for {len(subjects)} subjects (keyspace {BENCH_KEYSPACE}, model {version}, "
-              f"{workers} uvicorn workers, whole stack running); locust, {args.seconds} s per rate\n")
-        print(f"{'offered req/s':>14}{'achieved':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}   previous design")
+        print(
+            f"\n/diagnose for {len(subjects)} subjects (keyspace {BENCH_KEYSPACE}, model {version}, "
+            f"{workers} uvicorn workers, whole stack running); locust, {args.seconds} s per rate\n"
+        )
+        print(
+            f"{'offered req/s':>14}{'achieved':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}   previous design"
+        )
         knee = None
         for rate in (float(r) for r in args.rates.split(",")):
             r = run_locust(base, subjects, rate, args.seconds, registry_dir)
             ok = r["p99"] < P99_TARGET_MS and r["failures"] == 0 and r["achieved"] >= 0.95 * rate
             knee = rate if ok else knee
-            print(f"{rate:>14,.0f}{r['achieved']:>10,.1f}{r['p50']:>9,.0f}{r['p95']:>9,.0f}{r['p99']:>9,.0f}"
-                  f"{int(r['failures']):>8}   {PREVIOUS.get(int(rate), '-')}", flush=True)
-        print(f"\ntarget: p99 < {P99_TARGET_MS:.0f} ms at 200 req/s with zero errors. "
-              f"knee (highest rate meeting p99 < {P99_TARGET_MS:.0f} ms, no error, >= 95% achieved): "
-              f"{f'{knee:,.0f} req/s' if knee else 'below the lowest rate'}")
+            print(
+                f"{rate:>14,.0f}{r['achieved']:>10,.1f}{r['p50']:>9,.0f}{r['p95']:>9,.0f}{r['p99']:>9,.0f}"
+                f"{int(r['failures']):>8}   {PREVIOUS.get(int(rate), '-')}",
+                flush=True,
+            )
+        print(
+            f"\ntarget: p99 < {P99_TARGET_MS:.0f} ms at 200 req/s with zero errors. "
+            f"knee (highest rate meeting p99 < {P99_TARGET_MS:.0f} ms, no error, >= 95% achieved): "
+            f"{f'{knee:,.0f} req/s' if knee else 'below the lowest rate'}"
+        )
     finally:
         proc.terminate()
         proc.wait(30)

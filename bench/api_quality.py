@@ -14,6 +14,7 @@ The service's model is [api] default_family, fixed before looking at these numbe
 are for comparison (picking the best of them here would be selection on the test folds).
 Run: var/venv/bin/python bench/api_quality.py [--requests 2000 --rate 200]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,11 +43,13 @@ from streaming import schema  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCH_KEYSPACE = "gaitstream_bench"
-CANDIDATES = (("knn", "windows", "seed model: KNN k=5, window means"),
-              ("forest", "gait", "random forest, gait features"),
-              ("gboost", "gait", "gradient boosting, gait features"),
-              ("svm", "gait", "RBF SVM, gait features"),
-              ("logreg", "gait", "logistic regression, gait features"))
+CANDIDATES = (
+    ("knn", "windows", "seed model: KNN k=5, window means"),
+    ("forest", "gait", "random forest, gait features"),
+    ("gboost", "gait", "gradient boosting, gait features"),
+    ("svm", "gait", "RBF SVM, gait features"),
+    ("logreg", "gait", "logistic regression, gait features"),
+)
 
 
 def keyspace_with_data(cfg) -> str:
@@ -105,8 +108,6 @@ async def load_test(url: str, bodies: list[dict], rate: float, count: int) -> tu
     return latencies, errors
 
 
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
@@ -116,8 +117,12 @@ def main() -> None:
     registry_dir = Path(tempfile.mkdtemp(prefix="gaitstream-bench-registry-"))
     base_cfg = config.load()
     keyspace = keyspace_with_data(base_cfg)
-    env = {**os.environ, "GAITSTREAM_CASSANDRA_KEYSPACE": keyspace, "GAITSTREAM_MONGO_DATABASE": f"bench_{tag}",
-           "GAITSTREAM_API_REGISTRY_DIR": str(registry_dir)}
+    env = {
+        **os.environ,
+        "GAITSTREAM_CASSANDRA_KEYSPACE": keyspace,
+        "GAITSTREAM_MONGO_DATABASE": f"bench_{tag}",
+        "GAITSTREAM_API_REGISTRY_DIR": str(registry_dir),
+    }
     cfg = config.load(env=env)
     settings = ApiSettings.from_config(cfg)
     store = CassandraStore(cfg, keyspace, 10)
@@ -127,28 +132,38 @@ def main() -> None:
     try:
         for family, feature_set, _ in CANDIDATES:
             run_id = uuid.uuid4().hex
-            params = TrainingParams(family, feature_set, "full", settings.seed, promote=(family == settings.default_family))
+            params = TrainingParams(
+                family, feature_set, "full", settings.seed, promote=(family == settings.default_family)
+            )
             runs.create(run_id, {})
             results[family] = train(settings, store, runs, registry, run_id, params)
             results[family]["data"] = runs.get(run_id)["data"]
     finally:
         store.close()
     data = results["forest"]["data"]
-    print(f"\nkeyspace {keyspace}: {data['walks']} usual walks ({data['walks_all_conditions']} in all), {data['subjects']} subjects "
-          f"({data['classes']['parkinsons']} PD, {data['classes']['control']} control), "
-          f"{results['knn']['data']['rows']} full windows; {settings.cv_folds}-fold StratifiedGroupKFold by subject "
-          f"x {settings.cv_repeats} repeats\n")
-    print(f"{'model':<40}{'leaky rows acc':>15}{'subject-wise per subject':>26}{'rows (window/walk)':>20}{'retrain':>9}")
+    print(
+        f"\nkeyspace {keyspace}: {data['walks']} usual walks ({data['walks_all_conditions']} in all), {data['subjects']} subjects "
+        f"({data['classes']['parkinsons']} PD, {data['classes']['control']} control), "
+        f"{results['knn']['data']['rows']} full windows; {settings.cv_folds}-fold StratifiedGroupKFold by subject "
+        f"x {settings.cv_repeats} repeats\n"
+    )
+    print(
+        f"{'model':<40}{'leaky rows acc':>15}{'subject-wise per subject':>26}{'rows (window/walk)':>20}{'retrain':>9}"
+    )
     print(f"{'':<40}{'(random split)':>15}{'acc':>10}{'AUC':>8}{'sd AUC':>8}{'acc':>12}{'AUC':>8}{'s':>9}")
     for family, feature_set, label in CANDIDATES:
         m = results[family]["metrics"]
         summary = m["subject_wise"]["summary"]
         marker = " *" if family == settings.default_family and feature_set == settings.default_feature_set else ""
-        print(f"{label + marker:<40}{m['leaky_random_row_split']['rows']['accuracy']:>15.3f}"
-              f"{summary['subjects']['accuracy']:>10.3f}{summary['subjects']['roc_auc']:>8.3f}{summary['subjects']['roc_auc_sd']:>8.3f}"
-              f"{summary['rows']['accuracy']:>12.3f}{summary['rows']['roc_auc']:>8.3f}{results[family]['timings']['total_s']:>9.1f}")
-    print("* the service's default model ([api] default_family/default_feature_set). Targets (issue 14, nested, per subject): "
-          "AUC >= 0.93 pooled, >= 0.90 per held-out study, accuracy >= 0.88.")
+        print(
+            f"{label + marker:<40}{m['leaky_random_row_split']['rows']['accuracy']:>15.3f}"
+            f"{summary['subjects']['accuracy']:>10.3f}{summary['subjects']['roc_auc']:>8.3f}{summary['subjects']['roc_auc_sd']:>8.3f}"
+            f"{summary['rows']['accuracy']:>12.3f}{summary['rows']['roc_auc']:>8.3f}{results[family]['timings']['total_s']:>9.1f}"
+        )
+    print(
+        "* the service's default model ([api] default_family/default_feature_set). Targets (issue 14, nested, per subject): "
+        "AUC >= 0.93 pooled, >= 0.90 per held-out study, accuracy >= 0.88."
+    )
     print(f"\nstudy held out (train on the other two studies; per-subject acc / AUC)")
     for family, _, label in CANDIDATES:
         held = results[family]["metrics"]["study_held_out"]
@@ -163,8 +178,13 @@ def main() -> None:
         port = sock.getsockname()[1]
     log_path = registry_dir / "api.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "gaitstream.cli", "api", "--port", str(port)],
-                                env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gaitstream.cli", "api", "--port", str(port)],
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         import httpx
 
@@ -184,9 +204,11 @@ def main() -> None:
         bodies = [{"subject_id": s} for s in subjects]
         latencies, errors = asyncio.run(load_test(f"{base}/diagnose", bodies, args.rate, args.requests))
         ms = np.array(latencies) * 1000
-        print(f"\n/diagnose (subject_id -> Cassandra read + {settings.default_family} predict): {len(ms)} requests at "
-              f"{args.rate:.0f} req/s: p50 {np.percentile(ms, 50):.1f} ms, p99 {np.percentile(ms, 99):.1f} ms, "
-              f"max {ms.max():.1f} ms, non-200: {errors}")
+        print(
+            f"\n/diagnose (subject_id -> Cassandra read + {settings.default_family} predict): {len(ms)} requests at "
+            f"{args.rate:.0f} req/s: p50 {np.percentile(ms, 50):.1f} ms, p99 {np.percentile(ms, 99):.1f} ms, "
+            f"max {ms.max():.1f} ms, non-200: {errors}"
+        )
     finally:
         proc.terminate()
         proc.wait(30)

@@ -9,6 +9,7 @@
 Needs the stack up (stack/up mosquitto kafka). Usage:
     var/venv/bin/python bench/bridge_throughput.py [--walks 12] [--realtime-seconds 60]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,17 @@ def ceiling(cfg, messages: int, batch_size: int) -> float:
     """Messages/s a plain paho subscriber receives from Mosquitto (QoS 1, auto-ack)."""
     m = cfg.mqtt
     topic = f"{m.topic_prefix}/Ga/GaCo01/GaCo01_01"
-    body = json.dumps({"v": 1, "study": "Ga", "subject_id": "GaCo01", "walk_id": "GaCo01_01", "seq": 0,
-                       "sent_at_ms": 0, "samples": [[0.01 * i] + [123.45] * 18 for i in range(batch_size)]}).encode()
+    body = json.dumps(
+        {
+            "v": 1,
+            "study": "Ga",
+            "subject_id": "GaCo01",
+            "walk_id": "GaCo01_01",
+            "seq": 0,
+            "sent_at_ms": 0,
+            "samples": [[0.01 * i] + [123.45] * 18 for i in range(batch_size)],
+        }
+    ).encode()
     got, done = [0], threading.Event()
 
     def on_message(client, userdata, message):
@@ -89,8 +99,13 @@ def realtime_latency(refs, folder, seconds: float, batch_size: int, log_dir: Pat
     stop_reading = threading.Event()
 
     def reader():
-        consumer = KafkaConsumer(cfg.kafka.samples_topic, bootstrap_servers=f"{cfg.kafka.host}:{cfg.kafka.port}",
-                                 group_id=None, auto_offset_reset="earliest", consumer_timeout_ms=500)
+        consumer = KafkaConsumer(
+            cfg.kafka.samples_topic,
+            bootstrap_servers=f"{cfg.kafka.host}:{cfg.kafka.port}",
+            group_id=None,
+            auto_offset_reset="earliest",
+            consumer_timeout_ms=500,
+        )
         while not stop_reading.is_set():
             for batch in consumer.poll(timeout_ms=200).values():
                 now_ms = time.time() * 1000
@@ -130,13 +145,22 @@ def main() -> int:
     for batch in (1, 10, 100):
         walks = chosen[: max(2, args.walks // (4 if batch == 1 else 1))]
         rate, n = through_bridge(walks, folder, batch, log_dir)
-        rows.append((f"replay→bridge→Kafka, batch {batch} ({n:,} samples)", f"{rate:,.0f} samples/s = {rate / batch:,.0f} msg/s"))
+        rows.append(
+            (
+                f"replay→bridge→Kafka, batch {batch} ({n:,} samples)",
+                f"{rate:,.0f} samples/s = {rate / batch:,.0f} msg/s",
+            )
+        )
         print(rows[-1], flush=True)
     cohort = replay.select_walks(refs, one_per_subject=True)
     lat, sent_rate = realtime_latency(cohort, folder, args.realtime_seconds, 10, log_dir)
-    rows.append((f"real time, {len(cohort)} walks, batch 10, {args.realtime_seconds:.0f}s",
-                 f"sent {sent_rate:,.0f} samples/s; publish→Kafka p50 {np.percentile(lat, 50):.0f} ms, "
-                 f"p95 {np.percentile(lat, 95):.0f} ms, max {lat.max():.0f} ms ({len(lat):,} msgs)"))
+    rows.append(
+        (
+            f"real time, {len(cohort)} walks, batch 10, {args.realtime_seconds:.0f}s",
+            f"sent {sent_rate:,.0f} samples/s; publish→Kafka p50 {np.percentile(lat, 50):.0f} ms, "
+            f"p95 {np.percentile(lat, 95):.0f} ms, max {lat.max():.0f} ms ({len(lat):,} msgs)",
+        )
+    )
     print("\n| measurement | result |\n|---|---|")
     for name, value in rows:
         print(f"| {name} | {value} |")

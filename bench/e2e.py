@@ -14,6 +14,7 @@ Targets (streaming-core issue): backfill < 90 s; real time p95 < 3 s and p99 < 5
 Needs the stack up. Each phase uses its own Kafka topic, keyspace and checkpoint.
     var/venv/bin/python bench/e2e.py [--walks 280] [--realtime-seconds 600]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -76,8 +77,7 @@ class MemorySampler(threading.Thread):
 
 def start_pipeline(tmp: Path, memory: MemorySampler, label: str):
     cfg, env = isolated_config()
-    run_env = job_env(env, tmp, f"bench{label}{uuid.uuid4().hex[:6]}",
-                      GAITSTREAM_STREAMING_IDLE_TIMEOUT_SECONDS="10")
+    run_env = job_env(env, tmp, f"bench{label}{uuid.uuid4().hex[:6]}", GAITSTREAM_STREAMING_IDLE_TIMEOUT_SECONDS="10")
     run_cfg = gs_config.load(env=run_env)
     schema.create(run_cfg)
     job = JobProcess(run_env, tmp / f"job-{label}.log")
@@ -123,8 +123,10 @@ def backfill(tmp, memory, refs, folder) -> tuple[int, float]:
 
 def renamed(refs, round_no: int):
     """The same walks under new ids (``GaCo01_01r2``): a new round is new walks to the pipeline."""
-    return [gaitpdb.WalkRef(walk_id=f"{r.walk_id}r{round_no}", subject_id=r.subject_id, study=r.study, path=r.path)
-            for r in refs]
+    return [
+        gaitpdb.WalkRef(walk_id=f"{r.walk_id}r{round_no}", subject_id=r.subject_id, study=r.study, path=r.path)
+        for r in refs
+    ]
 
 
 def realtime(tmp, memory, refs, folder, seconds: float) -> tuple[np.ndarray, float, int]:
@@ -140,8 +142,9 @@ def realtime(tmp, memory, refs, folder, seconds: float) -> tuple[np.ndarray, flo
         round_no = 0
         while not stop.is_set():
             round_refs = renamed(refs, round_no)
-            report = replay.replay(cfg, round_refs, speed=1.0, batch_size=10, data_dir=folder, progress=False,
-                                   stop=stop)
+            report = replay.replay(
+                cfg, round_refs, speed=1.0, batch_size=10, data_dir=folder, progress=False, stop=stop
+            )
             samples += report.samples
             played += round_refs
             round_no += 1
@@ -152,10 +155,14 @@ def realtime(tmp, memory, refs, folder, seconds: float) -> tuple[np.ndarray, flo
         try:
             statement = session.prepare(
                 f"SELECT max_sent_at_ms, WRITETIME(total_l) AS written_us, partial FROM "
-                f"{run_cfg.cassandra.keyspace}.windows WHERE subject_id = ? AND walk_id = ?")
-            latencies = [row.written_us / 1000 - row.max_sent_at_ms
-                         for w in played for row in session.execute(statement, (w.subject_id, w.walk_id))
-                         if not row.partial]
+                f"{run_cfg.cassandra.keyspace}.windows WHERE subject_id = ? AND walk_id = ?"
+            )
+            latencies = [
+                row.written_us / 1000 - row.max_sent_at_ms
+                for w in played
+                for row in session.execute(statement, (w.subject_id, w.walk_id))
+                if not row.partial
+            ]
         finally:
             cluster.shutdown()
         return np.asarray(latencies), sent_rate, round_no
@@ -187,14 +194,20 @@ def main() -> int:
     latencies, sent_rate, rounds = realtime(tmp, memory, cohort, folder, args.realtime_seconds)
     p50, p95, p99 = (np.percentile(latencies, q) / 1000 for q in (50, 95, 99))
     print("\n| measurement | previous design | new design | target | met |\n|---|---|---|---|---|")
-    print(f"| backfill, {args.walks} walks, batch 50 | {PREVIOUS['backfill']} | {samples:,} in {seconds:.0f} s "
-          f"({samples / seconds:,.0f}/s) | < 90 s | {'met' if seconds < 90 else 'NOT met'} |")
-    print(f"| real time, {len(cohort)} walks × {rounds} rounds, {args.realtime_seconds:.0f} s, sent {sent_rate:,.0f} "
-          f"samples/s | {PREVIOUS['latency']} | p50 {p50:.2f} s, p95 {p95:.2f} s, p99 {p99:.2f} s "
-          f"({len(latencies):,} windows) | p95 < 3 s, p99 < 5 s | {'met' if p95 < 3 and p99 < 5 else 'NOT met'} |")
+    print(
+        f"| backfill, {args.walks} walks, batch 50 | {PREVIOUS['backfill']} | {samples:,} in {seconds:.0f} s "
+        f"({samples / seconds:,.0f}/s) | < 90 s | {'met' if seconds < 90 else 'NOT met'} |"
+    )
+    print(
+        f"| real time, {len(cohort)} walks × {rounds} rounds, {args.realtime_seconds:.0f} s, sent {sent_rate:,.0f} "
+        f"samples/s | {PREVIOUS['latency']} | p50 {p50:.2f} s, p95 {p95:.2f} s, p99 {p99:.2f} s "
+        f"({len(latencies):,} windows) | p95 < 3 s, p99 < 5 s | {'met' if p95 < 3 and p99 < 5 else 'NOT met'} |"
+    )
     for name, peak, slope in memory.report():
-        print(f"| RSS {name} (every {args.memory_interval:.0f} s) | | peak {peak:,.0f} MiB, slope {slope:+.2f} MiB/min "
-              f"| flat | |")
+        print(
+            f"| RSS {name} (every {args.memory_interval:.0f} s) | | peak {peak:,.0f} MiB, slope {slope:+.2f} MiB/min "
+            f"| flat | |"
+        )
     return 0
 
 

@@ -15,6 +15,7 @@ accuracy and ROC-AUC with bootstrap 95% intervals, and Brier score.
 Targets (issue 14): pooled AUC >= 0.93, every held-out study AUC >= 0.90, accuracy >= 0.88.
 Run: var/venv/bin/python bench/features_quality.py [--families logreg,svm] [--repeats 5]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,18 +72,50 @@ def rows_of(family: str, metrics: dict, td: protocol.TrainingData) -> list[tuple
     label = "knn5 (seed baseline)" if family == "knn" else family
     data = td.data.rows.groupby("subject_id").agg(pd=("pd", "first"), study=("study", "first"))
     sw = metrics["subject_wise"]["summary"]["subjects"]
-    out = [(label, f"pooled usual walks {metrics['subject_wise']['folds']}x{metrics['subject_wise']['repeats']}",
-            len(data), int(data["pd"].sum()), sw["accuracy"], _ci(sw["interval"], "accuracy_ci"), sw["roc_auc"],
-            _ci(sw["interval"], "roc_auc_ci"), sw["brier"])]
+    out = [
+        (
+            label,
+            f"pooled usual walks {metrics['subject_wise']['folds']}x{metrics['subject_wise']['repeats']}",
+            len(data),
+            int(data["pd"].sum()),
+            sw["accuracy"],
+            _ci(sw["interval"], "accuracy_ci"),
+            sw["roc_auc"],
+            _ci(sw["interval"], "roc_auc_ci"),
+            sw["brier"],
+        )
+    ]
     for study, held in metrics["study_held_out"].items():
         s = held["subjects"]
-        out.append((label, f"held out {study} (train other 2)", held["test_subjects"], s["confusion"]["tp"] + s["confusion"]["fn"],
-                    s["accuracy"], _ci(s["interval"], "accuracy_ci"), s["roc_auc"], _ci(s["interval"], "roc_auc_ci"), s["brier"]))
+        out.append(
+            (
+                label,
+                f"held out {study} (train other 2)",
+                held["test_subjects"],
+                s["confusion"]["tp"] + s["confusion"]["fn"],
+                s["accuracy"],
+                _ci(s["interval"], "accuracy_ci"),
+                s["roc_auc"],
+                _ci(s["interval"], "roc_auc_ci"),
+                s["brier"],
+            )
+        )
     for name, cond in metrics["other_conditions"].items():
         s = cond.get("subjects")
         if s:
-            out.append((label, f"{name} walks (out of fold)", s["n"], cond["classes"]["parkinsons"], s["accuracy"], _ci(None, ""),
-                        s["roc_auc"], _ci(None, ""), s["brier"]))
+            out.append(
+                (
+                    label,
+                    f"{name} walks (out of fold)",
+                    s["n"],
+                    cond["classes"]["parkinsons"],
+                    s["accuracy"],
+                    _ci(None, ""),
+                    s["roc_auc"],
+                    _ci(None, ""),
+                    s["brier"],
+                )
+            )
     return out
 
 
@@ -105,26 +138,39 @@ def main() -> None:
         td = window_data if family == "knn" else gait
         model = families.build_model(family, seed=args.seed, forest_trees=FOREST_TREES)
         t0 = time.perf_counter()
-        metrics = protocol.evaluate(model, td, folds=args.folds, repeats=args.repeats, seed=args.seed, full=False,
-                                    n_jobs=args.jobs)
+        metrics = protocol.evaluate(
+            model, td, folds=args.folds, repeats=args.repeats, seed=args.seed, full=False, n_jobs=args.jobs
+        )
         t1 = time.perf_counter()
         families.fit(model, td.data.X, td.data.y, td.data.groups)
         timings[family] = (t1 - t0, time.perf_counter() - t1)
         table.extend(rows_of(family, metrics, td))
     subjects = gait.data.rows
-    print(f"{len(walks)} walk files, {len(gait.walks.y)} usual walks of {len(subjects)} subjects "
-          f"({int(subjects['pd'].sum())} PD); {len(gait.data.columns)} gait features; no usual walk: "
-          f"{', '.join(gait.without_usual_walk) or 'none'}; features computed in {loaded:.0f} s\n")
-    print(f"{'model':<21}{'protocol':<32}{'subj':>5}{'PD':>4}{'acc':>8} {'acc 95% CI':<16}{'ROC-AUC':>8} "
-          f"{'AUC 95% CI':<16}{'Brier':>7}")
+    print(
+        f"{len(walks)} walk files, {len(gait.walks.y)} usual walks of {len(subjects)} subjects "
+        f"({int(subjects['pd'].sum())} PD); {len(gait.data.columns)} gait features; no usual walk: "
+        f"{', '.join(gait.without_usual_walk) or 'none'}; features computed in {loaded:.0f} s\n"
+    )
+    print(
+        f"{'model':<21}{'protocol':<32}{'subj':>5}{'PD':>4}{'acc':>8} {'acc 95% CI':<16}{'ROC-AUC':>8} "
+        f"{'AUC 95% CI':<16}{'Brier':>7}"
+    )
     for label, proto, n, n_pd, acc, acc_ci, auc, auc_ci, brier in table:
-        print(f"{label:<21}{proto:<32}{n:>5}{n_pd:>4}{_num(acc, 8)} {acc_ci:<16}{_num(auc, 8)} {auc_ci:<16}{_num(brier)}")
-    print(f"\nper subject, subject-wise, nested (inner StratifiedGroupKFold picks hyperparameters, feature share and "
-          f"Platt calibration; knn5 uncalibrated). 95% CI: bootstrap over subjects ({BOOTSTRAP_ROUNDS} rounds).")
-    print(f"targets: pooled AUC >= {TARGET_AUC_POOLED}, each held-out study AUC >= {TARGET_AUC_STUDY}, "
-          f"accuracy >= {TARGET_ACCURACY}. All-PD guess: accuracy {subjects['pd'].mean():.3f}, AUC 0.500.")
-    print("seconds (evaluate all protocols / one fit on all subjects, the retrain's final step): "
-          + ", ".join(f"{f} {e:.1f}/{fit:.1f}" for f, (e, fit) in timings.items()))
+        print(
+            f"{label:<21}{proto:<32}{n:>5}{n_pd:>4}{_num(acc, 8)} {acc_ci:<16}{_num(auc, 8)} {auc_ci:<16}{_num(brier)}"
+        )
+    print(
+        f"\nper subject, subject-wise, nested (inner StratifiedGroupKFold picks hyperparameters, feature share and "
+        f"Platt calibration; knn5 uncalibrated). 95% CI: bootstrap over subjects ({BOOTSTRAP_ROUNDS} rounds)."
+    )
+    print(
+        f"targets: pooled AUC >= {TARGET_AUC_POOLED}, each held-out study AUC >= {TARGET_AUC_STUDY}, "
+        f"accuracy >= {TARGET_ACCURACY}. All-PD guess: accuracy {subjects['pd'].mean():.3f}, AUC 0.500."
+    )
+    print(
+        "seconds (evaluate all protocols / one fit on all subjects, the retrain's final step): "
+        + ", ".join(f"{f} {e:.1f}/{fit:.1f}" for f, (e, fit) in timings.items())
+    )
 
 
 if __name__ == "__main__":

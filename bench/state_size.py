@@ -11,6 +11,7 @@ windows gives the offline features to 1e-9.
 Last line: ``state bytes per walk: max N`` (N = the new design's maximum over both walks).
 Run: var/venv/bin/python bench/state_size.py [--skip-invariance]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,8 @@ from streaming import stateful  # noqa: E402
 from streaming.decode import Limits  # noqa: E402
 from streaming.windowing import WalkState, WindowSettings  # noqa: E402
 
-RECORD_SAMPLES = 10      # replay.batch_size
-BATCH_SAMPLES = 100      # one second at 100 Hz: one micro-batch of a real-time walk
+RECORD_SAMPLES = 10  # replay.batch_size
+BATCH_SAMPLES = 100  # one second at 100 Hz: one micro-batch of a real-time walk
 SYNTHETIC_SAMPLES = 360_000
 
 
@@ -56,9 +57,18 @@ def records(subject: str, walk_id: str, time_s: np.ndarray, forces: np.ndarray):
     """Payload bytes of RECORD_SAMPLES samples each, as the bridge puts them in Kafka."""
     values = np.column_stack([time_s, forces])
     for seq in range(0, len(values), RECORD_SAMPLES):
-        chunk = values[seq:seq + RECORD_SAMPLES]
-        yield payload.encode(payload.SampleBatch(v=1, study="Si", subject_id=subject, walk_id=walk_id, seq=seq,
-                                                 sent_at_ms=1_764_000_000_000, samples=chunk.tolist()))
+        chunk = values[seq : seq + RECORD_SAMPLES]
+        yield payload.encode(
+            payload.SampleBatch(
+                v=1,
+                study="Si",
+                subject_id=subject,
+                walk_id=walk_id,
+                seq=seq,
+                sent_at_ms=1_764_000_000_000,
+                samples=chunk.tolist(),
+            )
+        )
 
 
 def new_design(name: str, time_s: np.ndarray, forces: np.ndarray, settings: WindowSettings) -> tuple[int, float]:
@@ -69,9 +79,10 @@ def new_design(name: str, time_s: np.ndarray, forces: np.ndarray, settings: Wind
     raw = list(records(name, f"{name}_01", time_s, forces))
     per_batch = BATCH_SAMPLES // RECORD_SAMPLES
     state, largest, started = WalkState().to_bytes(), 0, time.perf_counter()
-    for start in tqdm(range(0, len(raw), per_batch), desc=f"new  {name}", unit="batch", leave=False,
-                       disable=not sys.stderr.isatty()):
-        chunk = raw[start:start + per_batch]
+    for start in tqdm(
+        range(0, len(raw), per_batch), desc=f"new  {name}", unit="batch", leave=False, disable=not sys.stderr.isatty()
+    ):
+        chunk = raw[start : start + per_batch]
         frame = pd.DataFrame({"key": key, "value": chunk, "partition": 0, "offset": 0, "kafka_ms": 0})
         walk = WalkState.from_bytes(state)
         stateful.ingest(walk, key, frame, settings, Limits())
@@ -103,8 +114,11 @@ def invariance(folder: Path, settings: WindowSettings) -> tuple[int, int, float]
         rows = stream(walk, np.random.default_rng(len(walk)))
         final = [r for r in rows if r["kind"] == "features" and r["final"]][0]["features"]
         offline = {k: v for k, v in features.gait_features(walk.time, walk.forces).items() if math.isfinite(v)}
-        diff = max((abs(final[k] - v) / max(1.0, abs(v)) for k, v in offline.items()), default=0.0) \
-            if set(final) == set(offline) else math.inf
+        diff = (
+            max((abs(final[k] - v) / max(1.0, abs(v)) for k, v in offline.items()), default=0.0)
+            if set(final) == set(offline)
+            else math.inf
+        )
         worst = max(worst, diff)
         equal += diff <= 1e-9
     return equal, len(refs), worst
@@ -120,8 +134,10 @@ def main() -> int:
     settings = window_settings(cfg)
     folder = cfg.path("data.gaitpdb_dir")
     walk = longest_walk(folder)
-    cases = {f"longest real walk ({walk.ref.walk_id}, {len(walk):,} samples)": (walk.time, walk.forces),
-             f"synthetic walk ({SYNTHETIC_SAMPLES:,} samples)": synthetic(walk, SYNTHETIC_SAMPLES)}
+    cases = {
+        f"longest real walk ({walk.ref.walk_id}, {len(walk):,} samples)": (walk.time, walk.forces),
+        f"synthetic walk ({SYNTHETIC_SAMPLES:,} samples)": synthetic(walk, SYNTHETIC_SAMPLES),
+    }
     print(f"{'walk':<46}{'previous design':>18}{'new design':>14}{'new µs/sample':>15}")
     largest = 0
     for name, (time_s, forces) in cases.items():
@@ -131,8 +147,10 @@ def main() -> int:
         print(f"{name:<46}{old:>16,} B{new:>12,} B{cost:>15.1f}", flush=True)
     if not args.skip_invariance:
         equal, total, worst = invariance(folder, settings)
-        print(f"chunking invariance: {equal}/{total} walks give the offline features to 1e-9 "
-              f"(largest relative difference {worst:.1e})")
+        print(
+            f"chunking invariance: {equal}/{total} walks give the offline features to 1e-9 "
+            f"(largest relative difference {worst:.1e})"
+        )
     print(f"state bytes per walk: max {largest}")
     return 0
 

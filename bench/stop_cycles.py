@@ -10,6 +10,7 @@ the log and the JVM crash files (``-XX:ErrorFile`` under the runtime log folder)
 Last line: ``stops: N, clean exits: C, JVM crash logs: K``.
 Run (stack up): var/venv/bin/python bench/stop_cycles.py [--cycles 20] [--walks 10]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,10 +62,18 @@ def main() -> int:
 
     def keep_streaming():
         while not stop_replay.is_set():
-            renamed = [gaitpdb.WalkRef(f"{r.walk_id}s{rounds[0]}", r.subject_id, r.study, r.path)
-                       for r in refs[:args.walks]]
-            replay.replay(cfg, renamed, speed=1.0, batch_size=10, data_dir=cfg.path("data.gaitpdb_dir"),
-                          progress=False, stop=stop_replay)
+            renamed = [
+                gaitpdb.WalkRef(f"{r.walk_id}s{rounds[0]}", r.subject_id, r.study, r.path) for r in refs[: args.walks]
+            ]
+            replay.replay(
+                cfg,
+                renamed,
+                speed=1.0,
+                batch_size=10,
+                data_dir=cfg.path("data.gaitpdb_dir"),
+                progress=False,
+                stop=stop_replay,
+            )
             rounds[0] += 1
 
     feeder = threading.Thread(target=keep_streaming, daemon=True)
@@ -88,8 +97,11 @@ def main() -> int:
             log = job.log()
             ok = code == 0 and "SIGSEGV" not in log and "A fatal error has been detected" not in log
             clean += ok
-            print(f"cycle {cycle:>2}: exit {code} {time.monotonic() - started:.1f} s after SIGTERM, "
-                  f"{'clean' if ok else 'NOT clean'}", flush=True)
+            print(
+                f"cycle {cycle:>2}: exit {code} {time.monotonic() - started:.1f} s after SIGTERM, "
+                f"{'clean' if ok else 'NOT clean'}",
+                flush=True,
+            )
     finally:
         if job is not None and job.alive():
             job.kill_everything()

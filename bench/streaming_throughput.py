@@ -14,6 +14,7 @@ Targets (2 cores): operator >= 150,000 samples/s; full job drains 3,001,585 samp
 Usage: var/venv/bin/python bench/streaming_throughput.py [--walks 0 (= all)] [--skip-full]
 Needs the stack (Kafka, Mosquitto, Cassandra, HDFS) up for the full-job part.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,13 +44,17 @@ def _spark(cfg, name: str, provider: str | None = None):
 
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["PYTHONPATH"] = str(REPO_ROOT)  # the workers import bench.baseline_v1 too
-    return (SparkSession.builder.master("local[2]").appName(name)
-            .config("spark.sql.shuffle.partitions", cfg.spark.shuffle_partitions)
-            .config("spark.sql.execution.arrow.maxRecordsPerBatch", cfg.spark.arrow_batch_size)
-            .config("spark.sql.streaming.stateStore.providerClass", provider or cfg.spark.state_store_provider)
-            .config("spark.ui.enabled", False).config("spark.driver.memory", cfg.spark.driver_memory)
-            .config("spark.python.daemon.module", worker_daemon.MODULE)
-            .getOrCreate())
+    return (
+        SparkSession.builder.master("local[2]")
+        .appName(name)
+        .config("spark.sql.shuffle.partitions", cfg.spark.shuffle_partitions)
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", cfg.spark.arrow_batch_size)
+        .config("spark.sql.streaming.stateStore.providerClass", provider or cfg.spark.state_store_provider)
+        .config("spark.ui.enabled", False)
+        .config("spark.driver.memory", cfg.spark.driver_memory)
+        .config("spark.python.daemon.module", worker_daemon.MODULE)
+        .getOrCreate()
+    )
 
 
 def _median_rate(spark, query, batches: int, samples_per_row: int) -> float:
@@ -59,8 +64,7 @@ def _median_rate(spark, query, batches: int, samples_per_row: int) -> float:
     spark.sparkContext.setLogLevel("OFF")  # stop() interrupts a batch: expected
     query.stop()
     measured = [p for p in query.recentProgress if p["numInputRows"]][2:]  # skip warm-up
-    rates = sorted(p["numInputRows"] * samples_per_row / (p["durationMs"]["triggerExecution"] / 1000)
-                   for p in measured)
+    rates = sorted(p["numInputRows"] * samples_per_row / (p["durationMs"]["triggerExecution"] / 1000) for p in measured)
     return rates[len(rates) // 2]
 
 
@@ -76,15 +80,22 @@ def operator_v1(cfg, walks: int, rows_per_batch: int, batches: int) -> float:
     rate = spark.readStream.format("rate-micro-batch").option("rowsPerBatch", rows_per_batch).load()
     walk = F.col("value") % walks
     samples = rate.select(
-        F.lit("Ga").alias("study"), F.concat(F.lit("S"), walk.cast("string")).alias("subject_id"),
+        F.lit("Ga").alias("study"),
+        F.concat(F.lit("S"), walk.cast("string")).alias("subject_id"),
         F.concat(F.lit("S"), walk.cast("string"), F.lit("_01")).alias("walk_id"),
-        (F.col("value") / walks).cast("long").alias("seq"), F.lit(0).cast("long").alias("sent_at_ms"),
+        (F.col("value") / walks).cast("long").alias("seq"),
+        F.lit(0).cast("long").alias("sent_at_ms"),
         ((F.col("value") / walks).cast("long") / 100.0).alias("time"),
-        *[(F.rand() * 800).alias(channel) for channel in FORCE_CHANNELS])
+        *[(F.rand() * 800).alias(channel) for channel in FORCE_CHANNELS],
+    )
     outputs = stateful_v1.walk_outputs(samples, WindowSettings(), 3600, 3600)
     with tempfile.TemporaryDirectory() as checkpoint:
-        query = (outputs.writeStream.format("noop").option("checkpointLocation", checkpoint)
-                 .trigger(processingTime="0 seconds").start())
+        query = (
+            outputs.writeStream.format("noop")
+            .option("checkpointLocation", checkpoint)
+            .trigger(processingTime="0 seconds")
+            .start()
+        )
         rate_s = _median_rate(spark, query, batches, 1)
     spark.stop()
     return rate_s
@@ -109,8 +120,11 @@ def record_files(cfg, folder: Path, walks: int, samples_per_walk_per_batch: int,
     step = samples_per_walk_per_batch // RECORD_SAMPLES
     total = 0
     for b in range(batches):
-        rows = [(f"{ref.subject_id}/{ref.walk_id}", raw) for ref, raws in payloads.items()
-                for raw in raws[b * step:(b + 1) * step]]
+        rows = [
+            (f"{ref.subject_id}/{ref.walk_id}", raw)
+            for ref, raws in payloads.items()
+            for raw in raws[b * step : (b + 1) * step]
+        ]
         frame = pd.DataFrame(rows, columns=["key", "value"])
         frame["partition"], frame["offset"] = 0, np.arange(len(frame))
         frame["timestamp"] = pd.Timestamp("2026-11-28", tz="UTC")
@@ -131,10 +145,15 @@ def operator_v2(cfg, walks: int, samples_per_walk_per_batch: int, batches: int) 
         spark = _spark(cfg, "bench-operator-v2")
         source = spark.read.parquet(str(folder))
         stream = spark.readStream.schema(source.schema).option("maxFilesPerTrigger", 1).parquet(str(folder))
-        outputs = stateful.walk_outputs(records.kafka_records(stream), window_settings(cfg), payload_limits(cfg),
-                                        3600, 3600)
-        query = (outputs.writeStream.format("noop").option("checkpointLocation", str(Path(tmp) / "checkpoint"))
-                 .trigger(processingTime="0 seconds").start())
+        outputs = stateful.walk_outputs(
+            records.kafka_records(stream), window_settings(cfg), payload_limits(cfg), 3600, 3600
+        )
+        query = (
+            outputs.writeStream.format("noop")
+            .option("checkpointLocation", str(Path(tmp) / "checkpoint"))
+            .trigger(processingTime="0 seconds")
+            .start()
+        )
         rate_s = _median_rate(spark, query, batches, RECORD_SAMPLES)
         spark.stop()
     return rate_s
@@ -160,11 +179,20 @@ def full_job(walks: int) -> tuple[float, int, float]:
     report = replay_into_kafka(cfg, env, refs, folder, tmp / "bridge.log", timeout=1200, batch_size=50)
     full_windows = sum(n // 100 for n in report.per_walk.values())
     tag = uuid.uuid4().hex[:8]
-    run_env = job_env(env, tmp, tag, GAITSTREAM_STREAMING_IDLE_TIMEOUT_SECONDS="60",
-                      GAITSTREAM_STREAMING_MAX_OFFSETS_PER_TRIGGER="200000")
+    run_env = job_env(
+        env,
+        tmp,
+        tag,
+        GAITSTREAM_STREAMING_IDLE_TIMEOUT_SECONDS="60",
+        GAITSTREAM_STREAMING_MAX_OFFSETS_PER_TRIGGER="200000",
+    )
     run_cfg = gs_config.load(env=run_env)
-    reader = SparkSession.builder.master("local[1]").appName("bench-archive-reader") \
-        .config("spark.ui.enabled", False).getOrCreate()
+    reader = (
+        SparkSession.builder.master("local[1]")
+        .appName("bench-archive-reader")
+        .config("spark.ui.enabled", False)
+        .getOrCreate()
+    )
     job = JobProcess(run_env, tmp / "job.log")
     first_batch = None
     cluster = session = None
@@ -181,8 +209,9 @@ def full_job(walks: int) -> tuple[float, int, float]:
                     pass
             if session is not None and first_batch is not None and windows_done is None:
                 try:
-                    done = session.execute(f"SELECT COUNT(*) FROM {run_cfg.cassandra.keyspace}.windows",
-                                           timeout=30).one()[0]
+                    done = session.execute(
+                        f"SELECT COUNT(*) FROM {run_cfg.cassandra.keyspace}.windows", timeout=30
+                    ).one()[0]
                 except Exception:
                     done = 0
                 if done >= full_windows:
@@ -196,7 +225,9 @@ def full_job(walks: int) -> tuple[float, int, float]:
                     archive_done = time.monotonic() - first_batch
             time.sleep(0.5)
         seconds = max(windows_done, archive_done)
-        print(f"  windows complete in Cassandra after {windows_done:.0f} s, archive complete after {archive_done:.0f} s")
+        print(
+            f"  windows complete in Cassandra after {windows_done:.0f} s, archive complete after {archive_done:.0f} s"
+        )
     finally:
         job.proc.send_signal(signal.SIGTERM)
         job.proc.wait(120)
@@ -211,8 +242,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--walks", type=int, default=0, help="walks for the full job (0 = all 280)")
     parser.add_argument("--operator-walks", type=int, default=159, help="walks in flight for the operator runs")
-    parser.add_argument("--rows-per-batch", type=int, default=400_000,
-                        help="operator: samples per micro-batch of the new design (the previous one: 50,000)")
+    parser.add_argument(
+        "--rows-per-batch",
+        type=int,
+        default=400_000,
+        help="operator: samples per micro-batch of the new design (the previous one: 50,000)",
+    )
     parser.add_argument("--batches", type=int, default=4, help="operator: measured micro-batches")
     parser.add_argument("--skip-full", action="store_true", help="only the operators (no services needed)")
     args = parser.parse_args()
@@ -221,16 +256,23 @@ def main() -> int:
     old = operator_v1(cfg, args.operator_walks, 50_000, args.batches)
     new = operator_v2(cfg, args.operator_walks, per_walk, args.batches)
     print(f"{'':<62}{'previous design':>17}{'new design':>14}")
-    print(f"{f'operator alone, {args.operator_walks} walks (samples/s)':<62}{old:>17,.0f}{new:>14,.0f}   "
-          f"target >= 150,000: {'met' if new >= 150_000 else 'NOT met'}", flush=True)
+    print(
+        f"{f'operator alone, {args.operator_walks} walks (samples/s)':<62}{old:>17,.0f}{new:>14,.0f}   "
+        f"target >= 150,000: {'met' if new >= 150_000 else 'NOT met'}",
+        flush=True,
+    )
     if not args.skip_full:
         rate, samples, seconds = full_job(args.walks)
-        print(f"{f'full job, Kafka → Cassandra + HDFS, {samples:,} samples (samples/s)':<62}{'6,400':>17}"
-              f"{rate:>14,.0f}   {seconds:.0f} s; target < 60 s for 3,001,585: "
-              f"{'met' if seconds < 60 and samples >= 3_001_585 else 'NOT met'}")
-        print("  (previous design's full job: 6,400 samples/s on a 242k-sample backfill, measured by this bench"
-              " at commit 9f0b9fe; its 3.0M backfill took 226 s in bench/e2e.py. Real time for 159 walks"
-              " needs 15,900 samples/s)")
+        print(
+            f"{f'full job, Kafka → Cassandra + HDFS, {samples:,} samples (samples/s)':<62}{'6,400':>17}"
+            f"{rate:>14,.0f}   {seconds:.0f} s; target < 60 s for 3,001,585: "
+            f"{'met' if seconds < 60 and samples >= 3_001_585 else 'NOT met'}"
+        )
+        print(
+            "  (previous design's full job: 6,400 samples/s on a 242k-sample backfill, measured by this bench"
+            " at commit 9f0b9fe; its 3.0M backfill took 226 s in bench/e2e.py. Real time for 159 walks"
+            " needs 15,900 samples/s)"
+        )
     return 0
 
 

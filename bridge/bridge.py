@@ -13,6 +13,7 @@ original bytes as the value (cut at ``bridge.dead_letter_max_bytes``; ``original
 acknowledged. A record Kafka refuses for what it is (too large, invalid) is never resent: it is
 dead-lettered (``kafka_refused``); only failures that can heal (Kafka down, timeouts) are resent.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,8 +27,15 @@ from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
 from kafka import KafkaProducer
-from kafka.errors import (CorruptRecordError, InvalidRecordError, KafkaError, MessageSizeTooLargeError,
-                          NoBrokersAvailable, RecordListTooLargeError, UnsupportedForMessageFormatError)
+from kafka.errors import (
+    CorruptRecordError,
+    InvalidRecordError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    NoBrokersAvailable,
+    RecordListTooLargeError,
+    UnsupportedForMessageFormatError,
+)
 from tenacity import before_sleep_log, retry, retry_if_exception_type, wait_exponential
 
 from bridge import metrics
@@ -40,8 +48,13 @@ from gaitstream.health.kafka import ensure_topic
 log = logging.getLogger("gaitstream.bridge")
 
 # Kafka refuses the record itself: sending the same bytes again can never succeed.
-RECORD_REFUSED = (MessageSizeTooLargeError, RecordListTooLargeError, InvalidRecordError, CorruptRecordError,
-                  UnsupportedForMessageFormatError)
+RECORD_REFUSED = (
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    InvalidRecordError,
+    CorruptRecordError,
+    UnsupportedForMessageFormatError,
+)
 # A dead letter Kafka refused is sent once more with at most this much of the payload.
 LAST_RESORT_BYTES = 1024
 HEADER_MAX_BYTES = 1024
@@ -70,18 +83,21 @@ class BridgeStats:
 
     def line(self, since: "BridgeStats | None", seconds: float) -> str:
         rate = (self.forwarded - (since.forwarded if since else 0)) / max(seconds, 1e-9)
-        return (f"received {self.received} msgs, to Kafka {self.forwarded} ({rate:.0f}/s), "
-                f"dead-lettered {self.dead_lettered} (clock skew {self.clock_skew}, too many walks "
-                f"{self.too_many_walks}, refused by Kafka {self.kafka_refused}, truncated {self.truncated}), "
-                f"resent {self.resent}, awaiting Kafka {self.pending}")
+        return (
+            f"received {self.received} msgs, to Kafka {self.forwarded} ({rate:.0f}/s), "
+            f"dead-lettered {self.dead_lettered} (clock skew {self.clock_skew}, too many walks "
+            f"{self.too_many_walks}, refused by Kafka {self.kafka_refused}, truncated {self.truncated}), "
+            f"resent {self.resent}, awaiting Kafka {self.pending}"
+        )
 
     def counters(self) -> dict[str, int]:
         """Every counter, for the stats file."""
         return {name: value for name, value in self.__dict__.items() if name != "started"}
 
 
-def dead_letter_record(raw: bytes, reason: str, mqtt_topic: str, bridge_id: str, max_bytes: int,
-                       received_at_ms: int | None = None) -> tuple[bytes, list[tuple[str, bytes]]]:
+def dead_letter_record(
+    raw: bytes, reason: str, mqtt_topic: str, bridge_id: str, max_bytes: int, received_at_ms: int | None = None
+) -> tuple[bytes, list[tuple[str, bytes]]]:
     """The dead letter of ``raw``: (value, headers), the value cut at ``max_bytes``.
 
     Headers: ``reason``, ``mqtt_topic``, ``received_at_ms``, ``bridge``, ``original_length`` and
@@ -89,20 +105,25 @@ def dead_letter_record(raw: bytes, reason: str, mqtt_topic: str, bridge_id: str,
     Text headers are cut at 1 KiB, so a dead letter's size is bounded whatever came in.
     """
     received_at_ms = int(time.time() * 1000) if received_at_ms is None else received_at_ms
-    headers = [("reason", reason.encode()[:HEADER_MAX_BYTES]),
-               ("mqtt_topic", mqtt_topic.encode()[:HEADER_MAX_BYTES]),
-               ("received_at_ms", str(received_at_ms).encode()),
-               ("bridge", bridge_id.encode()[:HEADER_MAX_BYTES]),
-               ("original_length", str(len(raw)).encode()),
-               ("original_sha256", hashlib.sha256(raw).hexdigest().encode())]
+    headers = [
+        ("reason", reason.encode()[:HEADER_MAX_BYTES]),
+        ("mqtt_topic", mqtt_topic.encode()[:HEADER_MAX_BYTES]),
+        ("received_at_ms", str(received_at_ms).encode()),
+        ("bridge", bridge_id.encode()[:HEADER_MAX_BYTES]),
+        ("original_length", str(len(raw)).encode()),
+        ("original_sha256", hashlib.sha256(raw).hexdigest().encode()),
+    ]
     if len(raw) > max_bytes:
         headers.append(("truncated", b"1"))
         return raw[:max_bytes], headers
     return raw, headers
 
 
-@retry(retry=retry_if_exception_type(NoBrokersAvailable), wait=wait_exponential(max=10),
-       before_sleep=before_sleep_log(log, logging.WARNING))
+@retry(
+    retry=retry_if_exception_type(NoBrokersAvailable),
+    wait=wait_exponential(max=10),
+    before_sleep=before_sleep_log(log, logging.WARNING),
+)
 def make_producer(cfg: Config) -> KafkaProducer:
     """An idempotent, acks=all producer; waits (with backoff) until Kafka is reachable."""
     return KafkaProducer(
@@ -124,8 +145,14 @@ def make_producer(cfg: Config) -> KafkaProducer:
 class Bridge:
     """Subscribes to the sensor topics and forwards each message to Kafka before acking it."""
 
-    def __init__(self, cfg: Config, client_id: str | None = None, shared_group: str | None = None,
-                 producer: KafkaProducer | None = None, mqtt_client: mqtt.Client | None = None):
+    def __init__(
+        self,
+        cfg: Config,
+        client_id: str | None = None,
+        shared_group: str | None = None,
+        producer: KafkaProducer | None = None,
+        mqtt_client: mqtt.Client | None = None,
+    ):
         """``producer`` and ``mqtt_client`` are for tests (in-memory fakes); by default :meth:`run`
         makes the producer and the paho client is built here."""
         self.cfg = cfg
@@ -147,9 +174,17 @@ class Bridge:
         self.connected = threading.Event()
         self.refused = False
         self.producer: KafkaProducer | None = producer
-        self.mqtt = mqtt_client if mqtt_client is not None else mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv311,
-            clean_session=False, manual_ack=True)
+        self.mqtt = (
+            mqtt_client
+            if mqtt_client is not None
+            else mqtt.Client(
+                mqtt.CallbackAPIVersion.VERSION2,
+                client_id=self.client_id,
+                protocol=mqtt.MQTTv311,
+                clean_session=False,
+                manual_ack=True,
+            )
+        )
         self.mqtt.username_pw_set(cfg.mqtt.bridge_user, cfg.mqtt.bridge_password)
         self.mqtt.reconnect_delay_set(min_delay=1, max_delay=10)
         self.mqtt.on_connect = self._on_connect
@@ -164,9 +199,14 @@ class Bridge:
                 self.refused = True
                 self.stopping.set()
             return
-        log.info("connected to MQTT %s:%s as %s (session present: %s); subscribing %s",
-                 self.cfg.mqtt.host, self.cfg.mqtt.port, self.client_id,
-                 flags.session_present, self.subscription)
+        log.info(
+            "connected to MQTT %s:%s as %s (session present: %s); subscribing %s",
+            self.cfg.mqtt.host,
+            self.cfg.mqtt.port,
+            self.client_id,
+            flags.session_present,
+            self.subscription,
+        )
         client.subscribe(self.subscription, qos=1)
         self.connected.set()
 
@@ -184,41 +224,76 @@ class Bridge:
         raw = bytes(message.payload)
         try:
             batch = payload_schema.validate(
-                raw, max_bytes=self.cfg.bridge.max_payload_bytes,
+                raw,
+                max_bytes=self.cfg.bridge.max_payload_bytes,
                 max_samples=self.cfg.bridge.max_samples_per_message,
-                mqtt_topic=message.topic, topic_prefix=self.cfg.mqtt.topic_prefix)
+                mqtt_topic=message.topic,
+                topic_prefix=self.cfg.mqtt.topic_prefix,
+            )
         except payload_schema.InvalidPayload as exc:
             self._dead_letter(message, raw, str(exc), received_at_ms)
             return
         try:
-            payload_schema.check_clock_skew(batch, received_at_ms, max_ahead_s=self.max_clock_ahead_s,
-                                            max_behind_s=self.max_clock_behind_s)
+            payload_schema.check_clock_skew(
+                batch, received_at_ms, max_ahead_s=self.max_clock_ahead_s, max_behind_s=self.max_clock_behind_s
+            )
         except payload_schema.InvalidPayload as exc:
             self.stats.clock_skew += 1
             self._dead_letter(message, raw, str(exc), received_at_ms)
             return
         if not self.open_walks.admit(batch.subject_id, batch.walk_id):
             self.stats.too_many_walks += 1
-            self._dead_letter(message, raw, f"too_many_walks: subject {batch.subject_id} already has "
-                              f"{self.open_walks.max_per_subject} open walks (idle < "
-                              f"{self.open_walks.idle_seconds:g} s); walk {batch.walk_id} refused", received_at_ms)
+            self._dead_letter(
+                message,
+                raw,
+                f"too_many_walks: subject {batch.subject_id} already has "
+                f"{self.open_walks.max_per_subject} open walks (idle < "
+                f"{self.open_walks.idle_seconds:g} s); walk {batch.walk_id} refused",
+                received_at_ms,
+            )
             return
         self._send(self.samples_topic, payload_schema.kafka_key(batch), raw, None, message, "sample")
 
     # --- Kafka side ------------------------------------------------------------------------
-    def _dead_letter(self, message: mqtt.MQTTMessage, raw: bytes, reason: str, received_at_ms: int | None = None,
-                     last_resort: bool = False) -> None:
-        value, headers = dead_letter_record(raw, reason, message.topic, self.client_id,
-                                            LAST_RESORT_BYTES if last_resort else self.dead_letter_max_bytes,
-                                            received_at_ms)
+    def _dead_letter(
+        self,
+        message: mqtt.MQTTMessage,
+        raw: bytes,
+        reason: str,
+        received_at_ms: int | None = None,
+        last_resort: bool = False,
+    ) -> None:
+        value, headers = dead_letter_record(
+            raw,
+            reason,
+            message.topic,
+            self.client_id,
+            LAST_RESORT_BYTES if last_resort else self.dead_letter_max_bytes,
+            received_at_ms,
+        )
         if len(value) < len(raw):
             self.stats.truncated += 1
         log.debug("dead letter from %s: %s", message.topic, reason)
-        self._send(self.dead_letter_topic, message.topic.encode()[:HEADER_MAX_BYTES], value, headers, message,
-                   "last resort" if last_resort else "dead letter", raw)
+        self._send(
+            self.dead_letter_topic,
+            message.topic.encode()[:HEADER_MAX_BYTES],
+            value,
+            headers,
+            message,
+            "last resort" if last_resort else "dead letter",
+            raw,
+        )
 
-    def _send(self, topic: str, key: bytes, value: bytes, headers, message: mqtt.MQTTMessage, kind: str,
-              original: bytes | None = None) -> None:
+    def _send(
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        headers,
+        message: mqtt.MQTTMessage,
+        kind: str,
+        original: bytes | None = None,
+    ) -> None:
         """Produce, and acknowledge the MQTT message from the delivery callback.
 
         ``kind`` is ``sample`` (``sample again`` after one refusal), ``dead letter`` or ``last
@@ -240,20 +315,34 @@ class Bridge:
         def failed(exc: Exception):
             if isinstance(exc, RECORD_REFUSED):
                 # Not in Kafka's I/O thread: producing from there could wait on itself for metadata.
-                threading.Thread(target=self._refused, args=(exc, topic, key, value, headers, message, kind, original),
-                                 daemon=True).start()
+                threading.Thread(
+                    target=self._refused, args=(exc, topic, key, value, headers, message, kind, original), daemon=True
+                ).start()
                 return
             self.stats.resent += 1
-            log.warning("Kafka did not confirm a record for %s (%s: %s); sending it again",
-                        message.topic, type(exc).__name__, exc)
+            log.warning(
+                "Kafka did not confirm a record for %s (%s: %s); sending it again",
+                message.topic,
+                type(exc).__name__,
+                exc,
+            )
             if not self.stopping.is_set():
                 threading.Timer(1.0, self._send, (topic, key, value, headers, message, kind, original)).start()
 
         future.add_callback(delivered)
         future.add_errback(failed)
 
-    def _refused(self, exc: Exception, topic: str, key: bytes, value: bytes, headers, message: mqtt.MQTTMessage,
-                 kind: str, original: bytes | None) -> None:
+    def _refused(
+        self,
+        exc: Exception,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        headers,
+        message: mqtt.MQTTMessage,
+        kind: str,
+        original: bytes | None,
+    ) -> None:
         """Kafka refused the record itself: dead-letter it instead of sending it again.
 
         A sample record gets one more try first: the broker refuses a whole batch when the batch
@@ -272,14 +361,25 @@ class Bridge:
             self._dead_letter(message, value, f"kafka_refused: {why}")
         elif kind == "dead letter":
             first = dict(headers).get("reason", b"").decode(errors="replace")
-            log.error("Kafka refused a dead letter from %s (%s); sending its first %d bytes",
-                      message.topic, why, LAST_RESORT_BYTES)
-            self._dead_letter(message, original if original is not None else value,
-                              f"kafka_refused: {why}; dead-letter reason: {first}", last_resort=True)
+            log.error(
+                "Kafka refused a dead letter from %s (%s); sending its first %d bytes",
+                message.topic,
+                why,
+                LAST_RESORT_BYTES,
+            )
+            self._dead_letter(
+                message,
+                original if original is not None else value,
+                f"kafka_refused: {why}; dead-letter reason: {first}",
+                last_resort=True,
+            )
         else:
             self.stats.dead_letter_failed += 1
-            log.error("Kafka refused even the last-resort dead letter from %s (%s); acknowledging it: "
-                      "this message is lost", message.topic, why)
+            log.error(
+                "Kafka refused even the last-resort dead letter from %s (%s); acknowledging it: this message is lost",
+                message.topic,
+                why,
+            )
             if message.qos > 0:
                 self.mqtt.ack(message.mid, message.qos)
 
@@ -292,8 +392,7 @@ class Bridge:
             self.producer = make_producer(self.cfg)
         for topic in (self.samples_topic, self.dead_letter_topic):
             ensure_topic(self.cfg, topic, k.partitions)
-        self.mqtt.connect_async(self.cfg.mqtt.host, self.cfg.mqtt.port,
-                                keepalive=self.cfg.bridge.keepalive)
+        self.mqtt.connect_async(self.cfg.mqtt.host, self.cfg.mqtt.port, keepalive=self.cfg.bridge.keepalive)
         self.mqtt.loop_start()
         interval = float(self.cfg.bridge.stats_interval)
         last, last_t = BridgeStats(**{**self.stats.__dict__}), time.monotonic()
@@ -314,9 +413,15 @@ class Bridge:
         """Atomically rewrite the stats file (a heartbeat: its timestamp says the bridge is alive)."""
         path = self.cfg.path("bridge.stats_file")
         path.parent.mkdir(parents=True, exist_ok=True)
-        doc = {"client_id": self.client_id, "pid": os.getpid(), "updated_at": time.time(),
-               "mqtt_connected": self.connected.is_set(), **self.stats.counters(),
-               "pending": self.stats.pending, "forwarded_per_s": round(rate, 1)}
+        doc = {
+            "client_id": self.client_id,
+            "pid": os.getpid(),
+            "updated_at": time.time(),
+            "mqtt_connected": self.connected.is_set(),
+            **self.stats.counters(),
+            "pending": self.stats.pending,
+            "forwarded_per_s": round(rate, 1),
+        }
         tmp = path.with_name(f".{path.name}.{os.getpid()}")
         tmp.write_text(json.dumps(doc))
         os.replace(tmp, path)

@@ -13,6 +13,7 @@ job hold unbounded per-walk state. The bridge's own memory is bounded the same w
     t=0  A_01 ✓   t=1  A_02 ✓   t=2  A_03 ✗ (A_01, A_02 open)
     t=5  A_01 ✓ (refreshed)     t=12 A_03 ✓ (A_02 idle since t=1: closed; A_01 still open)
 """
+
 from __future__ import annotations
 
 import threading
@@ -24,8 +25,7 @@ from collections.abc import Callable
 class OpenWalks:
     """Distinct walk ids per subject within a sliding idle window (thread-safe)."""
 
-    def __init__(self, max_per_subject: int, idle_seconds: float,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(self, max_per_subject: int, idle_seconds: float, clock: Callable[[], float] = time.monotonic):
         if max_per_subject < 1 or idle_seconds <= 0:
             raise ValueError("max_per_subject must be >= 1 and idle_seconds > 0")
         self.max_per_subject = max_per_subject

@@ -4,6 +4,7 @@ Written atomically next to the stats file, as ``<stats_file stem>.prom`` (the st
 directory can be node_exporter's ``--collector.textfile.directory``), every ``bridge.stats_interval``:
 no port to open, and the file's ``gaitstream_bridge_updated_timestamp_seconds`` says how fresh it is.
 """
+
 from __future__ import annotations
 
 import math
@@ -37,14 +38,17 @@ def prometheus_text(stats: dict[str, Any]) -> str:
     """The stats file's document as Prometheus text: ``gaitstream_bridge_<counter>_total`` and gauges."""
     labels = f'{{client_id="{stats["client_id"]}"}}' if stats.get("client_id") else ""
     lines = []
-    for key, kind, help_text in ([(k, "counter", h) for k, h in COUNTERS.items()]
-                                 + [(k, "gauge", h) for k, h in GAUGES.items()]):
+    for key, kind, help_text in [(k, "counter", h) for k, h in COUNTERS.items()] + [
+        (k, "gauge", h) for k, h in GAUGES.items()
+    ]:
         value = stats.get(key)
         if isinstance(value, bool):
             value = int(value)
         if not isinstance(value, (int, float)) or not math.isfinite(value):
             continue
-        name = f"gaitstream_bridge_{key}_total" if kind == "counter" else f"gaitstream_bridge_{GAUGE_NAMES.get(key, key)}"
+        name = (
+            f"gaitstream_bridge_{key}_total" if kind == "counter" else f"gaitstream_bridge_{GAUGE_NAMES.get(key, key)}"
+        )
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name}{labels} {value}"]
     return "\n".join(lines) + "\n"
 

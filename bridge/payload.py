@@ -13,6 +13,7 @@ Sample ``i`` of a message has sequence number ``seq + i``. Labels never travel w
 The bridge forwards valid payloads to Kafka byte for byte; :func:`validate` gives the reason a
 payload is refused, which the bridge writes to the dead-letter topic with the original bytes.
 """
+
 from __future__ import annotations
 
 import re
@@ -65,23 +66,28 @@ def encode(batch: SampleBatch) -> bytes:
     return _encoder.encode(batch)
 
 
-def validate(raw: bytes, *, max_bytes: int, max_samples: int, mqtt_topic: str | None = None,
-             topic_prefix: str | None = None) -> SampleBatch:
+def validate(
+    raw: bytes, *, max_bytes: int, max_samples: int, mqtt_topic: str | None = None, topic_prefix: str | None = None
+) -> SampleBatch:
     """Decode and check one payload; raise :class:`InvalidPayload` with a one-line reason."""
-    return validate_samples(raw, max_bytes=max_bytes, max_samples=max_samples, mqtt_topic=mqtt_topic,
-                            topic_prefix=topic_prefix)[0]
+    return validate_samples(
+        raw, max_bytes=max_bytes, max_samples=max_samples, mqtt_topic=mqtt_topic, topic_prefix=topic_prefix
+    )[0]
 
 
-def validate_samples(raw: bytes, *, max_bytes: int, max_samples: int, mqtt_topic: str | None = None,
-                     topic_prefix: str | None = None) -> tuple[SampleBatch, np.ndarray]:
+def validate_samples(
+    raw: bytes, *, max_bytes: int, max_samples: int, mqtt_topic: str | None = None, topic_prefix: str | None = None
+) -> tuple[SampleBatch, np.ndarray]:
     """:func:`validate`, also returning the samples as a float64 (n, 19) array (the streaming job's input)."""
-    batch = _validate_header(raw, max_bytes=max_bytes, max_samples=max_samples, mqtt_topic=mqtt_topic,
-                             topic_prefix=topic_prefix)
+    batch = _validate_header(
+        raw, max_bytes=max_bytes, max_samples=max_samples, mqtt_topic=mqtt_topic, topic_prefix=topic_prefix
+    )
     return batch, _check_samples(batch.samples)
 
 
-def validate_many(raws: list[bytes], *, max_bytes: int, max_samples: int) -> list[tuple[SampleBatch, np.ndarray]
-                                                                                   | InvalidPayload]:
+def validate_many(
+    raws: list[bytes], *, max_bytes: int, max_samples: int
+) -> list[tuple[SampleBatch, np.ndarray] | InvalidPayload]:
     """:func:`validate_samples` for many payloads at once (the streaming job's micro-batches): the
     numeric checks run once over all samples; a failing payload gets :func:`validate`'s reason."""
     out: list = []
@@ -112,7 +118,7 @@ def validate_many(raws: list[bytes], *, max_bytes: int, max_samples: int) -> lis
     bad |= ((values[:, 1:] < gaitpdb.FORCE_MIN_N) | (values[:, 1:] > gaitpdb.FORCE_MAX_N)).any(axis=1)
     record_bad = np.add.reduceat(bad.astype(np.int64), starts) > 0
     for (i, batch), start, count, failed in zip(batches, starts, counts, record_bad):
-        out[i] = _reason(batch.samples) if failed else (batch, values[start:start + count])
+        out[i] = _reason(batch.samples) if failed else (batch, values[start : start + count])
     return out
 
 
@@ -126,11 +132,15 @@ def check_clock_skew(batch: SampleBatch, received_at_ms: int, *, max_ahead_s: fl
     """
     skew_s = (batch.sent_at_ms - received_at_ms) / 1000.0
     if skew_s > max_ahead_s:
-        raise InvalidPayload(f"clock_skew: sent_at_ms {batch.sent_at_ms} is {skew_s:.0f} s ahead of the "
-                             f"receiver's clock (max {max_ahead_s:g} s)")
+        raise InvalidPayload(
+            f"clock_skew: sent_at_ms {batch.sent_at_ms} is {skew_s:.0f} s ahead of the "
+            f"receiver's clock (max {max_ahead_s:g} s)"
+        )
     if -skew_s > max_behind_s:
-        raise InvalidPayload(f"clock_skew: sent_at_ms {batch.sent_at_ms} is {-skew_s:.0f} s behind the "
-                             f"receiver's clock (max {max_behind_s:g} s)")
+        raise InvalidPayload(
+            f"clock_skew: sent_at_ms {batch.sent_at_ms} is {-skew_s:.0f} s behind the "
+            f"receiver's clock (max {max_behind_s:g} s)"
+        )
 
 
 def _reason(samples: list[list[float]]) -> InvalidPayload:
@@ -141,8 +151,9 @@ def _reason(samples: list[list[float]]) -> InvalidPayload:
     raise AssertionError("a payload failed the bulk checks but passed validate()")
 
 
-def _validate_header(raw: bytes, *, max_bytes: int, max_samples: int, mqtt_topic: str | None = None,
-                     topic_prefix: str | None = None) -> SampleBatch:
+def _validate_header(
+    raw: bytes, *, max_bytes: int, max_samples: int, mqtt_topic: str | None = None, topic_prefix: str | None = None
+) -> SampleBatch:
     """Everything :func:`validate` checks except the sample values."""
     if len(raw) > max_bytes:
         raise InvalidPayload(f"oversized: {len(raw)} bytes > {max_bytes}")
@@ -200,6 +211,7 @@ def _check_samples(samples: list[list[float]]) -> np.ndarray:
     forces = values[:, 1:]
     bad_force = ((forces < gaitpdb.FORCE_MIN_N) | (forces > gaitpdb.FORCE_MAX_N)).any(axis=1)
     if bad_force.any():
-        raise InvalidPayload(f"sample {int(np.argmax(bad_force))}: force outside "
-                             f"[{gaitpdb.FORCE_MIN_N}, {gaitpdb.FORCE_MAX_N}] N")
+        raise InvalidPayload(
+            f"sample {int(np.argmax(bad_force))}: force outside [{gaitpdb.FORCE_MIN_N}, {gaitpdb.FORCE_MAX_N}] N"
+        )
     return values

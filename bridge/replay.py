@@ -6,6 +6,7 @@ of real time (1.0 = 100 Hz per walk, every selected walk at once) or 0 for as fa
 Walk files are verified against SHA256SUMS; a corrupt one is reported (file, line) and skipped,
 a listed but absent one is skipped with a notice.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -45,14 +46,21 @@ class ReplayReport:
     def summary(self) -> str:
         rate = self.samples / self.seconds if self.seconds else 0.0
         state = "interrupted" if self.interrupted else "done"
-        return (f"replay {state}: {self.samples} samples in {self.messages} messages from "
-                f"{self.walks_done}/{self.walks_selected} walks in {self.seconds:.1f}s ({rate:,.0f} samples/s); "
-                f"{len(self.skipped)} corrupt skipped, {len(self.missing)} listed but absent")
+        return (
+            f"replay {state}: {self.samples} samples in {self.messages} messages from "
+            f"{self.walks_done}/{self.walks_selected} walks in {self.seconds:.1f}s ({rate:,.0f} samples/s); "
+            f"{len(self.skipped)} corrupt skipped, {len(self.missing)} listed but absent"
+        )
 
 
-def select_walks(refs: Iterable[gaitpdb.WalkRef], studies: Sequence[str] = (), groups: Sequence[str] = (),
-                 subjects: Sequence[str] = (), walks: Sequence[str] = (), one_per_subject: bool = False,
-                 ) -> list[gaitpdb.WalkRef]:
+def select_walks(
+    refs: Iterable[gaitpdb.WalkRef],
+    studies: Sequence[str] = (),
+    groups: Sequence[str] = (),
+    subjects: Sequence[str] = (),
+    walks: Sequence[str] = (),
+    one_per_subject: bool = False,
+) -> list[gaitpdb.WalkRef]:
     """Filter walks by study (Ga/Ju/Si), group (Co/Pt), subject id, walk id; all when empty."""
     chosen, seen = [], set()
     for ref in refs:
@@ -136,8 +144,14 @@ class _WalkCursor:
         """Encode samples [sent, upto) as one payload; returns (body, sample count)."""
         ref = self.walk.ref
         batch = payload_schema.SampleBatch(
-            v=payload_schema.SCHEMA_VERSION, study=ref.study, subject_id=ref.subject_id, walk_id=ref.walk_id,
-            seq=self.sent, sent_at_ms=int(time.time() * 1000), samples=self.rows[self.sent:upto].tolist())
+            v=payload_schema.SCHEMA_VERSION,
+            study=ref.study,
+            subject_id=ref.subject_id,
+            walk_id=ref.walk_id,
+            seq=self.sent,
+            sent_at_ms=int(time.time() * 1000),
+            samples=self.rows[self.sent : upto].tolist(),
+        )
         count = upto - self.sent
         self.sent = upto
         return payload_schema.encode(batch), count
@@ -172,9 +186,17 @@ def _load(refs: Sequence[gaitpdb.WalkRef], data_dir: Path, report: ReplayReport,
             yield result
 
 
-def replay(cfg: Config, refs: Sequence[gaitpdb.WalkRef], *, speed: float, batch_size: int,
-           data_dir: Path, missing: Sequence[str] = (), progress: bool = True,
-           stop: threading.Event | None = None) -> ReplayReport:
+def replay(
+    cfg: Config,
+    refs: Sequence[gaitpdb.WalkRef],
+    *,
+    speed: float,
+    batch_size: int,
+    data_dir: Path,
+    missing: Sequence[str] = (),
+    progress: bool = True,
+    stop: threading.Event | None = None,
+) -> ReplayReport:
     """Publish the walks; returns what was sent. Ctrl-C (or ``stop``) ends it cleanly."""
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
@@ -186,8 +208,7 @@ def replay(cfg: Config, refs: Sequence[gaitpdb.WalkRef], *, speed: float, batch_
         log.info("listed in SHA256SUMS but absent, skipped: %s", name)
     prefix = cfg.mqtt.topic_prefix
     publisher = Publisher(cfg, cfg.replay.max_outstanding)
-    bar = tqdm(total=None, unit=" samples", unit_scale=True, disable=not progress, desc="replay",
-               dynamic_ncols=True)
+    bar = tqdm(total=None, unit=" samples", unit_scale=True, disable=not progress, desc="replay", dynamic_ncols=True)
     started = time.monotonic()
 
     def send(cursor: _WalkCursor, upto: int) -> None:
@@ -206,8 +227,9 @@ def replay(cfg: Config, refs: Sequence[gaitpdb.WalkRef], *, speed: float, batch_
 
     try:
         if speed == 0:
-            _as_fast_as_possible(refs, data_dir, report, cfg.replay.max_active_walks, batch_size,
-                                 cursor_for, send, stop)
+            _as_fast_as_possible(
+                refs, data_dir, report, cfg.replay.max_active_walks, batch_size, cursor_for, send, stop
+            )
         else:
             _real_time(refs, data_dir, report, speed, batch_size, cursor_for, send, stop, bar)
     except KeyboardInterrupt:

@@ -1,4 +1,5 @@
 """``gaitstream``: the one command-line entry point; subcommands grow with the pipeline."""
+
 from __future__ import annotations
 
 import logging
@@ -34,26 +35,48 @@ def _require_safe_secrets(cfg: config.Config, component: str) -> None:
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     for noisy in ("kafka", "cassandra"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 @main.command("replay")
-@click.option("--study", "studies", multiple=True, type=click.Choice(["Ga", "Ju", "Si"]), help="Only these studies (repeatable).")
-@click.option("--group", "groups", multiple=True, type=click.Choice(["Co", "Pt"]), help="Only controls (Co) or patients (Pt).")
+@click.option(
+    "--study", "studies", multiple=True, type=click.Choice(["Ga", "Ju", "Si"]), help="Only these studies (repeatable)."
+)
+@click.option(
+    "--group", "groups", multiple=True, type=click.Choice(["Co", "Pt"]), help="Only controls (Co) or patients (Pt)."
+)
 @click.option("--subject", "subjects", multiple=True, help="Only these subject ids, e.g. GaCo01 (repeatable).")
 @click.option("--walk", "walks", multiple=True, help="Only these walk ids, e.g. GaCo01_02 (repeatable).")
 @click.option("--one-per-subject", is_flag=True, help="Only each subject's first walk (the real-time cohort).")
-@click.option("--speed", type=float, default=None, help="Multiple of real time; 0 = as fast as possible. [replay.speed]")
-@click.option("--batch-size", type=click.IntRange(1, 1000), default=None, help="Samples per MQTT message. [replay.batch_size]")
-@click.option("--data-dir", type=click.Path(exists=True, file_okay=False), default=None, help="gaitpdb folder. [data.gaitpdb_dir]")
+@click.option(
+    "--speed", type=float, default=None, help="Multiple of real time; 0 = as fast as possible. [replay.speed]"
+)
+@click.option(
+    "--batch-size", type=click.IntRange(1, 1000), default=None, help="Samples per MQTT message. [replay.batch_size]"
+)
+@click.option(
+    "--data-dir", type=click.Path(exists=True, file_okay=False), default=None, help="gaitpdb folder. [data.gaitpdb_dir]"
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs only).")
 @click.option("-v", "--verbose", is_flag=True)
 @click.pass_obj
-def replay_cmd(cfg: config.Config, studies, groups, subjects, walks, one_per_subject, speed, batch_size,
-               data_dir, no_progress, verbose) -> None:
+def replay_cmd(
+    cfg: config.Config,
+    studies,
+    groups,
+    subjects,
+    walks,
+    one_per_subject,
+    speed,
+    batch_size,
+    data_dir,
+    no_progress,
+    verbose,
+) -> None:
     """Publish gaitpdb walks to Mosquitto as live sensor streams (QoS 1, one topic per walk).
 
     Reads [mqtt] host/port/replay_user/replay_password/topic_prefix and [replay]. Ctrl-C stops
@@ -73,12 +96,21 @@ def replay_cmd(cfg: config.Config, studies, groups, subjects, walks, one_per_sub
         raise click.ClickException("no walk matches the selection")
     speed = cfg.replay.speed if speed is None else speed
     batch = batch_size or cfg.replay.batch_size
-    click.echo(f"replaying {len(chosen)} walks at {'max speed' if speed == 0 else f'{speed}x real time'}, "
-               f"{batch} samples/message", err=True)
+    click.echo(
+        f"replaying {len(chosen)} walks at {'max speed' if speed == 0 else f'{speed}x real time'}, "
+        f"{batch} samples/message",
+        err=True,
+    )
     try:
-        report = replay.replay(cfg, chosen, speed=float(speed), batch_size=batch, data_dir=folder,
-                               missing=missing if not (studies or groups or subjects or walks) else (),
-                               progress=not no_progress)
+        report = replay.replay(
+            cfg,
+            chosen,
+            speed=float(speed),
+            batch_size=batch,
+            data_dir=folder,
+            missing=missing if not (studies or groups or subjects or walks) else (),
+            progress=not no_progress,
+        )
     except ConnectionError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(report.summary(), err=True)
@@ -87,7 +119,9 @@ def replay_cmd(cfg: config.Config, studies, groups, subjects, walks, one_per_sub
 
 @main.command("bridge")
 @click.option("--client-id", default=None, help="MQTT client id (persistent session). [bridge.client_id]")
-@click.option("--shared-group", default=None, help="Join $share/<group>/ to split load with other bridges. [bridge.shared_group]")
+@click.option(
+    "--shared-group", default=None, help="Join $share/<group>/ to split load with other bridges. [bridge.shared_group]"
+)
 @click.option("-v", "--verbose", is_flag=True)
 @click.pass_obj
 def bridge_cmd(cfg: config.Config, client_id, shared_group, verbose) -> None:
@@ -121,8 +155,10 @@ def schema_cmd(cfg: config.Config, keyspace, print_only) -> None:
         ddl = schema.create(cfg, keyspace)
     except Exception as exc:  # the driver raises NoHostAvailable/OperationTimedOut, among others
         c = cfg.cassandra
-        raise click.ClickException(f"Cassandra at {c.host}:{c.port} did not take the schema "
-                                   f"({type(exc).__name__}: {exc}); is it up? stack/cassandra.sh start") from exc
+        raise click.ClickException(
+            f"Cassandra at {c.host}:{c.port} did not take the schema "
+            f"({type(exc).__name__}: {exc}); is it up? stack/cassandra.sh start"
+        ) from exc
     for statement in ddl:
         click.echo(statement.splitlines()[0].rstrip(" ("))
 
@@ -153,14 +189,20 @@ def api_cmd(cfg: config.Config, host, port, workers) -> None:
         uvicorn.run(create_app(cfg), host=host, port=port, log_level="info")
         return
     os.environ["GAITSTREAM_CONFIG"] = str(cfg.source)
-    uvicorn.run("api.app:app_from_environment", factory=True, workers=workers, host=host, port=port,
-                log_level="info")
+    uvicorn.run("api.app:app_from_environment", factory=True, workers=workers, host=host, port=port, log_level="info")
 
 
 @main.command("demo")
-@click.option("--speed", type=float, default=0.0, show_default=True,
-              help="Replay speed: multiple of real time, 0 = as fast as the pipeline takes it.")
-@click.option("--batch-size", type=click.IntRange(1, 1000), default=50, show_default=True, help="Samples per MQTT message.")
+@click.option(
+    "--speed",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Replay speed: multiple of real time, 0 = as fast as the pipeline takes it.",
+)
+@click.option(
+    "--batch-size", type=click.IntRange(1, 1000), default=50, show_default=True, help="Samples per MQTT message."
+)
 @click.option("--replay-all", is_flag=True, help="Replay every walk even if its windows are already stored.")
 @click.option("--no-wait", is_flag=True, help="Return after the report, leaving everything running.")
 @click.option("--timeout", type=float, default=1800, show_default=True, help="Seconds to wait for Cassandra.")

@@ -6,6 +6,7 @@ refused when group or others may read it) is merged over the file; environment o
 over both. Standard library only, so the ``stack/`` shell scripts can read
 the same values (``python3 -m gaitstream.config --shell``) before any venv exists.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,13 +37,20 @@ class ConfigError(ValueError):
 
 #: Path keys that are relative to ``runtime.dir`` (not the repo root) when relative: what one
 #: runtime folder owns moves with it (a test session's runtime folder leaves the demo's alone).
-RUNTIME_PATHS = frozenset({"bridge.stats_file", "spark.checkpoint_dir", "streaming.status_file",
-                           "api.registry_dir", "supervise.status_dir"})
+RUNTIME_PATHS = frozenset(
+    {"bridge.stats_file", "spark.checkpoint_dir", "streaming.status_file", "api.registry_dir", "supervise.status_dir"}
+)
 
 
 def _type_name(kind: Any) -> str:
-    return {"str": "string", "int": "integer", "float": "number", "bool": "boolean",
-            "tuple[str, ...]": "list of strings", "dict[str, int]": "table of integers (dc1=3,dc2=3)"}.get(str(kind), str(kind))
+    return {
+        "str": "string",
+        "int": "integer",
+        "float": "number",
+        "bool": "boolean",
+        "tuple[str, ...]": "list of strings",
+        "dict[str, int]": "table of integers (dc1=3,dc2=3)",
+    }.get(str(kind), str(kind))
 
 
 def _article(noun: str) -> str:
@@ -80,8 +88,8 @@ def _checked(value: Any, kind: str, key: str, where: str) -> Any:
         "int": isinstance(value, int) and not isinstance(value, bool),
         "float": isinstance(value, (int, float)) and not isinstance(value, bool),
         "tuple[str, ...]": isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value),
-        "dict[str, int]": isinstance(value, Mapping) and all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value.values()),
+        "dict[str, int]": isinstance(value, Mapping)
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value.values()),
     }.get(kind, True)
     if not ok:
         raise ConfigError(f"{where}: {key} = {value!r} is not {_article(_type_name(kind))}")
@@ -148,8 +156,11 @@ class Config(_Sections):
         return value if value.is_absolute() else (self.root / value).resolve()
 
     def flat(self) -> dict[str, Any]:
-        return {f"{name}.{f.name}": getattr(section, f.name)
-                for name, section in self.sections.items() for f in fields(section)}
+        return {
+            f"{name}.{f.name}": getattr(section, f.name)
+            for name, section in self.sections.items()
+            for f in fields(section)
+        }
 
 
 def _read_toml(source: Path) -> dict[str, Any]:
@@ -181,13 +192,15 @@ def _merge(base: dict[str, dict[str, Any]], over: Mapping[str, Any], where: str)
 
 def _build(data: Mapping[str, Mapping[str, Any]], env: Mapping[str, str], source: Path) -> Config:
     """The typed sections: every key present and of its field's type, environment overrides applied."""
-    known = {f"{ENV_PREFIX}{section}_{f.name}".upper()
-             for section, cls in schema.SECTIONS.items() for f in fields(cls)}
-    unknown = sorted(name for name in env if name.startswith(ENV_PREFIX) and name not in known
-                     and name not in ENV_SPECIAL)
+    known = {f"{ENV_PREFIX}{section}_{f.name}".upper() for section, cls in schema.SECTIONS.items() for f in fields(cls)}
+    unknown = sorted(
+        name for name in env if name.startswith(ENV_PREFIX) and name not in known and name not in ENV_SPECIAL
+    )
     if unknown:
-        raise ConfigError(f"unknown configuration variable(s) {', '.join(unknown)}: "
-                          f"GAITSTREAM_<SECTION>_<KEY> must name a key of conf/gaitstream.toml")
+        raise ConfigError(
+            f"unknown configuration variable(s) {', '.join(unknown)}: "
+            f"GAITSTREAM_<SECTION>_<KEY> must name a key of conf/gaitstream.toml"
+        )
     sections: dict[str, Any] = {}
     for section, cls in schema.SECTIONS.items():
         keys = data.get(section, {})
@@ -235,8 +248,10 @@ def read_secrets_file(path: Path) -> dict[str, dict[str, Any]]:
     if not stat.S_ISREG(mode):
         raise ConfigError(f"secrets file {path} (runtime.secrets_file) is not a regular file")
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(f"secrets file {path} (runtime.secrets_file) has mode {stat.S_IMODE(mode):03o}: group "
-                          f"and others must have no access (chmod 600 {shlex.quote(str(path))})")
+        raise ConfigError(
+            f"secrets file {path} (runtime.secrets_file) has mode {stat.S_IMODE(mode):03o}: group "
+            f"and others must have no access (chmod 600 {shlex.quote(str(path))})"
+        )
     try:
         with open(path, "rb") as handle:
             return tomllib.load(handle)
@@ -294,9 +309,14 @@ def main(argv: list[str] | None = None) -> int:
         description="Print gaitstream's effective configuration (file + GAITSTREAM_* overrides).",
     )
     parser.add_argument("key", nargs="?", help="one dotted key to print, e.g. kafka.port")
-    parser.add_argument("--shell", action="store_true", help="print GS_SECTION_KEY=value lines for eval (secrets included)")
-    parser.add_argument("--secrets-toml", action="store_true",
-                        help="print the effective secrets as a TOML secrets file (for spark-submit.sh --files)")
+    parser.add_argument(
+        "--shell", action="store_true", help="print GS_SECTION_KEY=value lines for eval (secrets included)"
+    )
+    parser.add_argument(
+        "--secrets-toml",
+        action="store_true",
+        help="print the effective secrets as a TOML secrets file (for spark-submit.sh --files)",
+    )
     parser.add_argument("--show-secrets", action="store_true", help="do not redact secrets")
     args = parser.parse_args(argv)
     from gaitstream import secrecy

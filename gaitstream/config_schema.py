@@ -4,6 +4,7 @@ Built and validated once by :func:`gaitstream.config.load`; each key is document
 default value in ``conf/gaitstream.toml``. Standard library only (the stack scripts read it
 before any venv exists).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,11 +20,13 @@ class RuntimeSection:
     profile: str
     secrets_file: str
 
+
 @dataclass(frozen=True)
 class DataSection:
     """[data] The gaitpdb copy the replay, tests and offline features read."""
 
     gaitpdb_dir: str
+
 
 @dataclass(frozen=True)
 class MqttSection:
@@ -39,6 +42,7 @@ class MqttSection:
     max_queued_messages: int
     max_inflight_messages: int
 
+
 @dataclass(frozen=True)
 class ReplaySection:
     """[replay] How the replayer publishes walks (batching, speed, concurrency)."""
@@ -48,6 +52,7 @@ class ReplaySection:
     max_active_walks: int
     max_outstanding: int
     client_id_prefix: str
+
 
 @dataclass(frozen=True)
 class BridgeSection:
@@ -66,6 +71,7 @@ class BridgeSection:
     dead_letter_max_bytes: int
     max_open_walks_per_subject: int
     walk_idle_seconds: float
+
 
 @dataclass(frozen=True)
 class KafkaSection:
@@ -87,6 +93,7 @@ class KafkaSection:
     sasl_username: str
     sasl_password: str
 
+
 @dataclass(frozen=True)
 class CassandraSection:
     """[cassandra] The Cassandra node or cluster, its keyspace, replication and credentials."""
@@ -107,6 +114,7 @@ class CassandraSection:
     local_datacenter: str
     username: str
     password: str
+
 
 @dataclass(frozen=True)
 class HdfsSection:
@@ -137,6 +145,7 @@ class HdfsSection:
     yarn_nm_memory_mb: int
     yarn_nm_vcores: int
 
+
 @dataclass(frozen=True)
 class MongoSection:
     """[mongo] The MongoDB wire-protocol store (FerretDB locally) for training runs."""
@@ -147,6 +156,7 @@ class MongoSection:
     database: str
     runs_collection: str
     uri: str
+
 
 @dataclass(frozen=True)
 class SparkSection:
@@ -182,6 +192,7 @@ class SparkSection:
     hdfs_connect_retry_interval_ms: int
     prometheus_enabled: bool
 
+
 @dataclass(frozen=True)
 class StreamingSection:
     """[streaming] The streaming job's queries: triggers, windows, walk state and sinks."""
@@ -213,6 +224,7 @@ class StreamingSection:
     sink_retry_max_backoff_seconds: float
     sink_attempt_timeout_seconds: float
 
+
 @dataclass(frozen=True)
 class ApiSection:
     """[api] The Litestar API: address, token, registry and training defaults."""
@@ -232,6 +244,7 @@ class ApiSection:
     backend_timeout: float
     prediction_cache_seconds: float
     workers: int
+
 
 @dataclass(frozen=True)
 class SuperviseSection:

@@ -6,6 +6,7 @@ Every step says what it does; a failing step names the service and shows its log
 stack scripts print it). A second run reuses what is installed, and replays only the walks
 whose windows are not all in Cassandra yet (``--replay-all`` to send everything again).
 """
+
 from __future__ import annotations
 
 import datetime
@@ -67,10 +68,14 @@ def stored_counts(session, keyspace: str, walks: list[gaitpdb.WalkRef]) -> Store
     count_windows = session.prepare(f"SELECT COUNT(*) FROM {keyspace}.windows WHERE subject_id = ? AND walk_id = ?")
     from model.features import FEATURE_VERSION
 
-    final_of = session.prepare(f"SELECT walk_id, final, feature_version FROM {keyspace}.walk_features WHERE subject_id = ?")
+    final_of = session.prepare(
+        f"SELECT walk_id, final, feature_version FROM {keyspace}.walk_features WHERE subject_id = ?"
+    )
     args = [(w.subject_id, w.walk_id) for w in walks]
     windows = {}
-    for (subject, walk), (ok, rows) in zip(args, execute_concurrent_with_args(session, count_windows, args, concurrency=32)):
+    for (subject, walk), (ok, rows) in zip(
+        args, execute_concurrent_with_args(session, count_windows, args, concurrency=32)
+    ):
         windows[walk] = rows.one()[0] if ok else 0
     final = set()
     subjects = sorted({w.subject_id for w in walks})
@@ -99,14 +104,17 @@ def wait_for_windows(session, keyspace: str, walks, lengths: dict[str, int], win
     with tqdm(total=total, unit=" windows", desc="stored", dynamic_ncols=True) as bar:
         while True:
             counts = stored_counts(session, keyspace, walks)
-            stored = sum(min(counts.windows.get(w.walk_id, 0), expected_windows(lengths[w.walk_id], window))
-                         for w in walks)
+            stored = sum(
+                min(counts.windows.get(w.walk_id, 0), expected_windows(lengths[w.walk_id], window)) for w in walks
+            )
             bar.update(stored - bar.n)
             if stored >= total and len(counts.final_features) >= len(walks):
                 return
             if time.monotonic() > deadline:
-                raise DemoError(f"timed out: {stored}/{total} windows, {len(counts.final_features)}/{len(walks)} "
-                                "final features; see var/log/streaming.log and var/log/bridge.log")
+                raise DemoError(
+                    f"timed out: {stored}/{total} windows, {len(counts.final_features)}/{len(walks)} "
+                    "final features; see var/log/streaming.log and var/log/bridge.log"
+                )
             time.sleep(3)
 
 
@@ -116,14 +124,21 @@ class LivePrediction:
     probability: float
     label: str
     model_version: str
-    lag_s: float | None          # final prediction's write time minus the end of this run's replay
+    lag_s: float | None  # final prediction's write time minus the end of this run's replay
 
 
-def wait_for_live_predictions(session, keyspace: str, walks, replay_end: float | None, timeout: float,
-                              ) -> list[LivePrediction]:
+def wait_for_live_predictions(
+    session,
+    keyspace: str,
+    walks,
+    replay_end: float | None,
+    timeout: float,
+) -> list[LivePrediction]:
     """The stream's final walk predictions of ``walks`` (waits for them when they were just replayed)."""
-    query = session.prepare(f"SELECT walk_id, probability, label, model_version, final, updated_at "
-                            f"FROM {keyspace}.walk_predictions WHERE subject_id = ? AND walk_id = ?")
+    query = session.prepare(
+        f"SELECT walk_id, probability, label, model_version, final, updated_at "
+        f"FROM {keyspace}.walk_predictions WHERE subject_id = ? AND walk_id = ?"
+    )
     deadline = time.monotonic() + (timeout if replay_end is not None else 0)
     while True:
         rows = [session.execute(query, (w.subject_id, w.walk_id)).one() for w in walks]
@@ -166,41 +181,55 @@ def run_demo(cfg: Config, speed: float, batch_size: int, replay_all: bool, wait:
                 lengths[walk.ref.walk_id] = len(walk)
         walks = [w for w in walks if w.walk_id in lengths]
         before = stored_counts(session, keyspace, walks)
-        todo = [w for w in walks if replay_all or before.windows.get(w.walk_id, 0) < expected_windows(lengths[w.walk_id], window)
-                or w.walk_id not in before.final_features]
+        todo = [
+            w
+            for w in walks
+            if replay_all
+            or before.windows.get(w.walk_id, 0) < expected_windows(lengths[w.walk_id], window)
+            or w.walk_id not in before.final_features
+        ]
         live = live_walks(walks)
         live_todo = [w for w in todo if w in live]
         backfill = [w for w in todo if w not in live]
         samples_in = 0
         pace = "as fast as possible" if speed == 0 else f"{speed}x real time"
         if backfill:
-            _say(f"4/8 replaying {len(backfill)} of {len(walks)} walks ({pace}, {batch_size} samples/message; "
-                 f"{len(live)} walks held back for the live diagnosis step)")
+            _say(
+                f"4/8 replaying {len(backfill)} of {len(walks)} walks ({pace}, {batch_size} samples/message; "
+                f"{len(live)} walks held back for the live diagnosis step)"
+            )
             report = replay.replay(cfg, backfill, speed=speed, batch_size=batch_size, data_dir=folder, missing=missing)
             samples_in += report.samples
             click.echo(report.summary(), err=True)
         else:
             _say("4/8 every walk is already stored: nothing to replay (--replay-all sends everything again)")
         rest = [w for w in walks if w not in live_todo]
-        _say(f"5/8 waiting until Cassandra holds the windows and final features of {len(rest)} walks "
-             f"(partial last windows flush after {cfg.streaming.idle_timeout_seconds}s idle)")
+        _say(
+            f"5/8 waiting until Cassandra holds the windows and final features of {len(rest)} walks "
+            f"(partial last windows flush after {cfg.streaming.idle_timeout_seconds}s idle)"
+        )
         wait_for_windows(session, keyspace, rest, lengths, window, timeout)
 
-        _say("6/8 retraining over HTTP (POST /retrain), subject-wise evaluation: the seed's KNN on "
-             "window means, then the default gait-feature model (promoted: /diagnose and the stream use it)")
+        _say(
+            "6/8 retraining over HTTP (POST /retrain), subject-wise evaluation: the seed's KNN on "
+            "window means, then the default gait-feature model (promoted: /diagnose and the stream use it)"
+        )
         runs = {label: retrain(api, cfg.api.token, body, timeout=900) for label, body in TRAININGS.items()}
 
         replay_end = None
         if live_todo:
-            _say(f"7/8 live diagnosis: replaying {len(live_todo)} walks ({pace}); the streaming job scores them "
-                 "with the champion model as their features arrive")
+            _say(
+                f"7/8 live diagnosis: replaying {len(live_todo)} walks ({pace}); the streaming job scores them "
+                "with the champion model as their features arrive"
+            )
             report = replay.replay(cfg, live_todo, speed=speed, batch_size=batch_size, data_dir=folder)
             replay_end = time.time()
             samples_in += report.samples
         else:
             _say("7/8 live diagnosis: the held-back walks were streamed by an earlier run; showing their predictions")
-        predictions = wait_for_live_predictions(session, keyspace, live, replay_end,
-                                                float(cfg.streaming.idle_timeout_seconds) + 120)
+        predictions = wait_for_live_predictions(
+            session, keyspace, live, replay_end, float(cfg.streaming.idle_timeout_seconds) + 120
+        )
         wait_for_windows(session, keyspace, walks, lengths, window, timeout)
     finally:
         cluster.shutdown()
@@ -254,8 +283,16 @@ def _leaky(run: dict) -> dict:
     return run.get("metrics", {}).get("leaky_random_row_split", {}).get("rows", {})
 
 
-def print_report(cfg: Config, samples_in: int, lengths: dict[str, int], walks, runs: dict[str, dict],
-                 predictions: list[LivePrediction], api: str, seconds: float) -> None:
+def print_report(
+    cfg: Config,
+    samples_in: int,
+    lengths: dict[str, int],
+    walks,
+    runs: dict[str, dict],
+    predictions: list[LivePrediction],
+    api: str,
+    seconds: float,
+) -> None:
     archive = cfg.streaming.archive_uri or f"{endpoints.hdfs_namenode_uri(cfg)}{cfg.hdfs.archive_path}"
     window = cfg.streaming.window_size
     lines = [
@@ -269,14 +306,20 @@ def print_report(cfg: Config, samples_in: int, lengths: dict[str, int], walks, r
     ]
     for label, run in runs.items():
         subjects, leaky = _subject_summary(run), _leaky(run)
-        lines.append(f"    {label:32s}: {subjects.get('accuracy', float('nan')):.3f} / {subjects.get('roc_auc', float('nan')):.3f}"
-                     f"   (LEAKY random row split, not an estimate: accuracy {leaky.get('accuracy', float('nan')):.3f})"
-                     f"   run {run.get('run_id')}, model {run.get('model_version')}")
+        lines.append(
+            f"    {label:32s}: {subjects.get('accuracy', float('nan')):.3f} / {subjects.get('roc_auc', float('nan')):.3f}"
+            f"   (LEAKY random row split, not an estimate: accuracy {leaky.get('accuracy', float('nan')):.3f})"
+            f"   run {run.get('run_id')}, model {run.get('model_version')}"
+        )
     idle = cfg.streaming.idle_timeout_seconds
-    lines.append(f"  live predictions (streaming job, final per walk; lag = written - end of replay, idle timeout {idle}s):")
+    lines.append(
+        f"  live predictions (streaming job, final per walk; lag = written - end of replay, idle timeout {idle}s):"
+    )
     for p in predictions:
         lag = f"{p.lag_s:5.1f}s after the replay ended" if p.lag_s is not None else "from an earlier run"
-        lines.append(f"    {p.walk_id:12s} P(Parkinson's) {p.probability:.3f}  {p.label:10s}  {lag}   model {p.model_version}")
+        lines.append(
+            f"    {p.walk_id:12s} P(Parkinson's) {p.probability:.3f}  {p.label:10s}  {lag}   model {p.model_version}"
+        )
     if not predictions:
         lines.append("    none: no model was promoted when the walks streamed (see var/log/streaming.log)")
     lines += [

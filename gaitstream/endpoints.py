@@ -5,6 +5,7 @@ keys instead (Kafka bootstrap list and SASL, Cassandra contact points, data cent
 credentials, a MongoDB URI, an HDFS namenode URI). Every client (bridge, health checks, API,
 streaming job) asks here, so the cluster templates in ``conf/templates/`` are honoured everywhere.
 """
+
 from __future__ import annotations
 
 from urllib.parse import quote_plus
@@ -24,8 +25,9 @@ def kafka_python_security(cfg: Config) -> dict[str, str]:
         return {}
     options = {"security_protocol": k.security_protocol}
     if k.sasl_mechanism:
-        options.update(sasl_mechanism=k.sasl_mechanism, sasl_plain_username=k.sasl_username,
-                       sasl_plain_password=k.sasl_password)
+        options.update(
+            sasl_mechanism=k.sasl_mechanism, sasl_plain_username=k.sasl_username, sasl_plain_password=k.sasl_password
+        )
     return options
 
 
@@ -36,11 +38,15 @@ def spark_kafka_options(cfg: Config) -> dict[str, str]:
     if k.security_protocol != "PLAINTEXT":
         options["kafka.security.protocol"] = k.security_protocol
     if k.sasl_mechanism:
-        module = ("org.apache.kafka.common.security.plain.PlainLoginModule" if k.sasl_mechanism == "PLAIN"
-                  else "org.apache.kafka.common.security.scram.ScramLoginModule")
+        module = (
+            "org.apache.kafka.common.security.plain.PlainLoginModule"
+            if k.sasl_mechanism == "PLAIN"
+            else "org.apache.kafka.common.security.scram.ScramLoginModule"
+        )
         options["kafka.sasl.mechanism"] = k.sasl_mechanism
-        options["kafka.sasl.jaas.config"] = (f'{module} required username="{k.sasl_username}" '
-                                             f'password="{k.sasl_password}";')
+        options["kafka.sasl.jaas.config"] = (
+            f'{module} required username="{k.sasl_username}" password="{k.sasl_password}";'
+        )
     return options
 
 
@@ -56,9 +62,11 @@ def cassandra_credentials(cfg: Config) -> tuple[str, str] | None:
 
 def spark_cassandra_conf(cfg: Config) -> dict[str, str]:
     """spark-cassandra-connector settings (``spark.cassandra.*``)."""
-    conf = {"spark.cassandra.connection.host": ",".join(cassandra_contact_points(cfg)),
-            "spark.cassandra.connection.port": str(cfg.cassandra.port),
-            "spark.cassandra.connection.localDC": cfg.cassandra.local_datacenter}
+    conf = {
+        "spark.cassandra.connection.host": ",".join(cassandra_contact_points(cfg)),
+        "spark.cassandra.connection.port": str(cfg.cassandra.port),
+        "spark.cassandra.connection.localDC": cfg.cassandra.local_datacenter,
+    }
     credentials = cassandra_credentials(cfg)
     if credentials:
         conf["spark.cassandra.auth.username"], conf["spark.cassandra.auth.password"] = credentials

@@ -4,6 +4,7 @@ One place that knows the format (``format.txt`` of the data set): replay, the AP
 path and the tests all read walks through :func:`read_walk`, so a malformed file is reported
 the same way everywhere: file, line and reason.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -28,10 +29,22 @@ COLUMNS = ("time",) + FORCE_CHANNELS
 
 # Sensor (X, Y) positions inside the insoles, from format.txt (arbitrary units).
 SENSOR_XY = {
-    "l1": (-500, -800), "l2": (-700, -400), "l3": (-300, -400), "l4": (-700, 0),
-    "l5": (-300, 0), "l6": (-700, 400), "l7": (-300, 400), "l8": (-500, 800),
-    "r1": (500, -800), "r2": (700, -400), "r3": (300, -400), "r4": (700, 0),
-    "r5": (300, 0), "r6": (700, 400), "r7": (300, 400), "r8": (500, 800),
+    "l1": (-500, -800),
+    "l2": (-700, -400),
+    "l3": (-300, -400),
+    "l4": (-700, 0),
+    "l5": (-300, 0),
+    "l6": (-700, 400),
+    "l7": (-300, 400),
+    "l8": (-500, 800),
+    "r1": (500, -800),
+    "r2": (700, -400),
+    "r3": (300, -400),
+    "r4": (700, 0),
+    "r5": (300, 0),
+    "r6": (700, 400),
+    "r7": (300, 400),
+    "r8": (500, 800),
 }
 
 STUDIES = ("Ga", "Ju", "Si")
@@ -216,7 +229,9 @@ def read_walk(ref: WalkRef, expected_sha256: str | None = None) -> Walk:
     if expected_sha256 is not None:
         digest = hashlib.sha256(raw).hexdigest()
         if digest != expected_sha256:
-            raise WalkFileError(str(ref.path), 0, f"checksum mismatch: sha256 {digest[:12]}… != {expected_sha256[:12]}…")
+            raise WalkFileError(
+                str(ref.path), 0, f"checksum mismatch: sha256 {digest[:12]}… != {expected_sha256[:12]}…"
+            )
     return parse_walk(raw, ref, str(ref.path))
 
 

@@ -9,6 +9,7 @@ when something is down or stale (:func:`problems`), else 0. The same readings fe
 Config keys: [supervise] status_dir, stale_after_seconds; [streaming] status_file,
 status_interval_seconds; [bridge] stats_file.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -80,8 +81,13 @@ def streaming_job(cfg: gs_config.Config, now: float | None = None) -> dict[str, 
         # No progress yet is fine for a job that started less than stale_after seconds ago.
         stale = running_s > stale_after if q_age is None else q_age > stale_after
         queries.append({**query, "last_progress_age_s": q_age, "stale": stale})
-    return {"state": status.get("state"), "age_s": age, "fresh": age is not None and age <= file_max_age,
-            "queries": queries, "ui_url": status.get("ui_url")}
+    return {
+        "state": status.get("state"),
+        "age_s": age,
+        "fresh": age is not None and age <= file_max_age,
+        "queries": queries,
+        "ui_url": status.get("ui_url"),
+    }
 
 
 def problems(cfg: gs_config.Config, name: str) -> list[str]:
@@ -96,7 +102,9 @@ def problems(cfg: gs_config.Config, name: str) -> list[str]:
     if name == "streaming":
         job = streaming_job(cfg)
         if not job["fresh"]:
-            out.append(f"status file {job['state']}" + (f", {job['age_s']:.0f}s old" if job["age_s"] is not None else ""))
+            out.append(
+                f"status file {job['state']}" + (f", {job['age_s']:.0f}s old" if job["age_s"] is not None else "")
+            )
         elif job["state"] != "running":
             out.append(f"job {job['state']}")
         for query in job["queries"]:
@@ -104,8 +112,9 @@ def problems(cfg: gs_config.Config, name: str) -> list[str]:
                 out.append(f"query {query['name']} not active")
             elif query["stale"]:
                 age = query["last_progress_age_s"]
-                out.append(f"query {query['name']} stale (last progress "
-                           f"{'never' if age is None else f'{age:.0f}s ago'})")
+                out.append(
+                    f"query {query['name']} stale (last progress {'never' if age is None else f'{age:.0f}s ago'})"
+                )
     return out
 
 
@@ -146,13 +155,17 @@ def describe(cfg: gs_config.Config, name: str) -> list[str]:
         lines.append(f"job {job['state']}{age}")
         for query in job["queries"]:
             q_age = query["last_progress_age_s"]
-            when = "never" if q_age is None else f"{_clock(progress_epoch_s(query.get('timestamp')))} ({q_age:.0f}s ago)"
+            when = (
+                "never" if q_age is None else f"{_clock(progress_epoch_s(query.get('timestamp')))} ({q_age:.0f}s ago)"
+            )
             duration = query.get("batch_duration_ms")
-            lines.append(f"query {query['name']}: {'active' if query.get('active') else 'NOT active'}, "
-                         f"batch {query.get('batch_id')}, last progress {when}"
-                         + (f", {duration / 1000:.1f}s per batch" if isinstance(duration, (int, float)) else "")
-                         + (" STALE" if query["stale"] and query.get("active") else "")
-                         + (f", error: {str(query['error']).splitlines()[0][:200]}" if query.get("error") else ""))
+            lines.append(
+                f"query {query['name']}: {'active' if query.get('active') else 'NOT active'}, "
+                f"batch {query.get('batch_id')}, last progress {when}"
+                + (f", {duration / 1000:.1f}s per batch" if isinstance(duration, (int, float)) else "")
+                + (" STALE" if query["stale"] and query.get("active") else "")
+                + (f", error: {str(query['error']).splitlines()[0][:200]}" if query.get("error") else "")
+            )
     return lines
 
 
@@ -178,8 +191,9 @@ def prometheus_lines(cfg: gs_config.Config) -> list[str]:
         sup = supervisor(cfg, name)
         if sup is not None:
             lines.append(_metric("gaitstream_supervisor_restarts_total", sup.get("restarts", 0), process=name))
-            lines.append(_metric("gaitstream_supervisor_up", int(sup["alive"] and sup["state"] == "running"),
-                                 process=name))
+            lines.append(
+                _metric("gaitstream_supervisor_up", int(sup["alive"] and sup["state"] == "running"), process=name)
+            )
     try:
         stats = json.loads(cfg.path("bridge.stats_file").read_text())
     except (OSError, json.JSONDecodeError):
@@ -200,21 +214,33 @@ def prometheus_lines(cfg: gs_config.Config) -> list[str]:
         lines.append(_metric("gaitstream_streaming_query_active", int(bool(query.get("active"))), query=q))
         lines.append(_metric("gaitstream_streaming_last_progress_age_seconds", query["last_progress_age_s"], query=q))
         duration = query.get("batch_duration_ms")
-        lines.append(_metric("gaitstream_streaming_batch_duration_seconds",
-                             duration / 1000 if isinstance(duration, (int, float)) else None, query=q))
+        lines.append(
+            _metric(
+                "gaitstream_streaming_batch_duration_seconds",
+                duration / 1000 if isinstance(duration, (int, float)) else None,
+                query=q,
+            )
+        )
         lines.append(_metric("gaitstream_streaming_batch_id", query.get("batch_id"), query=q))
         lines.append(_metric("gaitstream_streaming_input_rows_per_second", query.get("input_rows_per_second"), query=q))
-        lines.append(_metric("gaitstream_streaming_processed_rows_per_second",
-                             query.get("processed_rows_per_second"), query=q))
+        lines.append(
+            _metric("gaitstream_streaming_processed_rows_per_second", query.get("processed_rows_per_second"), query=q)
+        )
     return [line for line in lines if line is not None]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gaitstream.pipeline_status", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m gaitstream.pipeline_status",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("name", choices=COMPONENTS)
-    parser.add_argument("--not-running", action="store_true",
-                        help="the process is not running: exit 0 if never started or stopped on request, 1 if it died")
+    parser.add_argument(
+        "--not-running",
+        action="store_true",
+        help="the process is not running: exit 0 if never started or stopped on request, 1 if it died",
+    )
     args = parser.parse_args(argv)
     cfg = gs_config.load()
     if args.not_running:

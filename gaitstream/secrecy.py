@@ -13,6 +13,7 @@ from ``stack/mosquitto.sh`` and ``spark-submit.sh``).
   ``conf/gaitstream.toml``, and while a config file readable by group or others holds a real one
   (secrets go in the mode-600 ``runtime.secrets_file`` or in ``GAITSTREAM_*`` variables).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -129,13 +130,17 @@ def _key_problems(cfg: config.Config, dotted: str, shipped: dict[str, Any]) -> l
         if not cfg.kafka.sasl_username.strip():
             return ["kafka.sasl_username is empty (kafka.security_protocol uses SASL)"]
     if dotted == "cassandra.password" and not cfg.cassandra.username.strip():
-        return ["cassandra.username is empty: outside the dev profile Cassandra needs credentials "
-                "(cassandra.username and cassandra.password)"]
+        return [
+            "cassandra.username is empty: outside the dev profile Cassandra needs credentials "
+            "(cassandra.username and cassandra.password)"
+        ]
     if dotted == "mongo.uri":
         uri = str(value).strip()
         if not uri:
-            return ["mongo.uri is empty: outside the dev profile MongoDB needs a URI with credentials "
-                    "(mongodb://user:password@host/...)"]
+            return [
+                "mongo.uri is empty: outside the dev profile MongoDB needs a URI with credentials "
+                "(mongodb://user:password@host/...)"
+            ]
         try:
             parts = urlsplit(uri)
             user, password = parts.username, parts.password
@@ -173,8 +178,10 @@ def _file_problems(cfg: config.Config, keys: tuple[str, ...]) -> list[str]:
             continue
         secret = uri_password(value) if dotted == "mongo.uri" else value
         if secret is not None and weakness(secret) is None:
-            found.append(f"{dotted} is written in {cfg.source}, which group or others can read: move it to "
-                         f"runtime.secrets_file (mode 600) or {config.ENV_PREFIX}{dotted.replace('.', '_').upper()}")
+            found.append(
+                f"{dotted} is written in {cfg.source}, which group or others can read: move it to "
+                f"runtime.secrets_file (mode 600) or {config.ENV_PREFIX}{dotted.replace('.', '_').upper()}"
+            )
     return found
 
 
@@ -195,14 +202,16 @@ def require_safe(cfg: config.Config, component: str) -> None:
     found = problems(cfg, component)
     if found:
         profile = cfg.runtime.profile
-        raise SecretError(f"{component} refuses to start with profile {profile!r} (runtime.profile): "
-                          + "; ".join(found))
+        raise SecretError(
+            f"{component} refuses to start with profile {profile!r} (runtime.profile): " + "; ".join(found)
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m gaitstream.secrecy",
-        description="Exit 2 (naming the keys) if COMPONENT would refuse to start with the effective config.")
+        description="Exit 2 (naming the keys) if COMPONENT would refuse to start with the effective config.",
+    )
     parser.add_argument("component", choices=sorted(COMPONENTS))
     args = parser.parse_args(argv)
     try:

@@ -22,6 +22,7 @@ runs in its own process group (same session, so ``stack``'s stop still reaches e
 Config keys: [supervise] backoff_initial_seconds, backoff_max_seconds, max_restarts,
 reset_after_seconds, status_dir.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,8 +60,7 @@ class Policy:
     @classmethod
     def from_config(cls, cfg: gs_config.Config) -> "Policy":
         s = cfg.supervise
-        return cls(s.backoff_initial_seconds, s.backoff_max_seconds, s.max_restarts,
-                   s.reset_after_seconds)
+        return cls(s.backoff_initial_seconds, s.backoff_max_seconds, s.max_restarts, s.reset_after_seconds)
 
     def delay(self, restart_in_row: int) -> float:
         """Seconds to wait before the ``restart_in_row``-th restart in a row (1-based)."""
@@ -148,8 +148,7 @@ def kill_leftovers(grace_s: float = 5.0) -> list[int]:
 
 
 class Supervisor:
-    def __init__(self, name: str, command: list[str], policy: Policy, status_file: Path,
-                 log_path: Path | None = None):
+    def __init__(self, name: str, command: list[str], policy: Policy, status_file: Path, log_path: Path | None = None):
         self.name, self.command, self.policy = name, command, policy
         self.status_file, self.log_path = status_file, log_path
         self.stop_requested = threading.Event()
@@ -163,11 +162,21 @@ class Supervisor:
 
     # -- status file ------------------------------------------------------------------------
     def write_status(self, state: str, next_restart_at: float | None = None) -> None:
-        doc = {"name": self.name, "pid": os.getpid(), "state": state, "command": self.command,
-               "child_pid": self.child.pid if self.child and self.child.poll() is None else None,
-               "started_at": self.started_at, "child_started_at": self.child_started_at,
-               "restarts": self.restarts, "restarts_in_row": self.in_row, "next_restart_at": next_restart_at,
-               "last_exit": self.last_exit, "history": self.history[-HISTORY:], "updated_at": time.time()}
+        doc = {
+            "name": self.name,
+            "pid": os.getpid(),
+            "state": state,
+            "command": self.command,
+            "child_pid": self.child.pid if self.child and self.child.poll() is None else None,
+            "started_at": self.started_at,
+            "child_started_at": self.child_started_at,
+            "restarts": self.restarts,
+            "restarts_in_row": self.in_row,
+            "next_restart_at": next_restart_at,
+            "last_exit": self.last_exit,
+            "history": self.history[-HISTORY:],
+            "updated_at": time.time(),
+        }
         self.status_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.status_file.with_name(f".{self.status_file.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(doc, indent=1))
@@ -221,19 +230,42 @@ class Supervisor:
             if ran_s >= self.policy.reset_after_s:
                 self.in_row = 0
             if self.policy.max_restarts and self.in_row >= self.policy.max_restarts:
-                log.error("%s: pid %d %s after %.0fs (last error: %s); %d restarts in a row: giving up",
-                          self.name, self.child.pid, cause, ran_s, error or "none logged", self.in_row)
+                log.error(
+                    "%s: pid %d %s after %.0fs (last error: %s); %d restarts in a row: giving up",
+                    self.name,
+                    self.child.pid,
+                    cause,
+                    ran_s,
+                    error or "none logged",
+                    self.in_row,
+                )
                 self.write_status("gave-up")
                 return code if code > 0 else 128 - code
             self.in_row += 1
             delay = self.policy.delay(self.in_row)
             self.restarts += 1
-            self.history.append({"at": time.time(), "code": code, "cause": cause, "error": error,
-                                 "ran_s": round(ran_s, 1), "delay_s": delay})
+            self.history.append(
+                {
+                    "at": time.time(),
+                    "code": code,
+                    "cause": cause,
+                    "error": error,
+                    "ran_s": round(ran_s, 1),
+                    "delay_s": delay,
+                }
+            )
             self.history = self.history[-HISTORY:]
-            log.warning("%s: pid %d %s after %.0fs; last error: %s; restart %d (%d in a row) in %.1fs",
-                        self.name, self.child.pid, cause, ran_s, error or "none logged", self.restarts, self.in_row,
-                        delay)
+            log.warning(
+                "%s: pid %d %s after %.0fs; last error: %s; restart %d (%d in a row) in %.1fs",
+                self.name,
+                self.child.pid,
+                cause,
+                ran_s,
+                error or "none logged",
+                self.restarts,
+                self.in_row,
+                delay,
+            )
             self.write_status("backoff", next_restart_at=time.time() + delay)
             if self.stop_requested.wait(delay):
                 log.info("%s: stop requested during backoff: not restarted", self.name)
@@ -242,11 +274,16 @@ class Supervisor:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gaitstream.supervise", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m gaitstream.supervise", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--name", required=True, help="process name (status file <name>-supervisor.json)")
-    parser.add_argument("--log", type=Path, default=None,
-                        help="the child's log, read for the last error line (default: our stdout, if a file)")
+    parser.add_argument(
+        "--log",
+        type=Path,
+        default=None,
+        help="the child's log, read for the last error line (default: our stdout, if a file)",
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -254,8 +291,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("no command to supervise")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = gs_config.load()
-    supervisor = Supervisor(args.name, command, Policy.from_config(cfg), status_path(cfg, args.name),
-                            args.log or own_log_file())
+    supervisor = Supervisor(
+        args.name, command, Policy.from_config(cfg), status_path(cfg, args.name), args.log or own_log_file()
+    )
     return supervisor.run()
 
 

@@ -7,6 +7,7 @@ container, so stopping the local spark-submit does not stop the application.
     python -m gaitstream.yarn apps TAG    # one line per application: id state finalStatus
     python -m gaitstream.yarn kill TAG    # kill the tag's unfinished applications, wait until they end
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,12 @@ def rm_url(cfg: gs_config.Config) -> str:
 
 
 def _call(url: str, method: str = "GET", body: dict | None = None) -> dict:
-    req = urllib.request.Request(url, method=method, data=None if body is None else json.dumps(body).encode(),
-                                 headers={"Accept": "application/json", "Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Accept": "application/json", "Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:
         data = resp.read()
     return json.loads(data) if data else {}

@@ -1,4 +1,5 @@
 """Plain exceptions of the model package; ``api.errors`` maps each to one HTTP status."""
+
 from __future__ import annotations
 
 from typing import Any

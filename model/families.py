@@ -11,6 +11,7 @@ is ever a column of X. Every family except the seed's KNN is a :class:`model.nes
 its hyperparameters (and feature selection) are chosen by an inner subject-wise CV on its own
 training rows, its probability is Platt-calibrated the same way.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from model.features import FEATURE_NAMES, window_means
 GAIT_COLUMNS = tuple(name for name in FEATURE_NAMES if not name.startswith("stride_count"))
 WINDOW_COLUMNS = tuple(FORCE_CHANNELS)
 MEAN_WINDOW_COLUMNS = tuple(f"window_mean_{c}" for c in FORCE_CHANNELS)
-KNN_NEIGHBOURS = 5        # the seed's k, kept as the seed had it (a labelled baseline, not tuned)
+KNN_NEIGHBOURS = 5  # the seed's k, kept as the seed had it (a labelled baseline, not tuned)
 INNER_FOLDS = 5
 
 
@@ -49,16 +50,23 @@ def _select():
 def family_spec(family: str, *, seed: int, forest_trees: int) -> tuple[Pipeline, dict[str, list]]:
     """(unfitted pipeline, inner-loop grid) of a family. Grids are small: retrain stays < 30 s."""
     if family == "logreg":  # the baseline to beat: L2 logistic regression, C and selection inner
-        pipeline = Pipeline([_impute(), ("scale", StandardScaler()), _select(),
-                             ("logreg", LogisticRegression(solver="liblinear", random_state=seed))])
+        pipeline = Pipeline(
+            [
+                _impute(),
+                ("scale", StandardScaler()),
+                _select(),
+                ("logreg", LogisticRegression(solver="liblinear", random_state=seed)),
+            ]
+        )
         return pipeline, {"select__percentile": [10, 25, 100], "logreg__C": [0.01, 0.1, 1.0]}
     if family == "svm":
         pipeline = Pipeline([_impute(), ("scale", StandardScaler()), _select(), ("svm", SVC(kernel="rbf"))])
         return pipeline, {"select__percentile": [25, 100], "svm__C": [0.3, 1.0, 3.0]}
     if family == "gboost":
         # shallow, subsampled and short (60 trees): ~0.07 s a fit keeps its nested retrain under 30 s
-        boost = GradientBoostingClassifier(n_estimators=60, max_depth=2, max_features="sqrt", subsample=0.8,
-                                           random_state=seed)
+        boost = GradientBoostingClassifier(
+            n_estimators=60, max_depth=2, max_features="sqrt", subsample=0.8, random_state=seed
+        )
         return Pipeline([_impute(), ("gboost", boost)]), {"gboost__learning_rate": [0.05, 0.15]}
     if family == "forest":  # fixed up front (a grid would cost minutes); calibrated on its out-of-bag votes
         forest = RandomForestClassifier(n_estimators=forest_trees, random_state=seed, n_jobs=2)
@@ -114,8 +122,9 @@ class Dataset:
         return self.rows["subject_id"].to_numpy()
 
 
-def design(feature_set: str, walks: pd.DataFrame, windows: pd.DataFrame | None,
-           per: str = "subject") -> tuple[pd.DataFrame, np.ndarray, str]:
+def design(
+    feature_set: str, walks: pd.DataFrame, windows: pd.DataFrame | None, per: str = "subject"
+) -> tuple[pd.DataFrame, np.ndarray, str]:
     """(key rows, X, row kind) of a feature set, from walk-feature and window frames.
 
     ``windows`` rows are windows; ``gait``/``both`` rows are subjects (feature means over the given
@@ -133,8 +142,11 @@ def design(feature_set: str, walks: pd.DataFrame, windows: pd.DataFrame | None,
     if per == "subject":
         keys = {k: "first" for k in ("study", "pd") if k in frame.columns}
         frame = frame.groupby("subject_id", sort=True).agg(
-            **{c: (c, "mean") for c in columns}, **{k: (k, how) for k, how in keys.items()},
-            walks=("walk_id", "count"), walk_ids=("walk_id", lambda ids: ",".join(sorted(ids))))
+            **{c: (c, "mean") for c in columns},
+            **{k: (k, how) for k, how in keys.items()},
+            walks=("walk_id", "count"),
+            walk_ids=("walk_id", lambda ids: ",".join(sorted(ids))),
+        )
         frame = frame.reset_index()
     frame = frame.reset_index(drop=True)
     return frame, frame[columns].to_numpy(np.float64), "subject" if per == "subject" else "walk"

@@ -36,6 +36,7 @@ Swing % of stride is not a separate column: per stride, swing = stride - stance 
 100 * (1 - stance_ratio). DFA alpha of stride intervals is not computed: it needs the whole stride
 series (unbounded state) and is noisy on walks of <= ~100 strides.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -92,24 +93,52 @@ HEEL_MAX_Y, FOREFOOT_MIN_Y = -400, 400
 _FEET = ("l", "r")
 _SENSORS = {"l": SENSORS_LEFT, "r": SENSORS_RIGHT}
 _TOTAL = {f: FORCE_CHANNELS.index(f"total_{f}") for f in _FEET}
-_SENSOR_SLICE = {f: slice(FORCE_CHANNELS.index(_SENSORS[f][0]), FORCE_CHANNELS.index(_SENSORS[f][-1]) + 1)
-                 for f in _FEET}
+_SENSOR_SLICE = {
+    f: slice(FORCE_CHANNELS.index(_SENSORS[f][0]), FORCE_CHANNELS.index(_SENSORS[f][-1]) + 1) for f in _FEET
+}
 _SENSOR_XY = {f: np.array([SENSOR_XY[s] for s in _SENSORS[f]], dtype=float) for f in _FEET}
-_REGIONS = {f: {"heel": [FORCE_CHANNELS.index(s) for s in _SENSORS[f] if SENSOR_XY[s][1] <= HEEL_MAX_Y],
-                "forefoot": [FORCE_CHANNELS.index(s) for s in _SENSORS[f] if SENSOR_XY[s][1] >= FOREFOOT_MIN_Y]}
-            for f in _FEET}
+_REGIONS = {
+    f: {
+        "heel": [FORCE_CHANNELS.index(s) for s in _SENSORS[f] if SENSOR_XY[s][1] <= HEEL_MAX_Y],
+        "forefoot": [FORCE_CHANNELS.index(s) for s in _SENSORS[f] if SENSOR_XY[s][1] >= FOREFOOT_MIN_Y],
+    }
+    for f in _FEET
+}
 _PER_FOOT = (
-    "stride_time_mean", "stride_time_cv", "stance_time_mean", "stance_time_cv",
-    "swing_time_mean", "swing_time_cv", "stance_ratio", "stride_count",
-    "force_peak", "force_heel_peak", "force_push_peak", "force_valley",
-    "cop_x_mean", "cop_x_std", "cop_y_mean", "cop_y_std", "cop_y_range",
-) + tuple(f"{kind}_p{k}{stat}" for kind in ("force", "cop_x", "cop_y") for stat in ("", "_sd")
-          for k in range(1, STANCE_PHASES + 1))
+    "stride_time_mean",
+    "stride_time_cv",
+    "stance_time_mean",
+    "stance_time_cv",
+    "swing_time_mean",
+    "swing_time_cv",
+    "stance_ratio",
+    "stride_count",
+    "force_peak",
+    "force_heel_peak",
+    "force_push_peak",
+    "force_valley",
+    "cop_x_mean",
+    "cop_x_std",
+    "cop_y_mean",
+    "cop_y_std",
+    "cop_y_range",
+) + tuple(
+    f"{kind}_p{k}{stat}"
+    for kind in ("force", "cop_x", "cop_y")
+    for stat in ("", "_sd")
+    for k in range(1, STANCE_PHASES + 1)
+)
 # Version 3 (appended, so version 2's names keep their order).
 _PER_FOOT_V3 = (
-    "step_time_mean", "step_time_cv", "stride_time_rmssd",
-    "force_time_to_peak", "force_loading_rate", "force_valley_ratio",
-    "heel_load_share", "forefoot_load_share", "cop_y_velocity",
+    "step_time_mean",
+    "step_time_cv",
+    "stride_time_rmssd",
+    "force_time_to_peak",
+    "force_loading_rate",
+    "force_valley_ratio",
+    "heel_load_share",
+    "forefoot_load_share",
+    "cop_y_velocity",
 )
 FEATURE_NAMES: tuple[str, ...] = (
     tuple(f"{name}_{foot}" for foot in _FEET for name in _PER_FOOT)
@@ -148,12 +177,13 @@ def gait_features(time: np.ndarray, forces: np.ndarray, window_size: int = 100) 
     forces = np.asarray(forces, dtype=np.float64).reshape(-1, len(FORCE_CHANNELS))
     acc = GaitAccumulator()
     for start in range(0, len(time), window_size):
-        acc.feed(time[start:start + window_size], forces[start:start + window_size])
+        acc.feed(time[start : start + window_size], forces[start : start + window_size])
     return acc.features()
 
 
 # ---------------------------------------------------------------------------------------------
 # Summary kept between windows (msgpack, never pickle: the state store is outside our process).
+
 
 class _Contact(msgspec.Struct, array_like=True):
     hs_g: int
@@ -163,31 +193,31 @@ class _Contact(msgspec.Struct, array_like=True):
 
 
 class _FootState(msgspec.Struct, array_like=True):
-    lows: list[float] = []             # p5 of the last walking windows
-    highs: list[float] = []            # p95 of the last walking windows
-    contact: bool = False              # contact state after the last sample
-    current: _Contact | None = None    # the contact in progress (its toe off may still be merged away)
-    current_kept: bool = False         # `current` already counts as a step
-    kept: _Contact | None = None       # the last finished contact counted as a step
-    strides: list[list[float]] = []    # last strides: [stride, stance, swing, plausible, heel strike t] (2H+1 at most)
-    first_stride: int = 0              # stride number of strides[0]
-    pending: list[list[float]] = []    # contribution vectors of strides not judged yet (oldest first)
-    first_pending: int = 0             # stride number of pending[0]
-    sums: list[float] = []             # over accepted strides: sum, sum of squares, count per entry
+    lows: list[float] = []  # p5 of the last walking windows
+    highs: list[float] = []  # p95 of the last walking windows
+    contact: bool = False  # contact state after the last sample
+    current: _Contact | None = None  # the contact in progress (its toe off may still be merged away)
+    current_kept: bool = False  # `current` already counts as a step
+    kept: _Contact | None = None  # the last finished contact counted as a step
+    strides: list[list[float]] = []  # last strides: [stride, stance, swing, plausible, heel strike t] (2H+1 at most)
+    first_stride: int = 0  # stride number of strides[0]
+    pending: list[list[float]] = []  # contribution vectors of strides not judged yet (oldest first)
+    first_pending: int = 0  # stride number of pending[0]
+    sums: list[float] = []  # over accepted strides: sum, sum of squares, count per entry
     squares: list[float] = []
     counts: list[float] = []
-    steps: list[float] = []            # heel-strike times of the last STEP_HISTORY contacts counted as steps
-    steps_floor: float = -math.inf     # every step after this time is in `steps` (the last one dropped)
-    last_accepted: int = -2            # stride number of the last accepted stride (RMSSD pairs)
+    steps: list[float] = []  # heel-strike times of the last STEP_HISTORY contacts counted as steps
+    steps_floor: float = -math.inf  # every step after this time is in `steps` (the last one dropped)
+    last_accepted: int = -2  # stride number of the last accepted stride (RMSSD pairs)
     last_accepted_stride: float = math.nan
 
 
 class _Wire(msgspec.Struct, array_like=True):
     samples: int
-    prev: list[float]                  # last sample: time, total_l, total_r (crossing interpolation)
-    channel_sums: list[float]          # per force channel, over every sample (load shares)
-    tail_start: int                    # global sample index of tail[0]
-    tail: bytes                        # (n, _TAIL_WIDTH) float64
+    prev: list[float]  # last sample: time, total_l, total_r (crossing interpolation)
+    channel_sums: list[float]  # per force channel, over every sample (load shares)
+    tail_start: int  # global sample index of tail[0]
+    tail: bytes  # (n, _TAIL_WIDTH) float64
     feet: list[_FootState]
 
 
@@ -208,15 +238,29 @@ class GaitAccumulator:
 
     # -- persistence ------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
-        return _wire_encoder.encode(_Wire(self.samples, self.prev, self.channel_sums.tolist(), self.tail_start,
-                                          self.tail.tobytes(), [self.feet[f] for f in _FEET]))
+        return _wire_encoder.encode(
+            _Wire(
+                self.samples,
+                self.prev,
+                self.channel_sums.tolist(),
+                self.tail_start,
+                self.tail.tobytes(),
+                [self.feet[f] for f in _FEET],
+            )
+        )
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> "GaitAccumulator":
         wire = _wire_decoder.decode(raw)
         tail = np.frombuffer(wire.tail, dtype=np.float64).reshape(-1, _TAIL_WIDTH).copy()
-        return cls(wire.samples, wire.prev, np.array(wire.channel_sums, dtype=np.float64), wire.tail_start, tail,
-                   dict(zip(_FEET, wire.feet)))
+        return cls(
+            wire.samples,
+            wire.prev,
+            np.array(wire.channel_sums, dtype=np.float64),
+            wire.tail_start,
+            tail,
+            dict(zip(_FEET, wire.feet)),
+        )
 
     # -- one window -------------------------------------------------------------------------
     def feed(self, time: np.ndarray, forces: np.ndarray) -> None:
@@ -243,8 +287,16 @@ class GaitAccumulator:
         for foot in _FEET:
             state = self.feet[foot]
             on, off, _high = levels[foot]
-            for kind, g, t in _events(contact[foot], state.contact if self.samples else contact[foot][0],
-                                      rows, self.prev, self.samples, foot, on, off):
+            for kind, g, t in _events(
+                contact[foot],
+                state.contact if self.samples else contact[foot][0],
+                rows,
+                self.prev,
+                self.samples,
+                foot,
+                on,
+                off,
+            ):
                 self._on_event(foot, kind, g, t)
             state.contact = bool(contact[foot][-1])
         self.samples += n
@@ -286,8 +338,9 @@ class GaitAccumulator:
         state.pending.append(contribution if contribution is not None else [])
         _judge(state, self.feet[_other(foot)], final=False)
 
-    def _contribution(self, foot: str, kept: _Contact, next_g: int, stride: float, stance: float,
-                      swing: float) -> list[float]:
+    def _contribution(
+        self, foot: str, kept: _Contact, next_g: int, stride: float, stance: float, swing: float
+    ) -> list[float]:
         """What one stride adds to the running sums (computed now, while its samples are in the tail)."""
         base = self.tail_start
         hs, to, nxt = kept.hs_g - base, kept.to_g - base, next_g - base
@@ -312,9 +365,9 @@ class GaitAccumulator:
         bounds = hs + np.round(np.arange(STANCE_PHASES + 1) * (to - hs) / STANCE_PHASES).astype(int)
         cx, cy = _COP_COLUMNS[foot]
         profiles = _phase_means(tail[:, (_TOTAL_COLUMN[foot], cx, cy)], bounds)  # (phases, 3)
-        out[_FORCE_P:_FORCE_P + STANCE_PHASES] = profiles[:, 0]
-        out[_COPX_P:_COPX_P + STANCE_PHASES] = profiles[:, 1]
-        out[_COPY_P:_COPY_P + STANCE_PHASES] = profiles[:, 2]
+        out[_FORCE_P : _FORCE_P + STANCE_PHASES] = profiles[:, 0]
+        out[_COPX_P : _COPX_P + STANCE_PHASES] = profiles[:, 1]
+        out[_COPY_P : _COPY_P + STANCE_PHASES] = profiles[:, 2]
         x, y = tail[hs:to, cx], tail[hs:to, cy]
         loaded = x == x  # not NaN
         if loaded.any():
@@ -339,7 +392,7 @@ class GaitAccumulator:
                     needed = min(needed, contact.hs_g)
         start = max(needed, end - TAIL_MAX_SAMPLES, self.tail_start)
         if start > self.tail_start:
-            self.tail = self.tail[start - self.tail_start:].copy()
+            self.tail = self.tail[start - self.tail_start :].copy()
             self.tail_start = start
 
     def release_tail(self) -> None:
@@ -380,12 +433,14 @@ def _other(foot: str) -> str:
 
 def _new_foot() -> _FootState:
     zeros = [0.0] * _CONTRIB_WIDTH
-    return _FootState(lows=[], highs=[], strides=[], pending=[], sums=list(zeros), squares=list(zeros),
-                      counts=list(zeros))
+    return _FootState(
+        lows=[], highs=[], strides=[], pending=[], sums=list(zeros), squares=list(zeros), counts=list(zeros)
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # Event detection.
+
 
 def _thresholds(state: _FootState, total: np.ndarray) -> tuple[float, float, float]:
     """Record this window's range when it is walking; ON, OFF and the high level (NaN: none yet)."""
@@ -436,8 +491,16 @@ def _hysteresis(total: np.ndarray, on: float, off: float, carry: bool | None) ->
     return np.where(idx >= 0, marks[np.maximum(idx, 0)] == 1, start)
 
 
-def _events(contact: np.ndarray, before: bool, rows: np.ndarray, prev: list[float], first_g: int, foot: str,
-            on: float, off: float) -> list[tuple[str, int, float]]:
+def _events(
+    contact: np.ndarray,
+    before: bool,
+    rows: np.ndarray,
+    prev: list[float],
+    first_g: int,
+    foot: str,
+    on: float,
+    off: float,
+) -> list[tuple[str, int, float]]:
     """Heel strikes (rises) and toe offs (falls) with linearly interpolated crossing times."""
     previous = np.concatenate([[before], contact[:-1]])
     changed = np.flatnonzero(contact != previous)
@@ -479,7 +542,7 @@ def _seg_min(x: np.ndarray, a: int, b: int) -> float:
 
 def _phase_means(values: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     """Per column, mean of the non-NaN values in each phase [bounds[k], bounds[k+1]) (one sample if empty)."""
-    part = values[bounds[0]:bounds[-1] + 1]
+    part = values[bounds[0] : bounds[-1] + 1]
     finite = part == part  # not NaN
     local = bounds - bounds[0]
     sums = np.add.reduceat(np.where(finite, part, 0.0), local, axis=0)[:STANCE_PHASES]
@@ -491,6 +554,7 @@ def _phase_means(values: np.ndarray, bounds: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------
 # Stride verdicts and running sums.
+
 
 def _judge(state: _FootState, other: _FootState, final: bool) -> None:
     """Accept or reject the pending strides whose neighbourhood (± H strides) is known.
@@ -504,7 +568,7 @@ def _judge(state: _FootState, other: _FootState, final: bool) -> None:
         if not final and j + OUTLIER_HALF_WIDTH > last:
             break
         lo = max(j - OUTLIER_HALF_WIDTH, state.first_stride)
-        hood = state.strides[lo - state.first_stride:j + OUTLIER_HALF_WIDTH + 1 - state.first_stride]
+        hood = state.strides[lo - state.first_stride : j + OUTLIER_HALF_WIDTH + 1 - state.first_stride]
         ok = [row[3] > 0 for row in hood]
         for column in range(3):
             if sum(ok) < MIN_STRIDES:
@@ -523,7 +587,7 @@ def _judge(state: _FootState, other: _FootState, final: bool) -> None:
             state.counts = [c + 1.0 if f else c for c, f in zip(state.counts, finite)]
     keep_from = max(state.first_pending - OUTLIER_HALF_WIDTH, state.first_stride)
     if keep_from > state.first_stride:
-        del state.strides[:keep_from - state.first_stride]
+        del state.strides[: keep_from - state.first_stride]
         state.first_stride = keep_from
 
 
@@ -600,8 +664,12 @@ def _foot_features(foot: str, stats: _Stats, weight: float) -> dict[str, float]:
     ttp_s = stats.mean(_TTP_S)
     out[f"force_loading_rate_{foot}"] = stats.mean(_HEEL) / ttp_s / weight if ttp_s > 0 else math.nan
     out[f"force_valley_ratio_{foot}"] = stats.mean(_VALLEY_RATIO)
-    for name, i in (("force_peak", _PEAK), ("force_heel_peak", _HEEL), ("force_push_peak", _PUSH),
-                    ("force_valley", _VALLEY)):
+    for name, i in (
+        ("force_peak", _PEAK),
+        ("force_heel_peak", _HEEL),
+        ("force_push_peak", _PUSH),
+        ("force_valley", _VALLEY),
+    ):
         out[f"{name}_{foot}"] = stats.mean(i) / weight
     for k in range(STANCE_PHASES):
         out[f"force_p{k + 1}_{foot}"] = stats.mean(_FORCE_P + k) / weight
@@ -643,8 +711,9 @@ def _load_shares(foot: str, channel_sums: np.ndarray) -> dict[str, float]:
 def _bilateral_features(out: dict[str, float], stats: dict[str, _Stats]) -> dict[str, float]:
     res: dict[str, float] = {}
     if all(s.strides >= MIN_STRIDES for s in stats.values()):
-        res["double_support_ratio"] = (sum(s.total(_DS) for s in stats.values())
-                                       / sum(s.counts[_DS] for s in stats.values()))
+        res["double_support_ratio"] = sum(s.total(_DS) for s in stats.values()) / sum(
+            s.counts[_DS] for s in stats.values()
+        )
     stride_l, stride_r = out["stride_time_mean_l"], out["stride_time_mean_r"]
     finite = [v for v in (stride_l, stride_r) if math.isfinite(v)]
     res["cadence"] = 120.0 / (sum(finite) / len(finite)) if finite else math.nan
@@ -674,8 +743,11 @@ def _phase_coordination(out: dict[str, float], stats: dict[str, _Stats]) -> dict
         return {}
     phase_cv = 100.0 * ref.sd(_PHASE, 1) / ref.mean(_PHASE)
     phase_abs = ref.mean(_PHASE_ABS)
-    return {"phase_coordination_index": phase_cv + 100.0 * phase_abs / 180.0, "phase_abs": phase_abs,
-            "phase_cv": phase_cv}
+    return {
+        "phase_coordination_index": phase_cv + 100.0 * phase_abs / 180.0,
+        "phase_abs": phase_abs,
+        "phase_cv": phase_cv,
+    }
 
 
 def window_means(seq: np.ndarray, forces: np.ndarray, window: int = 100) -> list[dict]:
@@ -699,7 +771,14 @@ def window_means(seq: np.ndarray, forces: np.ndarray, window: int = 100) -> list
         part = index == w
         count = int(part.sum())
         means = forces[part].mean(axis=0)
-        rows.append({"window_index": int(w), "sample_count": count, "first_seq": int(seq[part][0]),
-                     "last_seq": int(seq[part][-1]), "partial": count < window,
-                     **{c: float(m) for c, m in zip(FORCE_CHANNELS, means)}})
+        rows.append(
+            {
+                "window_index": int(w),
+                "sample_count": count,
+                "first_seq": int(seq[part][0]),
+                "last_seq": int(seq[part][-1]),
+                "partial": count < window,
+                **{c: float(m) for c, m in zip(FORCE_CHANNELS, means)},
+            }
+        )
     return rows

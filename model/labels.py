@@ -1,4 +1,5 @@
 """Labels from demographics.txt joined on subject_id: the only source of the PD/control label."""
+
 from __future__ import annotations
 
 import pandas as pd

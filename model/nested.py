@@ -5,6 +5,7 @@ registry stores): a GridSearchCV over an inner StratifiedGroupKFold by subject, 
 scaling fitted on the inner out-of-fold scores of the chosen configuration. So selection and
 calibration never see the outer test fold, and /diagnose gets a calibrated probability.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -36,12 +37,16 @@ def group_splits(y: np.ndarray, groups: np.ndarray, folds: int, seed: int) -> li
     per_class = min(len(set(groups[y == label].tolist())) for label in (0, 1))
     # at least two subjects of each class in every test fold, so each fold has an ROC-AUC
     n_splits = max(2, min(folds, per_class // 2))
-    splits = list(StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(np.zeros(len(y)), y, groups))
+    splits = list(
+        StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(np.zeros(len(y)), y, groups)
+    )
     if any(len(set(y[part].tolist())) < 2 for split in splits for part in split):
         subjects, first = np.unique(groups, return_index=True)
         by_subject = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(subjects, y[first])
-        splits = [(np.flatnonzero(np.isin(groups, subjects[a])), np.flatnonzero(np.isin(groups, subjects[b])))
-                  for a, b in by_subject]
+        splits = [
+            (np.flatnonzero(np.isin(groups, subjects[a])), np.flatnonzero(np.isin(groups, subjects[b])))
+            for a, b in by_subject
+        ]
     for train, test in splits:
         check_subject_wise(train, test, groups)
     return splits
@@ -74,7 +79,9 @@ class NestedCalibrated(ClassifierMixin, BaseEstimator):
             warnings.simplefilter("ignore", RuntimeWarning)
             warnings.simplefilter("ignore", UserWarning)
             if self.grid:
-                search = GridSearchCV(clone(self.pipeline), self.grid, cv=splits, scoring="roc_auc", error_score="raise")
+                search = GridSearchCV(
+                    clone(self.pipeline), self.grid, cv=splits, scoring="roc_auc", error_score="raise"
+                )
                 search.fit(X, y)
                 self.best_params_ = dict(search.best_params_)
                 self.inner_auc_ = float(search.best_score_)

@@ -9,6 +9,7 @@ Only the gait-feature sets can be scored from feature maps; a ``windows`` or ``b
 the walk's samples (the upload route has them), so :func:`check_scorable` refuses it with
 :class:`model.errors.Unscorable` where only features exist (the stream).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -34,8 +35,10 @@ def probability(model: LoadedModel, X: np.ndarray) -> float:
 
 def check_scorable(model: LoadedModel) -> None:
     if model.meta["feature_set"] not in FEATURE_SETS_FROM_MAPS:
-        raise Unscorable(f"model {model.version} uses feature set {model.meta['feature_set']!r}, which needs the "
-                         f"walk's samples; only {', '.join(FEATURE_SETS_FROM_MAPS)} models score stored features")
+        raise Unscorable(
+            f"model {model.version} uses feature set {model.meta['feature_set']!r}, which needs the "
+            f"walk's samples; only {', '.join(FEATURE_SETS_FROM_MAPS)} models score stored features"
+        )
 
 
 def walk_row(model: LoadedModel, features: Mapping[str, float]) -> np.ndarray:
@@ -65,17 +68,18 @@ def subject_row(model: LoadedModel, walks: Sequence[Mapping[str, float]]) -> np.
         return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)[None, :]
 
 
-def subject_inputs(model: LoadedModel, walk_ids: Sequence[str],
-                   walks: Sequence[Mapping[str, float]]) -> tuple[np.ndarray, list[int]]:
+def subject_inputs(
+    model: LoadedModel, walk_ids: Sequence[str], walks: Sequence[Mapping[str, float]]
+) -> tuple[np.ndarray, list[int]]:
     """(input row, positions of the walks used) for a subject's walks (ids and feature maps)."""
     check_scorable(model)
     used = subject_walks(walk_ids)
     return subject_row(model, [walks[i] for i in used]), used
 
 
-def subject_probability(model: LoadedModel, walk_ids: Sequence[str],
-                        walks: Sequence[Mapping[str, float]]) -> tuple[float, list[int]]:
+def subject_probability(
+    model: LoadedModel, walk_ids: Sequence[str], walks: Sequence[Mapping[str, float]]
+) -> tuple[float, list[int]]:
     """(probability, positions of the walks used) for a subject's walks (ids and feature maps)."""
     X, used = subject_inputs(model, walk_ids, walks)
     return probability(model, X), used
-

@@ -6,6 +6,7 @@ dual-task walks for 15 patients and 6 controls), so models learn from usual walk
 scored by the out-of-fold models and reported apart. Each run reports the pooled repeated
 subject-wise CV and leave-one-study-out side by side.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -56,12 +57,22 @@ def training_data(feature_set: str, walks: pd.DataFrame, windows: pd.DataFrame |
     return TrainingData(data, walk_rows, other, missing)
 
 
-def evaluate(model, td: TrainingData, *, folds: int, repeats: int, seed: int, full: bool = True,
-             bias_variance_rounds: int = 0, n_jobs: int = 1) -> dict[str, Any]:
+def evaluate(
+    model,
+    td: TrainingData,
+    *,
+    folds: int,
+    repeats: int,
+    seed: int,
+    full: bool = True,
+    bias_variance_rounds: int = 0,
+    n_jobs: int = 1,
+) -> dict[str, Any]:
     """Every figure of a run: pooled nested subject-wise CV (+ other conditions), study held out,
     and with ``full`` the labelled leaky row split; bias/variance if rounds > 0."""
-    metrics: dict[str, Any] = {"subject_wise": evaluation.subject_wise(model, td.data, folds, repeats, seed,
-                                                                      extra=td.other, n_jobs=n_jobs)}
+    metrics: dict[str, Any] = {
+        "subject_wise": evaluation.subject_wise(model, td.data, folds, repeats, seed, extra=td.other, n_jobs=n_jobs)
+    }
     metrics["other_conditions"] = metrics["subject_wise"].pop("other_conditions", {})
     metrics["study_held_out"] = evaluation.study_held_out(model, td.data, seed, n_jobs=n_jobs)
     if bias_variance_rounds > 0:

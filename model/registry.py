@@ -20,6 +20,7 @@ A registry from before aliases (a ``current`` file, digests only in each meta.js
 once: its versions enter the index with the digests their meta.json recorded, ``current``
 becomes ``champion``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -141,16 +142,27 @@ class Registry:
                 continue
             raw = meta_path.read_bytes()
             meta = json.loads(raw)
-            index["versions"][folder.name] = {"sha256": meta.get("sha256"), "meta_sha256": sha256_bytes(raw),
-                                              "run_id": meta.get("run_id"), "created_at": meta.get("created_at")}
+            index["versions"][folder.name] = {
+                "sha256": meta.get("sha256"),
+                "meta_sha256": sha256_bytes(raw),
+                "run_id": meta.get("run_id"),
+                "created_at": meta.get("created_at"),
+            }
         try:
             current = (self.root / LEGACY_CURRENT_FILE).read_text().strip()
         except FileNotFoundError:
             current = ""
         if current in index["versions"]:
             index["aliases"][CHAMPION] = current
-            index["history"].append({"alias": CHAMPION, "from": None, "to": current, "at": _now(),
-                                     "reason": "adopted from the legacy 'current' pointer"})
+            index["history"].append(
+                {
+                    "alias": CHAMPION,
+                    "from": None,
+                    "to": current,
+                    "at": _now(),
+                    "reason": "adopted from the legacy 'current' pointer",
+                }
+            )
         return index
 
     # -- versions -------------------------------------------------------------------------------
@@ -163,16 +175,26 @@ class Registry:
         joblib.dump(pipeline, buffer)
         model_bytes = buffer.getvalue()
         (tmp_folder / MODEL_FILE).write_bytes(model_bytes)
-        full_meta = {**meta, "version": version, "run_id": run_id, "created_at": now.isoformat(),
-                     "sha256": sha256_bytes(model_bytes), "sklearn_version": sklearn.__version__,
-                     "model_file": MODEL_FILE}
+        full_meta = {
+            **meta,
+            "version": version,
+            "run_id": run_id,
+            "created_at": now.isoformat(),
+            "sha256": sha256_bytes(model_bytes),
+            "sklearn_version": sklearn.__version__,
+            "model_file": MODEL_FILE,
+        }
         meta_bytes = json.dumps(full_meta, indent=1, allow_nan=False).encode()
         (tmp_folder / META_FILE).write_bytes(meta_bytes)
         with self._locked():
             index = self._index_locked()
             os.replace(tmp_folder, self.root / version)  # the version appears complete or not at all
-            index["versions"][version] = {"sha256": full_meta["sha256"], "meta_sha256": sha256_bytes(meta_bytes),
-                                          "run_id": run_id, "created_at": full_meta["created_at"]}
+            index["versions"][version] = {
+                "sha256": full_meta["sha256"],
+                "meta_sha256": sha256_bytes(meta_bytes),
+                "run_id": run_id,
+                "created_at": full_meta["created_at"],
+            }
             self._write_index(index)
         return version
 
@@ -187,8 +209,11 @@ class Registry:
         data = (self.root / version / name).read_bytes()
         actual = sha256_bytes(data)
         if actual != expected:
-            raise IntegrityError(f"model {version}: sha256 of {name} is {actual[:12]}…, the registry index says "
-                                 f"{str(expected)[:12]}…; refusing to load it", version=version)
+            raise IntegrityError(
+                f"model {version}: sha256 of {name} is {actual[:12]}…, the registry index says "
+                f"{str(expected)[:12]}…; refusing to load it",
+                version=version,
+            )
         return data
 
     def meta(self, version: str) -> dict[str, Any]:
@@ -225,8 +250,9 @@ class Registry:
             index = self._index_locked()
             previous = index["aliases"].get(name)
             index["aliases"][name] = version
-            index["history"] = (index["history"] + [{"alias": name, "from": previous, "to": version, "at": _now(),
-                                                     "reason": reason}])[-HISTORY_KEEP:]
+            index["history"] = (
+                index["history"] + [{"alias": name, "from": previous, "to": version, "at": _now(), "reason": reason}]
+            )[-HISTORY_KEEP:]
             self._write_index(index)
         return loaded
 
@@ -243,8 +269,9 @@ class Registry:
             previous = index["aliases"].pop(check_alias(name), None)
             if previous is None:
                 raise NotFound(f"no alias {name!r}")
-            index["history"] = (index["history"] + [{"alias": name, "from": previous, "to": None, "at": _now(),
-                                                     "reason": "removed"}])[-HISTORY_KEEP:]
+            index["history"] = (
+                index["history"] + [{"alias": name, "from": previous, "to": None, "at": _now(), "reason": "removed"}]
+            )[-HISTORY_KEEP:]
             self._write_index(index)
 
     # -- the champion (what /diagnose and the stream use) ----------------------------------------

@@ -2,6 +2,7 @@
 
 Everything returns plain JSON (float/int/None, flat lists: FerretDB v1 stores no arrays of arrays).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -9,8 +10,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
-from sklearn.metrics import (accuracy_score, brier_score_loss, confusion_matrix, f1_score, precision_score,
-                             recall_score, roc_auc_score, roc_curve)
+from sklearn.metrics import (
+    accuracy_score,
+    brier_score_loss,
+    confusion_matrix,
+    f1_score,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+    roc_curve,
+)
 
 THRESHOLD = 0.5
 RELIABILITY_BINS = 10
@@ -90,5 +99,8 @@ def bootstrap_interval(y: np.ndarray, probas: np.ndarray, seed: int, rounds: int
         yy = y[index]
         aucs[r] = np.mean([fast_auc(yy, p[index]) for p in probas])
         accs[r] = np.mean([np.mean((p[index] >= THRESHOLD) == yy) for p in probas])
-    return {"rounds": rounds, "roc_auc_ci": [float(v) for v in np.percentile(aucs, [2.5, 97.5])],
-            "accuracy_ci": [float(v) for v in np.percentile(accs, [2.5, 97.5])]}
+    return {
+        "rounds": rounds,
+        "roc_auc_ci": [float(v) for v in np.percentile(aucs, [2.5, 97.5])],
+        "accuracy_ci": [float(v) for v in np.percentile(accs, [2.5, 97.5])],
+    }

@@ -5,6 +5,7 @@ The one place the streaming job decodes payloads: the windows operator and the a
 windowed and what is archived can never disagree. A record that fails is returned with its
 reason; it is dead-lettered by the windows query only (the archive skips it), so it is recorded once.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ class Limits:
 class Decoded:
     """One valid record: its samples as arrays (``values``: (n, 19) time + 18 channels)."""
 
-    index: int                 # position in the input
+    index: int  # position in the input
     batch: payload.SampleBatch
     values: np.ndarray
 
@@ -45,15 +46,18 @@ def decode_records(keys, values, limits: Limits) -> tuple[list[Decoded], list[tu
     bad: list[tuple[int, str]] = []
     present = [i for i, raw in enumerate(values) if raw is not None]
     bad += [(i, "empty record") for i, raw in enumerate(values) if raw is None]
-    checked = payload.validate_many([bytes(values[i]) for i in present], max_bytes=limits.max_bytes,
-                                    max_samples=limits.max_samples)
+    checked = payload.validate_many(
+        [bytes(values[i]) for i in present], max_bytes=limits.max_bytes, max_samples=limits.max_samples
+    )
     for i, result in zip(present, checked):
         if isinstance(result, payload.InvalidPayload):
             bad.append((i, str(result)))
             continue
         batch, samples = result
         if keys[i] != expected_key(batch):
-            bad.append((i, f"kafka key {str(keys[i])[:70]!r} does not match the payload's walk {expected_key(batch)!r}"))
+            bad.append(
+                (i, f"kafka key {str(keys[i])[:70]!r} does not match the payload's walk {expected_key(batch)!r}")
+            )
             continue
         good.append(Decoded(i, batch, samples))
     return good, bad

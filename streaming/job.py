@@ -17,6 +17,7 @@ SIGTERM/SIGINT stop the queries between micro-batches (consistent checkpoints) a
 Config keys: [kafka], [hdfs], [cassandra], [spark], [streaming], [bridge] (payload limits);
 GAITSTREAM_* environment overrides apply.
 """
+
 from __future__ import annotations
 
 import logging
@@ -68,9 +69,12 @@ def checkpoint_root(cfg: gs_config.Config) -> str:
 
 def window_settings(cfg: gs_config.Config) -> WindowSettings:
     s = cfg.streaming
-    return WindowSettings(window_size=s.window_size, features_every=s.features_every_windows,
-                          max_open_windows=s.max_open_windows,
-                          max_seq_jump_windows=s.max_seq_jump_windows)
+    return WindowSettings(
+        window_size=s.window_size,
+        features_every=s.features_every_windows,
+        max_open_windows=s.max_open_windows,
+        max_seq_jump_windows=s.max_seq_jump_windows,
+    )
 
 
 def payload_limits(cfg: gs_config.Config) -> Limits:
@@ -80,21 +84,29 @@ def payload_limits(cfg: gs_config.Config) -> Limits:
 
 def read_kafka(spark: SparkSession, cfg: gs_config.Config) -> DataFrame:
     k, s = cfg.kafka, cfg.streaming
-    return (spark.readStream.format("kafka")
-            .options(**endpoints.spark_kafka_options(cfg))
-            .option("subscribe", k.samples_topic)
-            .option("startingOffsets", s.starting_offsets)
-            .option("maxOffsetsPerTrigger", s.max_offsets_per_trigger)
-            .load())
+    return (
+        spark.readStream.format("kafka")
+        .options(**endpoints.spark_kafka_options(cfg))
+        .option("subscribe", k.samples_topic)
+        .option("startingOffsets", s.starting_offsets)
+        .option("maxOffsetsPerTrigger", s.max_offsets_per_trigger)
+        .load()
+    )
 
 
 def sink_retry(cfg: gs_config.Config, stop: threading.Event) -> sinks.SinkRetry:
     """How long a micro-batch's failing Cassandra/dead-letter write is retried (``streaming.sink_retry_*``)."""
     s = cfg.streaming
     ready = sinks.tcp_probe(endpoints.cassandra_contact_points(cfg), cfg.cassandra.port)
-    return sinks.SinkRetry(s.sink_retry_seconds, s.sink_retry_initial_seconds,
-                           s.sink_retry_max_backoff_seconds, stop, s.sink_attempt_timeout_seconds,
-                           ready=ready, settle_s=float(cfg.spark.cassandra_reconnection_delay_max_ms) / 1000)
+    return sinks.SinkRetry(
+        s.sink_retry_seconds,
+        s.sink_retry_initial_seconds,
+        s.sink_retry_max_backoff_seconds,
+        stop,
+        s.sink_attempt_timeout_seconds,
+        ready=ready,
+        settle_s=float(cfg.spark.cassandra_reconnection_delay_max_ms) / 1000,
+    )
 
 
 def live_scorer(cfg: gs_config.Config) -> predictions.LiveScorer | None:
@@ -105,8 +117,12 @@ def live_scorer(cfg: gs_config.Config) -> predictions.LiveScorer | None:
         return None
     from gaitstream.health.cassandra import connect
 
-    return predictions.LiveScorer(Registry(cfg.path("api.registry_dir"), create=False), cfg.cassandra.keyspace,
-                                  lambda: connect(cfg), alias=s.prediction_alias)
+    return predictions.LiveScorer(
+        Registry(cfg.path("api.registry_dir"), create=False),
+        cfg.cassandra.keyspace,
+        lambda: connect(cfg),
+        alias=s.prediction_alias,
+    )
 
 
 def wait_for_first_batch(query, timeout_s: float, stop: threading.Event | None) -> None:
@@ -114,8 +130,12 @@ def wait_for_first_batch(query, timeout_s: float, stop: threading.Event | None) 
     ``timeout_s``): after a restart, the backlog's windows go out first instead of sharing the
     cores with the archive's first, largest batch."""
     deadline = time.monotonic() + timeout_s
-    while (query.isActive and query.lastProgress is None and time.monotonic() < deadline
-           and not (stop is not None and stop.is_set())):
+    while (
+        query.isActive
+        and query.lastProgress is None
+        and time.monotonic() < deadline
+        and not (stop is not None and stop.is_set())
+    ):
         time.sleep(0.2)
 
 
@@ -151,11 +171,17 @@ def query_starters(spark: SparkSession, cfg: gs_config.Config, stop: threading.E
     checkpoints = checkpoint_root(cfg).rstrip("/")
     kafka = records.kafka_records(read_kafka(spark, cfg))
     limits = payload_limits(cfg)
-    outputs = stateful.walk_outputs(kafka, window_settings(cfg), limits,
-                                    float(s.idle_timeout_seconds), float(s.state_expiry_seconds),
-                                    float(s.closed_walk_retention_seconds))
-    archive = records.archive_rows(records.dedupe_records(records.valid_records(kafka, limits),
-                                                          s.dedupe_watermark_seconds))
+    outputs = stateful.walk_outputs(
+        kafka,
+        window_settings(cfg),
+        limits,
+        float(s.idle_timeout_seconds),
+        float(s.state_expiry_seconds),
+        float(s.closed_walk_retention_seconds),
+    )
+    archive = records.archive_rows(
+        records.dedupe_records(records.valid_records(kafka, limits), s.dedupe_watermark_seconds)
+    )
     retry, scorer = sink_retry(cfg, stop or threading.Event()), live_scorer(cfg)
     started: dict = {}
 
@@ -166,16 +192,24 @@ def query_starters(spark: SparkSession, cfg: gs_config.Config, stop: threading.E
         # Each query in its own FAIR pool (a thread-local property its execution thread inherits): the
         # latency path's tasks go first when both queries want the 2 cores.
         spark.sparkContext.setLocalProperty("spark.scheduler.pool", WINDOWS_POOL)
-        started["windows"] = sinks.start_walks(outputs, cfg.cassandra.keyspace, deadletter_uri(cfg),
-                                               f"{checkpoints}/windows", s.trigger_seconds, retry, scorer)
+        started["windows"] = sinks.start_walks(
+            outputs,
+            cfg.cassandra.keyspace,
+            deadletter_uri(cfg),
+            f"{checkpoints}/windows",
+            s.trigger_seconds,
+            retry,
+            scorer,
+        )
         return started["windows"]
 
     def archived():
         wait_for_first_batch(started["windows"], float(s.archive_start_wait_seconds), stop)
         spark.conf.set("spark.sql.streaming.stateStore.providerClass", sp.dedupe_state_store_provider)
         spark.sparkContext.setLocalProperty("spark.scheduler.pool", ARCHIVE_POOL)
-        return sinks.start_parquet(archive, "archive", archive_uri(cfg), ["study", "date"], f"{checkpoints}/archive",
-                                   s.archive_trigger_seconds)
+        return sinks.start_parquet(
+            archive, "archive", archive_uri(cfg), ["study", "date"], f"{checkpoints}/archive", s.archive_trigger_seconds
+        )
 
     return {"windows": walks, "archive": archived}
 
@@ -195,8 +229,10 @@ def backend_probes(cfg: gs_config.Config) -> dict:
         namenode = urlsplit(endpoints.hdfs_namenode_uri(cfg))
         hdfs_up = sinks.tcp_probe([namenode.hostname], namenode.port or 8020)
     cassandra_up = sinks.tcp_probe(endpoints.cassandra_contact_points(cfg), cfg.cassandra.port)
-    return {"archive": lambda: kafka_up() and (not on_hdfs or hdfs_up()),
-            "windows": lambda: kafka_up() and cassandra_up()}
+    return {
+        "archive": lambda: kafka_up() and (not on_hdfs or hdfs_up()),
+        "windows": lambda: kafka_up() and cassandra_up(),
+    }
 
 
 class QueryRestarter:
@@ -226,16 +262,22 @@ class QueryRestarter:
             name = query.name
             if query.isActive:
                 if name in self.failing and query.lastProgress is not None:  # a trigger completed: recovered
-                    log.warning("query %s running again, %.0fs after it stopped", name,
-                                now - self.failing.pop(name)["since"])
+                    log.warning(
+                        "query %s running again, %.0fs after it stopped", name, now - self.failing.pop(name)["since"]
+                    )
                 continue
             error = str(query.exception() or "stopped without an error")
             if name not in self.starters or not self.restartable(error):
                 return f"query {name} stopped: {error}"
             state = self.failing.setdefault(name, {"since": now, "attempts": 0, "next_at": now})
             if state["attempts"] == 0 and state["since"] == now:
-                log.warning("query %s stopped on a transient error; restarting it alone once its backends answer "
-                            "(gives up after %.0fs): %s", name, self.total_s, error.splitlines()[0][:300])
+                log.warning(
+                    "query %s stopped on a transient error; restarting it alone once its backends answer "
+                    "(gives up after %.0fs): %s",
+                    name,
+                    self.total_s,
+                    error.splitlines()[0][:300],
+                )
             if now - state["since"] > self.total_s:
                 return f"query {name} still failing {now - state['since']:.0f}s after it stopped: {error}"
             if now < state["next_at"] or not self.ready.get(name, lambda: True)():
@@ -247,12 +289,17 @@ class QueryRestarter:
             except Exception as exc:  # the backend went away again, or the start itself failed
                 if not self.restartable(f"{type(exc).__name__}: {exc}"):
                     return f"query {name} could not be started again: {exc}"
-                log.warning("query %s: restart attempt %d failed: %s", name, state["attempts"],
-                            str(exc).splitlines()[0][:300])
+                log.warning(
+                    "query %s: restart attempt %d failed: %s", name, state["attempts"], str(exc).splitlines()[0][:300]
+                )
                 continue
             self.restarts[name] = self.restarts.get(name, 0) + 1
-            log.warning("query %s started again (attempt %d; restart %d in this job)", name, state["attempts"],
-                        self.restarts[name])
+            log.warning(
+                "query %s started again (attempt %d; restart %d in this job)",
+                name,
+                state["attempts"],
+                self.restarts[name],
+            )
         return None
 
 
@@ -270,29 +317,37 @@ def resilience_conf(cfg: gs_config.Config) -> dict[str, str]:
         "spark.hadoop.ipc.client.connect.retry.interval": str(sp.hdfs_connect_retry_interval_ms),
     }
     if sp.prometheus_enabled:
-        conf.update({
-            "spark.ui.prometheus.enabled": "true",
-            "spark.sql.streaming.metricsEnabled": "true",
-            "spark.metrics.conf.*.sink.prometheusServlet.class": "org.apache.spark.metrics.sink.PrometheusServlet",
-            "spark.metrics.conf.*.sink.prometheusServlet.path": "/metrics/prometheus",
-        })
+        conf.update(
+            {
+                "spark.ui.prometheus.enabled": "true",
+                "spark.sql.streaming.metricsEnabled": "true",
+                "spark.metrics.conf.*.sink.prometheusServlet.class": "org.apache.spark.metrics.sink.PrometheusServlet",
+                "spark.metrics.conf.*.sink.prometheusServlet.path": "/metrics/prometheus",
+            }
+        )
     return conf
 
 
 def build_session(cfg: gs_config.Config) -> SparkSession:
     """Settings the job needs wherever it runs; resources (master, memory, jars) come from spark-submit."""
     sp = cfg.spark
-    builder = (SparkSession.builder.appName(sp.app_name)
-               .config("spark.sql.shuffle.partitions", sp.shuffle_partitions)
-               .config("spark.sql.execution.arrow.maxRecordsPerBatch", sp.arrow_batch_size)
-               .config("spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled", True)
-               .config("spark.sql.session.timeZone", "UTC")
-               .config("spark.python.daemon.module", worker_daemon.MODULE))
+    builder = (
+        SparkSession.builder.appName(sp.app_name)
+        .config("spark.sql.shuffle.partitions", sp.shuffle_partitions)
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", sp.arrow_batch_size)
+        .config("spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled", True)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.python.daemon.module", worker_daemon.MODULE)
+    )
     bind = endpoints.spark_bind_conf(cfg)  # loopback UI, no kill links ([spark] bind_host)
     if "spark.driver.bindAddress" in bind:  # the UI binds to SPARK_LOCAL_IP only: for a JVM started from here
         os.environ.setdefault("SPARK_LOCAL_IP", bind["spark.driver.bindAddress"])
-    for key, value in {**endpoints.spark_cassandra_conf(cfg), **resilience_conf(cfg), **scheduler_conf(cfg),
-                       **bind}.items():
+    for key, value in {
+        **endpoints.spark_cassandra_conf(cfg),
+        **resilience_conf(cfg),
+        **scheduler_conf(cfg),
+        **bind,
+    }.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
 
@@ -325,12 +380,22 @@ def run(cfg: gs_config.Config) -> int:
     starters = query_starters(spark, cfg, stop_requested)
     queries = [start() for start in starters.values()]
     s = cfg.streaming
-    restarter = QueryRestarter(starters, backend_probes(cfg), s.sink_retry_seconds,
-                               s.sink_retry_initial_seconds, s.sink_retry_max_backoff_seconds)
+    restarter = QueryRestarter(
+        starters,
+        backend_probes(cfg),
+        s.sink_retry_seconds,
+        s.sink_retry_initial_seconds,
+        s.sink_retry_max_backoff_seconds,
+    )
     started_at_ms = int(time.time() * 1000)
     print(f"gaitstream streaming job running; Spark UI: {ui_url}; status: {status_path}", flush=True)
-    log.info("archive %s, dead letters %s, checkpoints %s, keyspace %s", archive_uri(cfg), deadletter_uri(cfg),
-             checkpoint_root(cfg), cfg.cassandra.keyspace)
+    log.info(
+        "archive %s, dead letters %s, checkpoints %s, keyspace %s",
+        archive_uri(cfg),
+        deadletter_uri(cfg),
+        checkpoint_root(cfg),
+        cfg.cassandra.keyspace,
+    )
     failed = None
     interval = cfg.streaming.status_interval_seconds
     while not stop_requested.is_set():

@@ -15,6 +15,7 @@ the next batch on, no restart). No model, a tampered artifact, or a feature set 
 scored from features means no predictions, logged once per change of reason, never an error loop;
 windows and features keep flowing.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -26,8 +27,14 @@ from typing import Any
 from model import predict
 from model.errors import ModelError
 from model.registry import CHAMPION, AliasWatcher, LoadedModel, Registry
-from streaming.schema import (FEATURES_TABLE, SUBJECT_PREDICTION_COLUMNS, SUBJECT_PREDICTIONS_TABLE,
-                              WALK_PREDICTION_COLUMNS, WALK_PREDICTIONS_TABLE, identifier)
+from streaming.schema import (
+    FEATURES_TABLE,
+    SUBJECT_PREDICTION_COLUMNS,
+    SUBJECT_PREDICTIONS_TABLE,
+    WALK_PREDICTION_COLUMNS,
+    WALK_PREDICTIONS_TABLE,
+    identifier,
+)
 
 log = logging.getLogger("gaitstream.streaming.predictions")
 CONCURRENCY = 32
@@ -35,19 +42,22 @@ CONCURRENCY = 32
 
 def _insert(keyspace: str, table: str, key: tuple[str, ...], columns: tuple[tuple[str, str], ...]) -> str:
     names = list(key) + [name for name, _kind in columns]
-    return (f"INSERT INTO {identifier(keyspace)}.{identifier(table)} ({', '.join(names)}) "
-            f"VALUES ({', '.join('?' for _ in names)})")
+    return (
+        f"INSERT INTO {identifier(keyspace)}.{identifier(table)} ({', '.join(names)}) "
+        f"VALUES ({', '.join('?' for _ in names)})"
+    )
 
 
 class LiveScorer:
     """Scores feature rows of a micro-batch and writes the predictions (driver side, one per job)."""
 
-    def __init__(self, registry: Registry, keyspace: str, connect: Callable[[], tuple[Any, Any]],
-                 alias: str = CHAMPION):
+    def __init__(
+        self, registry: Registry, keyspace: str, connect: Callable[[], tuple[Any, Any]], alias: str = CHAMPION
+    ):
         self.watcher, self.alias, self.keyspace, self._connect = AliasWatcher(registry, alias), alias, keyspace, connect
         self._cluster = self._session = None
         self._statements: dict[str, Any] = {}
-        self.state = "starting"      # scoring | no_model | unscorable | model_error
+        self.state = "starting"  # scoring | no_model | unscorable | model_error
         self.reason = ""
         self.walks_scored = 0
 
@@ -58,10 +68,14 @@ class LiveScorer:
             self._statements.clear()
         if name not in self._statements:
             cql = {
-                "walk": _insert(self.keyspace, WALK_PREDICTIONS_TABLE, ("subject_id", "walk_id"), WALK_PREDICTION_COLUMNS),
-                "subject": _insert(self.keyspace, SUBJECT_PREDICTIONS_TABLE, ("subject_id",), SUBJECT_PREDICTION_COLUMNS),
+                "walk": _insert(
+                    self.keyspace, WALK_PREDICTIONS_TABLE, ("subject_id", "walk_id"), WALK_PREDICTION_COLUMNS
+                ),
+                "subject": _insert(
+                    self.keyspace, SUBJECT_PREDICTIONS_TABLE, ("subject_id",), SUBJECT_PREDICTION_COLUMNS
+                ),
                 "subject_walks": f"SELECT walk_id, final, feature_version, features FROM "
-                                 f"{identifier(self.keyspace)}.{FEATURES_TABLE} WHERE subject_id = ?",
+                f"{identifier(self.keyspace)}.{FEATURES_TABLE} WHERE subject_id = ?",
             }[name]
             self._statements[name] = self._session.prepare(cql)
         return self._statements[name]
@@ -75,8 +89,9 @@ class LiveScorer:
         from cassandra.concurrent import execute_concurrent_with_args
 
         statement = self._prepared(name)
-        for ok, result in execute_concurrent_with_args(self._session, statement, list(params),
-                                                       concurrency=CONCURRENCY, raise_on_first_error=False):
+        for ok, result in execute_concurrent_with_args(
+            self._session, statement, list(params), concurrency=CONCURRENCY, raise_on_first_error=False
+        ):
             if not ok:
                 raise result
 
@@ -120,8 +135,21 @@ class LiveScorer:
         walk_params = []
         for row in rows:
             p = predict.walk_probability(model, row["features"] or {})
-            walk_params.append((row["subject_id"], row["walk_id"], p, predict.label(p), model.version, self.alias,
-                                row["feature_version"], bool(row["final"]), now, row["study"], row["samples"]))
+            walk_params.append(
+                (
+                    row["subject_id"],
+                    row["walk_id"],
+                    p,
+                    predict.label(p),
+                    model.version,
+                    self.alias,
+                    row["feature_version"],
+                    bool(row["final"]),
+                    now,
+                    row["study"],
+                    row["samples"],
+                )
+            )
         self._run("walk", walk_params)
         subjects = sorted({row["subject_id"] for row in rows})
         self._run("subject", [self._subject_params(model, subject, now) for subject in subjects])
@@ -136,6 +164,17 @@ class LiveScorer:
         p, inputs = predict.probability(model, X), X[0]
         finite = {name: float(v) for name, v in zip(model.meta["features"], inputs) if math.isfinite(v)}
         versions = {w.feature_version for w in walks if w.feature_version is not None}
-        return (subject_id, p, predict.label(p), model.version, self.alias, max(versions) if versions else None,
-                all(bool(walks[i].final) for i in used), now, len(walks), sum(bool(w.final) for w in walks),
-                [ids[i] for i in used], finite)
+        return (
+            subject_id,
+            p,
+            predict.label(p),
+            model.version,
+            self.alias,
+            max(versions) if versions else None,
+            all(bool(walks[i].final) for i in used),
+            now,
+            len(walks),
+            sum(bool(w.final) for w in walks),
+            [ids[i] for i in used],
+            finite,
+        )

@@ -10,6 +10,7 @@ Duplicates are dropped per (walk, first seq), then records are exploded in the J
 Event time is Kafka's record timestamp (set by our bridge's producer), never the device's
 ``sent_at_ms``: a device with a wrong clock cannot move a watermark.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -27,19 +28,30 @@ from streaming.decode import Limits, decode_records
 SAMPLE_COLUMNS = ("study", "subject_id", "walk_id", "seq", "sent_at_ms") + COLUMNS
 # A valid record, decoded in the Python workers (before the shuffle: no Python runs downstream of
 # the dedupe's RocksDB state, whose native iterator must not be closed under a Python writer thread).
-RECORD_SCHEMA = StructType([
-    StructField("study", StringType()), StructField("subject_id", StringType()), StructField("walk_id", StringType()),
-    StructField("seq", LongType()), StructField("sent_at_ms", LongType()),
-    StructField("samples", ArrayType(ArrayType(DoubleType()))),
-    StructField("timestamp", TimestampType()),
-])
+RECORD_SCHEMA = StructType(
+    [
+        StructField("study", StringType()),
+        StructField("subject_id", StringType()),
+        StructField("walk_id", StringType()),
+        StructField("seq", LongType()),
+        StructField("sent_at_ms", LongType()),
+        StructField("samples", ArrayType(ArrayType(DoubleType()))),
+        StructField("timestamp", TimestampType()),
+    ]
+)
 _RECORD_ARROW_SCHEMA = to_arrow_schema(RECORD_SCHEMA)
 
 
 def kafka_records(kafka: DataFrame) -> DataFrame:
     """The columns every query reads: key as text, value bytes, Kafka coordinates and timestamp."""
-    return kafka.select(F.col("key").cast("string").alias("key"), "value", "partition", "offset", "timestamp",
-                        F.unix_millis("timestamp").alias("kafka_ms"))
+    return kafka.select(
+        F.col("key").cast("string").alias("key"),
+        "value",
+        "partition",
+        "offset",
+        "timestamp",
+        F.unix_millis("timestamp").alias("kafka_ms"),
+    )
 
 
 def decode_batches(limits: Limits):
@@ -55,13 +67,21 @@ def decode_batches(limits: Limits):
             flat = pa.array(np.concatenate([r.values for r in good]).ravel())
             width = len(COLUMNS)
             rows = pa.ListArray.from_arrays(pa.array(np.arange(0, len(flat) + 1, width, dtype=np.int32)), flat)
-            samples = pa.ListArray.from_arrays(pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)), rows)
-            yield pa.RecordBatch.from_arrays([
-                pa.array([r.batch.study for r in good]), pa.array([r.batch.subject_id for r in good]),
-                pa.array([r.batch.walk_id for r in good]), pa.array([r.batch.seq for r in good], pa.int64()),
-                pa.array([r.batch.sent_at_ms for r in good], pa.int64()), samples,
-                pa.array([columns["timestamp"][r.index] for r in good], pa.timestamp("us", tz="UTC")),
-            ], schema=_RECORD_ARROW_SCHEMA)
+            samples = pa.ListArray.from_arrays(
+                pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)), rows
+            )
+            yield pa.RecordBatch.from_arrays(
+                [
+                    pa.array([r.batch.study for r in good]),
+                    pa.array([r.batch.subject_id for r in good]),
+                    pa.array([r.batch.walk_id for r in good]),
+                    pa.array([r.batch.seq for r in good], pa.int64()),
+                    pa.array([r.batch.sent_at_ms for r in good], pa.int64()),
+                    samples,
+                    pa.array([columns["timestamp"][r.index] for r in good], pa.timestamp("us", tz="UTC")),
+                ],
+                schema=_RECORD_ARROW_SCHEMA,
+            )
 
     return decode
 
@@ -77,15 +97,23 @@ def dedupe_records(records: DataFrame, watermark_seconds: int) -> DataFrame:
     A duplicate has the same walk and first seq; one arriving within ``watermark_seconds`` of
     Kafka time after the first copy is dropped.
     """
-    return (records.withWatermark("timestamp", f"{int(watermark_seconds)} seconds")
-            .dropDuplicatesWithinWatermark(["walk_id", "seq"]))
+    return records.withWatermark("timestamp", f"{int(watermark_seconds)} seconds").dropDuplicatesWithinWatermark(
+        ["walk_id", "seq"]
+    )
 
 
 def archive_rows(records: DataFrame) -> DataFrame:
     """Decoded records → one row per sample (seq = record seq + position), with the archive's
     partition column (the UTC date Kafka received the record)."""
-    exploded = records.select(*SAMPLE_COLUMNS[:5], F.to_date("timestamp").alias("date"),
-                              F.posexplode("samples").alias("pos", "sample"))
+    exploded = records.select(
+        *SAMPLE_COLUMNS[:5], F.to_date("timestamp").alias("date"), F.posexplode("samples").alias("pos", "sample")
+    )
     return exploded.select(
-        "study", "subject_id", "walk_id", (F.col("seq") + F.col("pos")).alias("seq"), "sent_at_ms",
-        *[F.col("sample")[i].alias(name) for i, name in enumerate(COLUMNS)], "date")
+        "study",
+        "subject_id",
+        "walk_id",
+        (F.col("seq") + F.col("pos")).alias("seq"),
+        "sent_at_ms",
+        *[F.col("sample")[i].alias(name) for i, name in enumerate(COLUMNS)],
+        "date",
+    )

@@ -7,6 +7,7 @@ nothing that exists. Keyspace and replication come from config; identifiers are 
 Primary keys make every write an idempotent upsert: replaying a micro-batch rewrites the same
 rows with the same values.
 """
+
 from __future__ import annotations
 
 import re
@@ -38,29 +39,29 @@ WINDOW_COLUMNS: tuple[tuple[str, str], ...] = (
 
 FEATURE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("study", "text"),
-    ("samples", "int"),          # samples the features were computed from
-    ("final", "boolean"),        # true once the walk went idle (its last values)
+    ("samples", "int"),  # samples the features were computed from
+    ("final", "boolean"),  # true once the walk went idle (its last values)
     ("feature_version", "int"),  # model.features.FEATURE_VERSION
     ("features", "map<text, double>"),
 )
 
 # The streaming job's scores (model.predict with the registry's champion), per walk and per subject.
 PREDICTION_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("probability", "double"),   # calibrated probability of Parkinson's
-    ("label", "text"),           # parkinsons | control (threshold model.predict.THRESHOLD)
+    ("probability", "double"),  # calibrated probability of Parkinson's
+    ("label", "text"),  # parkinsons | control (threshold model.predict.THRESHOLD)
     ("model_version", "text"),
     ("model_alias", "text"),
     ("feature_version", "int"),
-    ("final", "boolean"),        # scored on the walk's final features (for a subject: all walks final)
+    ("final", "boolean"),  # scored on the walk's final features (for a subject: all walks final)
     ("updated_at", "timestamp"),
 )
 WALK_PREDICTION_COLUMNS = PREDICTION_COLUMNS + (
     ("study", "text"),
-    ("samples", "int"),          # samples behind the features scored
+    ("samples", "int"),  # samples behind the features scored
 )
 SUBJECT_PREDICTION_COLUMNS = PREDICTION_COLUMNS + (
-    ("walks", "int"),            # walks with features
-    ("final_walks", "int"),      # of which final
+    ("walks", "int"),  # walks with features
+    ("final_walks", "int"),  # of which final
     ("walks_used", "list<text>"),  # the usual walks (or all) whose mean features were scored
     ("inputs", "map<text, double>"),  # the scored input row (finite values), for the API's explanation
 )

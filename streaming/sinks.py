@@ -13,6 +13,7 @@ or HDFS down, refused connections, timeouts) is retried with exponential backoff
 fails. Retrying is safe because every write of the batch is idempotent (upserts, overwritten
 dead-letter folder). A stop request ends the waiting at once.
 """
+
 from __future__ import annotations
 
 import logging
@@ -50,24 +51,51 @@ def feature_rows(outputs: DataFrame) -> DataFrame:
 
 def dead_letter_rows(outputs: DataFrame) -> DataFrame:
     """Operator output → dead letters: the record's bytes as text, its Kafka coordinates, the reason."""
-    return (outputs.where(F.col("kind") == "deadletter").select(*DEADLETTER_COLUMNS)
-            .withColumn("value", F.col("value").cast("string"))
-            .withColumn("date", F.to_date(F.timestamp_millis("kafka_ms"))))
+    return (
+        outputs.where(F.col("kind") == "deadletter")
+        .select(*DEADLETTER_COLUMNS)
+        .withColumn("value", F.col("value").cast("string"))
+        .withColumn("date", F.to_date(F.timestamp_millis("kafka_ms")))
+    )
 
 
 # Errors that mean "the database or file system is away or slow", in the text of the Python or
 # Java exception (py4j carries the whole Java cause chain): worth waiting for.
-TRANSIENT = re.compile("|".join((
-    r"AllNodesFailedException", r"NoNodeAvailableException", r"NoHostAvailable", r"DriverTimeoutException",
-    r"Failed to open native connection", r"Failed to write statements", r"ClosedConnectionException",
-    r"HeartbeatException", r"BusyConnectionException", r"ConnectionInitException",
-    r"WriteTimeoutException", r"ReadTimeoutException", r"UnavailableException", r"OverloadedException",
-    r"ConnectException", r"Connection refused", r"Connection reset", r"SocketTimeoutException",
-    r"NodeUnavailableException", r"Control channel not available", r"aborting schema refresh", r"WriteHung",
-    r"BackendDown",
-    r"SafeModeException", r"RetriableException", r"StandbyException", r"minReplication",
-    r"EOFException", r"Failed on local exception",  # an HDFS RPC connection dropped by a dying NameNode
-)))
+TRANSIENT = re.compile(
+    "|".join(
+        (
+            r"AllNodesFailedException",
+            r"NoNodeAvailableException",
+            r"NoHostAvailable",
+            r"DriverTimeoutException",
+            r"Failed to open native connection",
+            r"Failed to write statements",
+            r"ClosedConnectionException",
+            r"HeartbeatException",
+            r"BusyConnectionException",
+            r"ConnectionInitException",
+            r"WriteTimeoutException",
+            r"ReadTimeoutException",
+            r"UnavailableException",
+            r"OverloadedException",
+            r"ConnectException",
+            r"Connection refused",
+            r"Connection reset",
+            r"SocketTimeoutException",
+            r"NodeUnavailableException",
+            r"Control channel not available",
+            r"aborting schema refresh",
+            r"WriteHung",
+            r"BackendDown",
+            r"SafeModeException",
+            r"RetriableException",
+            r"StandbyException",
+            r"minReplication",
+            r"EOFException",
+            r"Failed on local exception",  # an HDFS RPC connection dropped by a dying NameNode
+        )
+    )
+)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -166,7 +194,9 @@ class SinkRetry:
             except WriteHung:
                 hung[0] += 1
                 if hung[0] >= self.max_hung:
-                    raise StopRequested(f"{what}: {hung[0]} attempts hung; failing the batch for a fresh start") from None
+                    raise StopRequested(
+                        f"{what}: {hung[0]} attempts hung; failing the batch for a fresh start"
+                    ) from None
                 raise
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
@@ -174,15 +204,24 @@ class SinkRetry:
             exc = state.outcome.exception()
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             cause = TRANSIENT.search(str(exc))
-            log.warning("%s failed (%s%s), attempt %d, retrying in %.1fs (gives up %.0fs after the first failure)",
-                        what, cause.group(0) if cause else type(exc).__name__, f": {first[:200]}" if first else "",
-                        state.attempt_number, state.next_action.sleep, self.total_s)
+            log.warning(
+                "%s failed (%s%s), attempt %d, retrying in %.1fs (gives up %.0fs after the first failure)",
+                what,
+                cause.group(0) if cause else type(exc).__name__,
+                f": {first[:200]}" if first else "",
+                state.attempt_number,
+                state.next_action.sleep,
+                self.total_s,
+            )
 
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(is_transient),
             stop=tenacity.stop_after_delay(self.total_s) | tenacity.stop_when_event_set(self.stop),
             wait=tenacity.wait_exponential(multiplier=self.initial_s, max=self.max_backoff_s),
-            sleep=self.stop.wait, before_sleep=before_sleep, reraise=True)
+            sleep=self.stop.wait,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
         retrying(attempt)
         if failures[0]:
             log.warning("%s succeeded after %d failed attempts (%.0fs)", what, failures[0], time.monotonic() - started)
@@ -205,8 +244,10 @@ def walk_writer(keyspace: str, deadletter_uri: str, retry: SinkRetry | None = No
     def write_batch(outputs: DataFrame, batch_id: int) -> None:
         outputs.persist()
         try:
-            for table, rows in ((schema.WINDOWS_TABLE, window_rows(outputs)),
-                                (schema.FEATURES_TABLE, feature_rows(outputs))):
+            for table, rows in (
+                (schema.WINDOWS_TABLE, window_rows(outputs)),
+                (schema.FEATURES_TABLE, feature_rows(outputs)),
+            ):
                 writer = rows.write.format(CASSANDRA_FORMAT).options(keyspace=keyspace, table=table).mode("append")
                 retry.call(f"batch {batch_id}: Cassandra {keyspace}.{table}", writer.save, gated=True)
             if scorer is not None:
@@ -215,26 +256,44 @@ def walk_writer(keyspace: str, deadletter_uri: str, retry: SinkRetry | None = No
             dead = dead_letter_rows(outputs)
             if not dead.isEmpty():
                 target = f"{deadletter_uri.rstrip('/')}/batch={batch_id}"
-                retry.call(f"batch {batch_id}: dead letters {target}",
-                           lambda: dead.write.mode("overwrite").partitionBy("date").parquet(target))
+                retry.call(
+                    f"batch {batch_id}: dead letters {target}",
+                    lambda: dead.write.mode("overwrite").partitionBy("date").parquet(target),
+                )
         finally:
             outputs.unpersist()
 
     return write_batch
 
 
-def start_walks(outputs: DataFrame, keyspace: str, deadletter_uri: str, checkpoint: str, trigger_s: float,
-                retry: SinkRetry | None = None, scorer=None):
-    return (outputs.writeStream.queryName("windows").outputMode("append")
-            .foreachBatch(walk_writer(keyspace, deadletter_uri, retry, scorer))
-            .option("checkpointLocation", checkpoint)
-            .trigger(processingTime=f"{trigger_s} seconds").start())
+def start_walks(
+    outputs: DataFrame,
+    keyspace: str,
+    deadletter_uri: str,
+    checkpoint: str,
+    trigger_s: float,
+    retry: SinkRetry | None = None,
+    scorer=None,
+):
+    return (
+        outputs.writeStream.queryName("windows")
+        .outputMode("append")
+        .foreachBatch(walk_writer(keyspace, deadletter_uri, retry, scorer))
+        .option("checkpointLocation", checkpoint)
+        .trigger(processingTime=f"{trigger_s} seconds")
+        .start()
+    )
 
 
-def start_parquet(rows: DataFrame, name: str, path: str, partition_by: list[str], checkpoint: str,
-                  trigger_s: float):
+def start_parquet(rows: DataFrame, name: str, path: str, partition_by: list[str], checkpoint: str, trigger_s: float):
     """An append-only Parquet file sink (the archive)."""
-    return (rows.writeStream.queryName(name).format("parquet").outputMode("append")
-            .partitionBy(*partition_by).option("path", path)
-            .option("checkpointLocation", checkpoint)
-            .trigger(processingTime=f"{trigger_s} seconds").start())
+    return (
+        rows.writeStream.queryName(name)
+        .format("parquet")
+        .outputMode("append")
+        .partitionBy(*partition_by)
+        .option("path", path)
+        .option("checkpointLocation", checkpoint)
+        .trigger(processingTime=f"{trigger_s} seconds")
+        .start()
+    )

@@ -11,6 +11,7 @@ dead-lettered with reason ``walk_closed``, so a finalized walk never regresses),
 ``closed_walk_retention_seconds``. Window, feature and dead-letter rows leave in one schema, told
 apart by ``kind``; the sink splits them.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -20,8 +21,17 @@ import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql.streaming.state import GroupState, GroupStateTimeout
-from pyspark.sql.types import (BinaryType, BooleanType, DoubleType, IntegerType, LongType, MapType, StringType,
-                               StructField, StructType)
+from pyspark.sql.types import (
+    BinaryType,
+    BooleanType,
+    DoubleType,
+    IntegerType,
+    LongType,
+    MapType,
+    StringType,
+    StructField,
+    StructType,
+)
 
 from gaitstream.gaitpdb import FORCE_CHANNELS
 from streaming.decode import Limits, decode_records
@@ -31,36 +41,47 @@ KEY_COLUMNS = ("subject_id", "walk_id", "study")
 # What the operator reads of each Kafka record.
 INPUT_COLUMNS = ("key", "value", "partition", "offset", "kafka_ms")
 
-OUTPUT_SCHEMA = StructType([
-    StructField("kind", StringType()),
-    *[StructField(name, StringType()) for name in KEY_COLUMNS],
-    # kind = "window"
-    StructField("window_index", IntegerType()),
-    StructField("sample_count", IntegerType()),
-    StructField("partial", BooleanType()),
-    StructField("first_seq", IntegerType()),
-    StructField("last_seq", IntegerType()),
-    StructField("first_time", DoubleType()),
-    StructField("last_time", DoubleType()),
-    *[StructField(channel, DoubleType()) for channel in FORCE_CHANNELS],
-    StructField("max_sent_at_ms", LongType()),
-    # kind = "features"
-    StructField("samples", IntegerType()),
-    StructField("final", BooleanType()),
-    StructField("feature_version", IntegerType()),
-    StructField("features", MapType(StringType(), DoubleType())),
-    # kind = "deadletter": the record as Kafka had it, and why it was not windowed
-    StructField("key", StringType()),
-    StructField("value", BinaryType()),
-    StructField("partition", IntegerType()),
-    StructField("offset", LongType()),
-    StructField("kafka_ms", LongType()),
-    StructField("reason", StringType()),
-])
+OUTPUT_SCHEMA = StructType(
+    [
+        StructField("kind", StringType()),
+        *[StructField(name, StringType()) for name in KEY_COLUMNS],
+        # kind = "window"
+        StructField("window_index", IntegerType()),
+        StructField("sample_count", IntegerType()),
+        StructField("partial", BooleanType()),
+        StructField("first_seq", IntegerType()),
+        StructField("last_seq", IntegerType()),
+        StructField("first_time", DoubleType()),
+        StructField("last_time", DoubleType()),
+        *[StructField(channel, DoubleType()) for channel in FORCE_CHANNELS],
+        StructField("max_sent_at_ms", LongType()),
+        # kind = "features"
+        StructField("samples", IntegerType()),
+        StructField("final", BooleanType()),
+        StructField("feature_version", IntegerType()),
+        StructField("features", MapType(StringType(), DoubleType())),
+        # kind = "deadletter": the record as Kafka had it, and why it was not windowed
+        StructField("key", StringType()),
+        StructField("value", BinaryType()),
+        StructField("partition", IntegerType()),
+        StructField("offset", LongType()),
+        StructField("kafka_ms", LongType()),
+        StructField("reason", StringType()),
+    ]
+)
 STATE_SCHEMA = StructType([StructField("walk", BinaryType())])
 _OUTPUT_COLUMNS = [f.name for f in OUTPUT_SCHEMA.fields]
-_COLUMN_KINDS = [(f.name, "number" if isinstance(f.dataType, (DoubleType, IntegerType, LongType))
-                  else "flag" if isinstance(f.dataType, BooleanType) else "object") for f in OUTPUT_SCHEMA.fields]
+_COLUMN_KINDS = [
+    (
+        f.name,
+        "number"
+        if isinstance(f.dataType, (DoubleType, IntegerType, LongType))
+        else "flag"
+        if isinstance(f.dataType, BooleanType)
+        else "object",
+    )
+    for f in OUTPUT_SCHEMA.fields
+]
 
 
 @dataclass(frozen=True)
@@ -92,8 +113,14 @@ def walk_function(settings: WindowSettings, limits: Limits, timeouts: Timeouts):
     return on_walk
 
 
-def step(walk: WalkState, key: str | None, frame: pd.DataFrame | None, settings: WindowSettings, limits: Limits,
-         timeouts: Timeouts) -> tuple[list[dict], list[dict], int | None]:
+def step(
+    walk: WalkState,
+    key: str | None,
+    frame: pd.DataFrame | None,
+    settings: WindowSettings,
+    limits: Limits,
+    timeouts: Timeouts,
+) -> tuple[list[dict], list[dict], int | None]:
     """One call of the operator for a walk: new records (``frame``) or a timeout (``None``).
     Returns the rows, the dead letters and the next timeout (None: drop the state)."""
     if frame is None:
@@ -104,15 +131,18 @@ def step(walk: WalkState, key: str | None, frame: pd.DataFrame | None, settings:
             return [], [], timeouts.closed_ms
         return flush(walk, settings), [], timeouts.expiry_ms
     if walk.closed:
-        reason = (f"walk_closed: walk {key} was finalized and its state expired (state_expiry_seconds); "
-                  "its stored windows and final features stay as they are")
+        reason = (
+            f"walk_closed: walk {key} was finalized and its state expired (state_expiry_seconds); "
+            "its stored windows and final features stay as they are"
+        )
         return [], [dead_letter(frame, i, reason) for i in range(len(frame))], timeouts.closed_ms
     rows, dead = ingest(walk, key, frame, settings, limits)
     return rows, dead, timeouts.idle_ms
 
 
-def ingest(walk: WalkState, key: str | None, frame: pd.DataFrame, settings: WindowSettings,
-           limits: Limits) -> tuple[list[dict], list[dict]]:
+def ingest(
+    walk: WalkState, key: str | None, frame: pd.DataFrame, settings: WindowSettings, limits: Limits
+) -> tuple[list[dict], list[dict]]:
     """Decode one batch of a walk's records, window the accepted ones; refused ones become dead letters."""
     good, bad = decode_records(frame["key"].tolist(), frame["value"].tolist(), limits)
     dead = [dead_letter(frame, i, reason) for i, reason in bad]
@@ -135,8 +165,15 @@ def ingest(walk: WalkState, key: str | None, frame: pd.DataFrame, settings: Wind
 
 def dead_letter(frame: pd.DataFrame, i: int, reason: str) -> dict:
     row = frame.iloc[i]
-    return {"kind": "deadletter", "key": row["key"], "value": row["value"], "partition": int(row["partition"]),
-            "offset": int(row["offset"]), "kafka_ms": int(row["kafka_ms"]), "reason": reason}
+    return {
+        "kind": "deadletter",
+        "key": row["key"],
+        "value": row["value"],
+        "partition": int(row["partition"]),
+        "offset": int(row["offset"]),
+        "kafka_ms": int(row["kafka_ms"]),
+        "reason": reason,
+    }
 
 
 def output_frame(key: str | None, study: str | None, rows: list[dict], dead: list[dict]) -> pd.DataFrame:
@@ -162,12 +199,23 @@ def output_frame(key: str | None, study: str | None, rows: list[dict], dead: lis
     return pd.DataFrame(columns, copy=False)
 
 
-def walk_outputs(records: DataFrame, settings: WindowSettings, limits: Limits, idle_timeout_s: float,
-                 expiry_s: float, closed_retention_s: float = 7 * 86400) -> DataFrame:
+def walk_outputs(
+    records: DataFrame,
+    settings: WindowSettings,
+    limits: Limits,
+    idle_timeout_s: float,
+    expiry_s: float,
+    closed_retention_s: float = 7 * 86400,
+) -> DataFrame:
     """Kafka records (:func:`streaming.records.kafka_records`) → window, feature and dead-letter rows
     (``kind``), per walk."""
-    function = walk_function(settings, limits, Timeouts(int(idle_timeout_s * 1000), int(expiry_s * 1000),
-                                                        int(closed_retention_s * 1000)))
-    return (records.select(*INPUT_COLUMNS).groupBy("key")
-            .applyInPandasWithState(function, OUTPUT_SCHEMA, STATE_SCHEMA, "append",
-                                    GroupStateTimeout.ProcessingTimeTimeout))
+    function = walk_function(
+        settings, limits, Timeouts(int(idle_timeout_s * 1000), int(expiry_s * 1000), int(closed_retention_s * 1000))
+    )
+    return (
+        records.select(*INPUT_COLUMNS)
+        .groupBy("key")
+        .applyInPandasWithState(
+            function, OUTPUT_SCHEMA, STATE_SCHEMA, "append", GroupStateTimeout.ProcessingTimeTimeout
+        )
+    )

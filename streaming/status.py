@@ -5,6 +5,7 @@ Written atomically (temp file + rename) by the driver every ``streaming.status_i
 "batch_id", "timestamp", "num_input_rows", "input_rows_per_second", "processed_rows_per_second",
 "batch_duration_ms", "error"}]}``. Rates count Kafka records (each a batch of samples).
 """
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,12 @@ def query_status(query) -> dict:
     progress = query.lastProgress or {}
     error = query.exception() if not query.isActive else None
     return {
-        "name": query.name, "id": str(query.id), "run_id": str(query.runId), "active": query.isActive,
-        "batch_id": progress.get("batchId"), "timestamp": progress.get("timestamp"),
+        "name": query.name,
+        "id": str(query.id),
+        "run_id": str(query.runId),
+        "active": query.isActive,
+        "batch_id": progress.get("batchId"),
+        "timestamp": progress.get("timestamp"),
         "num_input_rows": progress.get("numInputRows"),
         "input_rows_per_second": progress.get("inputRowsPerSecond"),
         "processed_rows_per_second": progress.get("processedRowsPerSecond"),
@@ -28,8 +33,13 @@ def query_status(query) -> dict:
 
 
 def write_status(path: Path, queries, ui_url: str | None, state: str, started_at_ms: int | None = None) -> dict:
-    status = {"updated_at_ms": int(time.time() * 1000), "started_at_ms": started_at_ms, "ui_url": ui_url,
-              "state": state, "queries": [query_status(q) for q in queries]}
+    status = {
+        "updated_at_ms": int(time.time() * 1000),
+        "started_at_ms": started_at_ms,
+        "ui_url": ui_url,
+        "state": state,
+        "queries": [query_status(q) for q in queries],
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(status, indent=1))

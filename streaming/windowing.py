@@ -26,6 +26,7 @@ is refused (``Refused`` with a reason: the caller dead-letters it) without alloc
 Gait features are emitted every ``features_every`` newly completed windows and, marked final,
 on the idle flush.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -37,15 +38,15 @@ from gaitstream.gaitpdb import COLUMNS, FORCE_CHANNELS
 from model import features
 
 WIDTH = len(COLUMNS)  # time + 18 force channels
-STATE_FORMAT = 3      # bumped when the bytes below change (a new checkpoint is then required)
+STATE_FORMAT = 3  # bumped when the bytes below change (a new checkpoint is then required)
 
 
 @dataclass(frozen=True)
 class WindowSettings:
     window_size: int = 100
-    features_every: int = 10           # emit running features after this many newly completed windows
-    max_open_windows: int = 8          # open windows per walk (bounds the state)
-    max_seq_jump_windows: int = 600    # a record starting further past the frontier is refused
+    features_every: int = 10  # emit running features after this many newly completed windows
+    max_open_windows: int = 8  # open windows per walk (bounds the state)
+    max_seq_jump_windows: int = 600  # a record starting further past the frontier is refused
 
     @property
     def force_lag(self) -> int:
@@ -60,9 +61,9 @@ class Refused(ValueError):
 class _OpenWindow(msgspec.Struct, array_like=True):
     index: int
     max_sent_ms: int
-    emitted: int                       # sample count when last emitted (0 = never)
-    seq: bytes                         # int64 (k,), sorted
-    values: bytes                      # float64 (k, WIDTH), in seq order
+    emitted: int  # sample count when last emitted (0 = never)
+    seq: bytes  # int64 (k,), sorted
+    values: bytes  # float64 (k, WIDTH), in seq order
 
 
 class _Wire(msgspec.Struct, array_like=True):
@@ -76,7 +77,7 @@ class _Wire(msgspec.Struct, array_like=True):
     duplicate_samples: int
     windows: list[_OpenWindow]
     detector: bytes
-    closed: bool = False               # optional trailing field: states written without it decode as open
+    closed: bool = False  # optional trailing field: states written without it decode as open
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -96,46 +97,80 @@ class OpenWindow:
 class WalkState:
     """Everything kept for one walk between micro-batches (see module docstring)."""
 
-    study: str = ""                    # from the walk's payloads (flush rows carry it too)
-    frontier: int = 0                  # windows below this went to the detector
-    completed: int = 0                 # windows emitted full
-    features_at: int = 0               # `completed` when features were last emitted
-    finalized: bool = False            # the idle timeout flushed the walk; cleared when data comes back
-    late_samples: int = 0              # samples for windows behind the frontier (not windowed)
-    duplicate_samples: int = 0         # repeats of a seq in an open window (ignored)
+    study: str = ""  # from the walk's payloads (flush rows carry it too)
+    frontier: int = 0  # windows below this went to the detector
+    completed: int = 0  # windows emitted full
+    features_at: int = 0  # `completed` when features were last emitted
+    finalized: bool = False  # the idle timeout flushed the walk; cleared when data comes back
+    late_samples: int = 0  # samples for windows behind the frontier (not windowed)
+    duplicate_samples: int = 0  # repeats of a seq in an open window (ignored)
     windows: dict[int, OpenWindow] = field(default_factory=dict)
     detector: features.GaitAccumulator = field(default_factory=features.GaitAccumulator)
-    closed: bool = False               # finalized and expired: a tombstone, every later record is refused
+    closed: bool = False  # finalized and expired: a tombstone, every later record is refused
 
     def to_bytes(self) -> bytes:
-        windows = [_OpenWindow(w.index, w.max_sent_ms, w.emitted, w.seq.tobytes(), w.values.tobytes())
-                   for w in self.windows.values()]
-        return _encoder.encode(_Wire(STATE_FORMAT, self.study, self.frontier, self.completed, self.features_at, self.finalized,
-                                     self.late_samples, self.duplicate_samples, windows, self.detector.to_bytes(),
-                                     self.closed))
+        windows = [
+            _OpenWindow(w.index, w.max_sent_ms, w.emitted, w.seq.tobytes(), w.values.tobytes())
+            for w in self.windows.values()
+        ]
+        return _encoder.encode(
+            _Wire(
+                STATE_FORMAT,
+                self.study,
+                self.frontier,
+                self.completed,
+                self.features_at,
+                self.finalized,
+                self.late_samples,
+                self.duplicate_samples,
+                windows,
+                self.detector.to_bytes(),
+                self.closed,
+            )
+        )
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> "WalkState":
         wire = _decoder.decode(raw)
         if wire.format != STATE_FORMAT:
             raise ValueError(f"walk state format {wire.format}, expected {STATE_FORMAT}: start from a new checkpoint")
-        windows = {w.index: OpenWindow(w.index, np.frombuffer(w.seq, dtype=np.int64).copy(),
-                                       np.frombuffer(w.values, dtype=np.float64).reshape(-1, WIDTH).copy(),
-                                       w.max_sent_ms, w.emitted) for w in wire.windows}
-        return cls(wire.study, wire.frontier, wire.completed, wire.features_at, wire.finalized, wire.late_samples,
-                   wire.duplicate_samples, windows, features.GaitAccumulator.from_bytes(wire.detector), wire.closed)
+        windows = {
+            w.index: OpenWindow(
+                w.index,
+                np.frombuffer(w.seq, dtype=np.int64).copy(),
+                np.frombuffer(w.values, dtype=np.float64).reshape(-1, WIDTH).copy(),
+                w.max_sent_ms,
+                w.emitted,
+            )
+            for w in wire.windows
+        }
+        return cls(
+            wire.study,
+            wire.frontier,
+            wire.completed,
+            wire.features_at,
+            wire.finalized,
+            wire.late_samples,
+            wire.duplicate_samples,
+            windows,
+            features.GaitAccumulator.from_bytes(wire.detector),
+            wire.closed,
+        )
 
 
 def check_record(state: WalkState, first_seq: int, settings: WindowSettings) -> None:
     """Raise :class:`Refused` for a record whose first sample is too far past the frontier."""
     jump = first_seq // settings.window_size - state.frontier
     if jump >= settings.max_seq_jump_windows:
-        raise Refused(f"seq_jump: seq {first_seq} is {jump} windows past the walk's next window "
-                      f"{state.frontier} (max {settings.max_seq_jump_windows})")
+        raise Refused(
+            f"seq_jump: seq {first_seq} is {jump} windows past the walk's next window "
+            f"{state.frontier} (max {settings.max_seq_jump_windows})"
+        )
 
 
-def add_samples(state: WalkState, seq: np.ndarray, values: np.ndarray, sent_ms: np.ndarray,
-                settings: WindowSettings) -> list[dict]:
+def add_samples(
+    state: WalkState, seq: np.ndarray, values: np.ndarray, sent_ms: np.ndarray, settings: WindowSettings
+) -> list[dict]:
     """Store new samples (``values``: (n, 19) time + channels) and return the rows now due.
 
     Rows are dicts with ``kind`` = ``"window"`` or ``"features"`` (see :func:`window_row`,
@@ -248,11 +283,18 @@ def window_row(state: WalkState, window: OpenWindow, settings: WindowSettings) -
     values, count = window.values, len(window.seq)
     means = values[:, 1:].mean(axis=0)
     window.emitted = count
-    return {"kind": "window", "window_index": window.index, "sample_count": count,
-            "partial": bool(count < settings.window_size), "first_seq": int(window.seq[0]),
-            "last_seq": int(window.seq[-1]), "first_time": float(values[0, 0]), "last_time": float(values[-1, 0]),
-            **{channel: float(m) for channel, m in zip(FORCE_CHANNELS, means)},
-            "max_sent_at_ms": int(window.max_sent_ms)}
+    return {
+        "kind": "window",
+        "window_index": window.index,
+        "sample_count": count,
+        "partial": bool(count < settings.window_size),
+        "first_seq": int(window.seq[0]),
+        "last_seq": int(window.seq[-1]),
+        "first_time": float(values[0, 0]),
+        "last_time": float(values[-1, 0]),
+        **{channel: float(m) for channel, m in zip(FORCE_CHANNELS, means)},
+        "max_sent_at_ms": int(window.max_sent_ms),
+    }
 
 
 def features_row(state: WalkState, final: bool) -> dict:
@@ -262,6 +304,10 @@ def features_row(state: WalkState, final: bool) -> dict:
     a null map value, which neither Spark's map decoder nor a Cassandra map accepts.
     """
     computed = state.detector.features()
-    return {"kind": "features", "samples": int(state.detector.samples), "final": final,
-            "feature_version": features.FEATURE_VERSION,
-            "features": {name: float(v) for name, v in computed.items() if np.isfinite(v)}}
+    return {
+        "kind": "features",
+        "samples": int(state.detector.samples),
+        "final": final,
+        "feature_version": features.FEATURE_VERSION,
+        "features": {name: float(v) for name, v in computed.items() if np.isfinite(v)},
+    }

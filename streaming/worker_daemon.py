@@ -6,6 +6,7 @@ each zip's whole directory (2.4 MB for pyspark.zip), which cost ~28 % of the win
 worker time (py-spy, bench/streaming_throughput.py). The venv has the same pyspark installed,
 so the workers import it from there. Selected by ``spark.python.daemon.module`` (streaming.job).
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Shared fixtures: the config object, and the real stack started once per test session."""
+
 from __future__ import annotations
 
 import os

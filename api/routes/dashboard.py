@@ -1,5 +1,6 @@
 """The dashboard: the page at ``/``, its static files, plotly.js from the installed ``plotly``
 package (no CDN: the page works offline), and the read-only JSON the page polls."""
+
 from __future__ import annotations
 
 import datetime
@@ -15,8 +16,16 @@ from litestar.static_files import create_static_files_router
 from api.auth import require_token_when_exposed
 from api.data import CassandraStore
 from api.pipeline import PipelineMonitor
-from api.schemas import (ErrorBody, LivePredictions, PipelineStatus, WalkKey, WalkPrediction, WalkWindows, WindowMeans,
-                         response)
+from api.schemas import (
+    ErrorBody,
+    LivePredictions,
+    PipelineStatus,
+    WalkKey,
+    WalkPrediction,
+    WalkWindows,
+    WindowMeans,
+    response,
+)
 from model.registry import CHAMPION, Registry
 from gaitstream.gaitpdb import SENSOR_XY, SENSORS
 
@@ -57,8 +66,9 @@ class DashboardController(Controller):
         return PipelineStatus(**pipeline.snapshot())
 
     @get("/dashboard/predictions", guards=READ_GUARDS, sync_to_thread=True, responses=BACKEND_DOWN)
-    def predictions(self, store: CassandraStore, registry: Registry,
-                    limit: Annotated[int, Parameter(ge=1, le=1000)] = 100) -> LivePredictions:
+    def predictions(
+        self, store: CassandraStore, registry: Registry, limit: Annotated[int, Parameter(ge=1, le=1000)] = 100
+    ) -> LivePredictions:
         """The streaming job's live walk predictions: walks still streaming first, then the latest."""
         now = datetime.datetime.now(datetime.timezone.utc)
         walks = []
@@ -66,12 +76,21 @@ class DashboardController(Controller):
             updated = row["updated_at"]
             if updated is not None and updated.tzinfo is None:
                 updated = updated.replace(tzinfo=datetime.timezone.utc)  # the driver returns naive UTC
-            walks.append(WalkPrediction(
-                subject_id=row["subject_id"], walk_id=row["walk_id"], study=row["study"],
-                probability=finite(row["probability"]), label=row["label"], model_version=row["model_version"],
-                model_alias=row["model_alias"], final=row["final"], samples=row["samples"],
-                updated_at=updated.isoformat() if updated else None,
-                age_s=(now - updated).total_seconds() if updated else None))
+            walks.append(
+                WalkPrediction(
+                    subject_id=row["subject_id"],
+                    walk_id=row["walk_id"],
+                    study=row["study"],
+                    probability=finite(row["probability"]),
+                    label=row["label"],
+                    model_version=row["model_version"],
+                    model_alias=row["model_alias"],
+                    final=row["final"],
+                    samples=row["samples"],
+                    updated_at=updated.isoformat() if updated else None,
+                    age_s=(now - updated).total_seconds() if updated else None,
+                )
+            )
         walks.sort(key=lambda w: (bool(w.final), w.age_s if w.age_s is not None else math.inf))
         return LivePredictions(alias=CHAMPION, alias_version=registry.current_version(), walks=walks[:limit])
 
@@ -82,18 +101,33 @@ class DashboardController(Controller):
         return [WalkKey(**k) for k in keys]
 
     @get("/dashboard/windows", guards=READ_GUARDS, sync_to_thread=True, responses=BACKEND_DOWN)
-    def windows(self, store: CassandraStore,
-                subject_id: Annotated[str, Parameter(pattern=KEY_PATTERN)],
-                walk_id: Annotated[str, Parameter(pattern=KEY_PATTERN)],
-                after: Annotated[int, Parameter(ge=-1, le=10_000_000)] = -1) -> WalkWindows:
+    def windows(
+        self,
+        store: CassandraStore,
+        subject_id: Annotated[str, Parameter(pattern=KEY_PATTERN)],
+        walk_id: Annotated[str, Parameter(pattern=KEY_PATTERN)],
+        after: Annotated[int, Parameter(ge=-1, le=10_000_000)] = -1,
+    ) -> WalkWindows:
         """A walk's window means with ``window_index > after`` (at most 2000): poll with the last index seen."""
         frame = store.walk_windows_after(subject_id, walk_id, after).head(MAX_WINDOWS)
-        windows = [WindowMeans(window_index=int(row["window_index"]), sample_count=row["sample_count"],
-                               partial=row["partial"], total_l=finite(row["total_l"]), total_r=finite(row["total_r"]),
-                               sensors={s: finite(row[s]) for s in SENSORS})
-                   for row in frame.to_dict("records")]
-        return WalkWindows(subject_id=subject_id, walk_id=walk_id, after_index=after, windows=windows,
-                           sensor_xy={s: [float(x), float(y)] for s, (x, y) in SENSOR_XY.items()})
+        windows = [
+            WindowMeans(
+                window_index=int(row["window_index"]),
+                sample_count=row["sample_count"],
+                partial=row["partial"],
+                total_l=finite(row["total_l"]),
+                total_r=finite(row["total_r"]),
+                sensors={s: finite(row[s]) for s in SENSORS},
+            )
+            for row in frame.to_dict("records")
+        ]
+        return WalkWindows(
+            subject_id=subject_id,
+            walk_id=walk_id,
+            after_index=after,
+            windows=windows,
+            sensor_xy={s: [float(x), float(y)] for s, (x, y) in SENSOR_XY.items()},
+        )
 
 
 static_files = create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False)

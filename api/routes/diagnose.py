@@ -1,4 +1,5 @@
 """POST /diagnose (a subject's features from Cassandra) and POST /diagnose/walk (an uploaded file)."""
+
 from __future__ import annotations
 
 import time
@@ -30,11 +31,14 @@ class WalkUploadOperation(Operation):
         text = Schema(type=OpenAPIType.STRING, description="gaitpdb walk: 19 tab-separated numbers a line")
         binary = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY, description="walk text, or gzip of it")
         form = Schema(type=OpenAPIType.OBJECT, properties={"file": binary}, required=["file"])
-        self.request_body = RequestBody(required=True, content={
-            "text/plain": OpenAPIMediaType(schema=text),
-            "application/octet-stream": OpenAPIMediaType(schema=binary),
-            "multipart/form-data": OpenAPIMediaType(schema=form),
-        })
+        self.request_body = RequestBody(
+            required=True,
+            content={
+                "text/plain": OpenAPIMediaType(schema=text),
+                "application/octet-stream": OpenAPIMediaType(schema=binary),
+                "multipart/form-data": OpenAPIMediaType(schema=form),
+            },
+        )
 
 
 async def upload_bytes(request: Request) -> bytes:
@@ -51,10 +55,16 @@ class DiagnoseController(Controller):
     path = "/diagnose"
     tags = ["diagnosis"]
 
-    @post("/", status_code=200, guards=[require_token_when_exposed], sync_to_thread=True,
-          responses={404: response(ErrorBody, "no walks of this subject in Cassandra"), 503: NO_MODEL})
-    def diagnose_subject(self, data: DiagnoseSubject, store: CassandraStore, holder: ModelHolder,
-                         metrics: Metrics) -> Diagnosis:
+    @post(
+        "/",
+        status_code=200,
+        guards=[require_token_when_exposed],
+        sync_to_thread=True,
+        responses={404: response(ErrorBody, "no walks of this subject in Cassandra"), 503: NO_MODEL},
+    )
+    def diagnose_subject(
+        self, data: DiagnoseSubject, store: CassandraStore, holder: ModelHolder, metrics: Metrics
+    ) -> Diagnosis:
         """Probability of Parkinson's for a subject, from the features the stream stored for their walks."""
         started = time.perf_counter()
         try:
@@ -66,15 +76,23 @@ class DiagnoseController(Controller):
         metrics.observe_diagnose(time.perf_counter() - started)
         return Diagnosis(**result)
 
-    @post("/walk", status_code=200, guards=[require_token_when_exposed], operation_class=WalkUploadOperation,
-          responses={422: response(InvalidWalkBody, "malformed walk file: the line at fault"), 503: NO_MODEL})
-    async def diagnose_walk(self, request: Request, holder: ModelHolder, settings: ApiSettings,
-                            metrics: Metrics) -> Diagnosis:
+    @post(
+        "/walk",
+        status_code=200,
+        guards=[require_token_when_exposed],
+        operation_class=WalkUploadOperation,
+        responses={422: response(InvalidWalkBody, "malformed walk file: the line at fault"), 503: NO_MODEL},
+    )
+    async def diagnose_walk(
+        self, request: Request, holder: ModelHolder, settings: ApiSettings, metrics: Metrics
+    ) -> Diagnosis:
         """Probability of Parkinson's for one uploaded walk (gaitpdb format; raw body, gzip or multipart field 'file')."""
         started = time.perf_counter()
         try:
             raw = await upload_bytes(request)
-            result = await anyio.to_thread.run_sync(diagnosis.diagnose_walk, holder.get(), raw, settings.max_upload_bytes)
+            result = await anyio.to_thread.run_sync(
+                diagnosis.diagnose_walk, holder.get(), raw, settings.max_upload_bytes
+            )
         except Exception:
             metrics.inc("gaitstream_api_diagnoses_total", source="upload", outcome="error")
             raise

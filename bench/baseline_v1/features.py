@@ -7,6 +7,7 @@ shares, force peaks). :func:`gait_features` detects heel strikes and toe offs fr
 total force and summarises them; it also runs on a partial walk (the streaming job calls it on
 what has arrived so far) and gives NaN for what cannot be computed yet.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -46,12 +47,29 @@ STANCE_PHASES = 5
 _FEET = ("l", "r")
 _SENSORS = {"l": SENSORS_LEFT, "r": SENSORS_RIGHT}
 _PER_FOOT = (
-    "stride_time_mean", "stride_time_cv", "stance_time_mean", "stance_time_cv",
-    "swing_time_mean", "swing_time_cv", "stance_ratio", "stride_count",
-    "force_peak", "force_heel_peak", "force_push_peak", "force_valley",
-    "cop_x_mean", "cop_x_std", "cop_y_mean", "cop_y_std", "cop_y_range",
-) + tuple(f"{kind}_p{k}{stat}" for kind in ("force", "cop_x", "cop_y") for stat in ("", "_sd")
-          for k in range(1, STANCE_PHASES + 1))
+    "stride_time_mean",
+    "stride_time_cv",
+    "stance_time_mean",
+    "stance_time_cv",
+    "swing_time_mean",
+    "swing_time_cv",
+    "stance_ratio",
+    "stride_count",
+    "force_peak",
+    "force_heel_peak",
+    "force_push_peak",
+    "force_valley",
+    "cop_x_mean",
+    "cop_x_std",
+    "cop_y_mean",
+    "cop_y_std",
+    "cop_y_range",
+) + tuple(
+    f"{kind}_p{k}{stat}"
+    for kind in ("force", "cop_x", "cop_y")
+    for stat in ("", "_sd")
+    for k in range(1, STANCE_PHASES + 1)
+)
 FEATURE_NAMES: tuple[str, ...] = (
     tuple(f"{name}_{foot}" for foot in _FEET for name in _PER_FOOT)
     + ("double_support_ratio", "cadence", "stride_time_asym", "stance_time_asym", "swing_time_asym")
@@ -115,10 +133,16 @@ def _foot_strides(time: np.ndarray, total: np.ndarray) -> tuple[np.ndarray, pd.D
     n = min(len(hs) - 1, len(to))
     if n < 1:
         return contact, empty
-    frame = pd.DataFrame({
-        "hs": hs[:n], "to": to[:n], "next_hs": hs[1:n + 1],
-        "stride": t_hs[1:n + 1] - t_hs[:n], "stance": t_to[:n] - t_hs[:n], "swing": t_hs[1:n + 1] - t_to[:n],
-    })
+    frame = pd.DataFrame(
+        {
+            "hs": hs[:n],
+            "to": to[:n],
+            "next_hs": hs[1 : n + 1],
+            "stride": t_hs[1 : n + 1] - t_hs[:n],
+            "stance": t_to[:n] - t_hs[:n],
+            "swing": t_hs[1 : n + 1] - t_to[:n],
+        }
+    )
     return contact, frame[_valid_strides(frame)].reset_index(drop=True)
 
 
@@ -145,8 +169,12 @@ def _clean_contacts(hs, to, t_hs, t_to):
             i += 1
     keep = [k for k in range(len(hs)) if k >= len(to) or t_to[k] - t_hs[k] >= MIN_STANCE_S]
     closed = [k for k in keep if k < len(to)]  # the last heel strike may have no toe off yet
-    return (np.array([hs[k] for k in keep], dtype=int), np.array([to[k] for k in closed], dtype=int),
-            np.array([t_hs[k] for k in keep], dtype=float), np.array([t_to[k] for k in closed], dtype=float))
+    return (
+        np.array([hs[k] for k in keep], dtype=int),
+        np.array([to[k] for k in closed], dtype=int),
+        np.array([t_hs[k] for k in keep], dtype=float),
+        np.array([t_to[k] for k in closed], dtype=float),
+    )
 
 
 def _valid_strides(frame: pd.DataFrame) -> np.ndarray:
@@ -169,8 +197,9 @@ def _mean_cv(x: np.ndarray) -> tuple[float, float]:
     return mean, float(np.std(x, ddof=1) / mean)
 
 
-def _foot_features(foot: str, strides: pd.DataFrame, forces: np.ndarray, contact: np.ndarray,
-                   body_weight: float) -> dict[str, float]:
+def _foot_features(
+    foot: str, strides: pd.DataFrame, forces: np.ndarray, contact: np.ndarray, body_weight: float
+) -> dict[str, float]:
     out: dict[str, float] = {f"stride_count_{foot}": float(len(strides))}
     for phase in ("stride", "stance", "swing"):
         out[f"{phase}_time_mean_{foot}"], out[f"{phase}_time_cv_{foot}"] = _mean_cv(strides[phase].to_numpy(float))
@@ -206,7 +235,9 @@ def _cop_features(foot: str, strides: pd.DataFrame, forces: np.ndarray, total: n
     in_stance = np.zeros(len(total) + 1, dtype=int)
     np.add.at(in_stance, hs, 1)
     np.add.at(in_stance, to, -1)
-    mask = (np.cumsum(in_stance)[:-1] > 0) & (load > COP_MIN_FORCE_FRACTION * np.percentile(total, RANGE_PERCENTILES[1]))
+    mask = (np.cumsum(in_stance)[:-1] > 0) & (
+        load > COP_MIN_FORCE_FRACTION * np.percentile(total, RANGE_PERCENTILES[1])
+    )
     if mask.sum() < MIN_STRIDES:
         return {}
     cop = (sensor[mask] @ xy) / load[mask, None]
@@ -215,8 +246,10 @@ def _cop_features(foot: str, strides: pd.DataFrame, forces: np.ndarray, total: n
     cop_y[mask] = cop[:, 1]
     ranges = [np.nanmax(cop_y[a:b]) - np.nanmin(cop_y[a:b]) for a, b in zip(hs, to) if mask[a:b].any()]
     out = {
-        f"cop_x_mean_{foot}": float(cop[:, 0].mean()), f"cop_x_std_{foot}": float(cop[:, 0].std()),
-        f"cop_y_mean_{foot}": float(cop[:, 1].mean()), f"cop_y_std_{foot}": float(cop[:, 1].std()),
+        f"cop_x_mean_{foot}": float(cop[:, 0].mean()),
+        f"cop_x_std_{foot}": float(cop[:, 0].std()),
+        f"cop_y_mean_{foot}": float(cop[:, 1].mean()),
+        f"cop_y_std_{foot}": float(cop[:, 1].std()),
         f"cop_y_range_{foot}": float(np.mean(ranges)) if ranges else np.nan,
     }
     cop_x = np.full(len(total), np.nan)
@@ -252,8 +285,9 @@ def _load_shares(foot: str, forces: np.ndarray) -> dict[str, float]:
     return {f"load_share_{s}": float(forces[:, FORCE_CHANNELS.index(s)].mean() / total) for s in _SENSORS[foot]}
 
 
-def _bilateral_features(out: dict[str, float], strides: dict[str, pd.DataFrame],
-                        contact: dict[str, np.ndarray]) -> dict[str, float]:
+def _bilateral_features(
+    out: dict[str, float], strides: dict[str, pd.DataFrame], contact: dict[str, np.ndarray]
+) -> dict[str, float]:
     res: dict[str, float] = {}
     both = contact["l"] & contact["r"]
     fractions = []
@@ -297,7 +331,14 @@ def window_means(seq: np.ndarray, forces: np.ndarray, window: int = 100) -> list
     rows = []
     for index, row in stats.iterrows():
         count = int(row["sample_count"])
-        rows.append({"window_index": int(index), "sample_count": count, "first_seq": int(row["first_seq"]),
-                     "last_seq": int(row["last_seq"]), "partial": count < window,
-                     **{c: float(row[c]) for c in FORCE_CHANNELS}})
+        rows.append(
+            {
+                "window_index": int(index),
+                "sample_count": count,
+                "first_seq": int(row["first_seq"]),
+                "last_seq": int(row["last_seq"]),
+                "partial": count < window,
+                **{c: float(row[c]) for c in FORCE_CHANNELS},
+            }
+        )
     return rows

@@ -15,6 +15,7 @@ by a partial one; a partial window that later fills is emitted again (same Cassa
 upsert replaces it). Gait features are recomputed over all samples every ``features_every``
 newly completed windows and, marked final, on the idle timeout.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -31,7 +32,7 @@ WIDTH = len(COLUMNS)  # time + 18 force channels
 @dataclass(frozen=True)
 class WindowSettings:
     window_size: int = 100
-    features_every: int = 10       # recompute features after this many newly completed windows
+    features_every: int = 10  # recompute features after this many newly completed windows
     max_walk_samples: int = 360_000  # seqs at or beyond this are dropped (bounds the state size)
 
 
@@ -39,16 +40,18 @@ class WindowSettings:
 class WalkState:
     """Everything kept for one walk between micro-batches (see module docstring)."""
 
-    samples: np.ndarray = field(default_factory=lambda: np.zeros((0, WIDTH)))   # (capacity, 19) float64
+    samples: np.ndarray = field(default_factory=lambda: np.zeros((0, WIDTH)))  # (capacity, 19) float64
     present: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # (capacity,)
     max_sent_ms: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # per window
-    emitted: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))     # per window
-    features_at_windows: int = 0   # completed windows when features were last computed
-    finalized: bool = False        # the idle timeout flushed the walk; cleared when data comes back
+    emitted: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))  # per window
+    features_at_windows: int = 0  # completed windows when features were last computed
+    finalized: bool = False  # the idle timeout flushed the walk; cleared when data comes back
 
     def to_bytes(self) -> bytes:
-        return pickle.dumps((self.samples, self.present, self.max_sent_ms, self.emitted,
-                             self.features_at_windows, self.finalized), protocol=5)
+        return pickle.dumps(
+            (self.samples, self.present, self.max_sent_ms, self.emitted, self.features_at_windows, self.finalized),
+            protocol=5,
+        )
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> "WalkState":
@@ -66,8 +69,9 @@ class WalkState:
         self.emitted = np.concatenate([self.emitted, np.zeros(windows, dtype=np.int32)])
 
 
-def add_samples(state: WalkState, seq: np.ndarray, values: np.ndarray, sent_ms: np.ndarray,
-                settings: WindowSettings) -> list[dict]:
+def add_samples(
+    state: WalkState, seq: np.ndarray, values: np.ndarray, sent_ms: np.ndarray, settings: WindowSettings
+) -> list[dict]:
     """Store new samples (``values``: (n, 19) time + channels) and return the rows now due.
 
     Rows are dicts with ``kind`` = ``"window"`` or ``"features"`` (see :func:`window_row`,
@@ -94,7 +98,7 @@ def add_samples(state: WalkState, seq: np.ndarray, values: np.ndarray, sent_ms: 
     state.finalized = False
     rows = []
     for window_index in np.unique(seq // size):
-        count = int(state.present[window_index * size:(window_index + 1) * size].sum())
+        count = int(state.present[window_index * size : (window_index + 1) * size].sum())
         if count == size and state.emitted[window_index] < count:
             rows.append(window_row(state, int(window_index), settings))
     completed = int((state.emitted == size).sum())
@@ -119,15 +123,22 @@ def window_row(state: WalkState, window_index: int, settings: WindowSettings) ->
     """Mean of each channel over the window's distinct samples, in seq order; marks it emitted."""
     size = settings.window_size
     lo = window_index * size
-    idx = lo + np.flatnonzero(state.present[lo:lo + size])
+    idx = lo + np.flatnonzero(state.present[lo : lo + size])
     values = state.samples[idx]
     means = values[:, 1:].mean(axis=0)
     state.emitted[window_index] = len(idx)
-    return {"kind": "window", "window_index": window_index, "sample_count": len(idx),
-            "partial": bool(len(idx) < size), "first_seq": int(idx[0]), "last_seq": int(idx[-1]),
-            "first_time": float(values[0, 0]), "last_time": float(values[-1, 0]),
-            **{channel: float(m) for channel, m in zip(FORCE_CHANNELS, means)},
-            "max_sent_at_ms": int(state.max_sent_ms[window_index])}
+    return {
+        "kind": "window",
+        "window_index": window_index,
+        "sample_count": len(idx),
+        "partial": bool(len(idx) < size),
+        "first_seq": int(idx[0]),
+        "last_seq": int(idx[-1]),
+        "first_time": float(values[0, 0]),
+        "last_time": float(values[-1, 0]),
+        **{channel: float(m) for channel, m in zip(FORCE_CHANNELS, means)},
+        "max_sent_at_ms": int(state.max_sent_ms[window_index]),
+    }
 
 
 def features_row(state: WalkState, final: bool) -> dict:
@@ -138,6 +149,10 @@ def features_row(state: WalkState, final: bool) -> dict:
     """
     values = state.samples[state.present]
     computed = features.gait_features(values[:, 0], values[:, 1:])
-    return {"kind": "features", "samples": int(len(values)), "final": final,
-            "feature_version": features.FEATURE_VERSION,
-            "features": {name: float(v) for name, v in computed.items() if np.isfinite(v)}}
+    return {
+        "kind": "features",
+        "samples": int(len(values)),
+        "final": final,
+        "feature_version": features.FEATURE_VERSION,
+        "features": {name: float(v) for name, v in computed.items() if np.isfinite(v)},
+    }

@@ -3,6 +3,7 @@
 A check raises on failure and returns a one-line summary on success; ``stack/*.sh`` waits on
 ``python -m gaitstream.health <service>`` and the API reuses :func:`check`.
 """
+
 from __future__ import annotations
 
 import importlib

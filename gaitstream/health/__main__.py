@@ -1,4 +1,5 @@
 """``python -m gaitstream.health SERVICE``: exit 0 and print a summary when healthy, else 1."""
+
 from __future__ import annotations
 
 import argparse

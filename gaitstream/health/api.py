@@ -1,4 +1,5 @@
 """API health: ``GET /health`` answers 200."""
+
 from __future__ import annotations
 
 import json

@@ -4,6 +4,7 @@ The round trip uses its own keyspace ``gaitstream_health`` (SimpleStrategy, RF 1
 touches the pipeline's keyspace. Timeouts are short because ``stack/cassandra.sh`` polls this
 every second while the node starts.
 """
+
 from __future__ import annotations
 
 import logging
@@ -33,8 +34,9 @@ def connection_class() -> type:
         return AsyncioConnection
 
 
-def connect(cfg: Config, *, connect_timeout: float = CONNECT_TIMEOUT_S,
-            request_timeout: float = REQUEST_TIMEOUT_S) -> tuple[Any, Any]:
+def connect(
+    cfg: Config, *, connect_timeout: float = CONNECT_TIMEOUT_S, request_timeout: float = REQUEST_TIMEOUT_S
+) -> tuple[Any, Any]:
     """A ``(cluster, session)`` pinned to the configured single node; caller shuts the cluster down."""
     from cassandra import ProtocolVersion
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
@@ -45,12 +47,16 @@ def connect(cfg: Config, *, connect_timeout: float = CONNECT_TIMEOUT_S,
 
     points, port = endpoints.cassandra_contact_points(cfg), cfg.cassandra.port
     # One local node: talk to exactly it. A cluster: token-aware within the local data centre.
-    policy = (WhiteListRoundRobinPolicy(points) if len(points) == 1 else
-              TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=cfg.cassandra.local_datacenter)))
+    policy = (
+        WhiteListRoundRobinPolicy(points)
+        if len(points) == 1
+        else TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=cfg.cassandra.local_datacenter))
+    )
     profile = ExecutionProfile(load_balancing_policy=policy, request_timeout=request_timeout)
     credentials = endpoints.cassandra_credentials(cfg)
     cluster = Cluster(
-        points, port=port,
+        points,
+        port=port,
         auth_provider=PlainTextAuthProvider(*credentials) if credentials else None,
         protocol_version=ProtocolVersion.V5,  # Cassandra 4+; avoids the driver's noisy downgrade
         connection_class=connection_class(),
@@ -76,14 +82,16 @@ def check(cfg: Config) -> str:
         version = session.execute("SELECT release_version FROM system.local").one().release_version
         session.execute(
             f"CREATE KEYSPACE IF NOT EXISTS {HEALTH_KEYSPACE} WITH replication = "
-            "{'class': 'SimpleStrategy', 'replication_factor': 1}")
+            "{'class': 'SimpleStrategy', 'replication_factor': 1}"
+        )
         session.execute(
             f"CREATE TABLE IF NOT EXISTS {HEALTH_KEYSPACE}.{HEALTH_TABLE} "
-            "(probe text PRIMARY KEY, nonce text, written_at timestamp)")
+            "(probe text PRIMARY KEY, nonce text, written_at timestamp)"
+        )
         token = secrets.token_hex(8)
         insert = session.prepare(
-            f"INSERT INTO {HEALTH_KEYSPACE}.{HEALTH_TABLE} (probe, nonce, written_at) "
-            "VALUES (?, ?, toTimestamp(now()))")
+            f"INSERT INTO {HEALTH_KEYSPACE}.{HEALTH_TABLE} (probe, nonce, written_at) VALUES (?, ?, toTimestamp(now()))"
+        )
         select = session.prepare(f"SELECT nonce FROM {HEALTH_KEYSPACE}.{HEALTH_TABLE} WHERE probe = ?")
         session.execute(insert, ("health", token))
         row = session.execute(select, ("health",)).one()

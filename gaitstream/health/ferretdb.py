@@ -1,4 +1,5 @@
 """FerretDB (MongoDB wire protocol over SQLite): insert a document, read it back by its id."""
+
 from __future__ import annotations
 
 import time

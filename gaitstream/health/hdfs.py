@@ -1,4 +1,5 @@
 """HDFS health: write a small file over WebHDFS (NameNode redirect to the DataNode), read it back."""
+
 from __future__ import annotations
 
 import time
@@ -44,5 +45,7 @@ def check(cfg: Config) -> str:
         raise RuntimeError(f"read back {got!r} from {path}, wrote {payload!r}")
     _remove_stale(c)
     used = c.content("/")
-    return (f"hdfs ok (webhdfs {cfg.hdfs.host}:{cfg.hdfs.webhdfs_port}, "
-            f"{len(payload)} B round trip, {used['fileCount']} files, {used['length']} B in /)")
+    return (
+        f"hdfs ok (webhdfs {cfg.hdfs.host}:{cfg.hdfs.webhdfs_port}, "
+        f"{len(payload)} B round trip, {used['fileCount']} files, {used['length']} B in /)"
+    )

@@ -1,4 +1,5 @@
 """A JSON file a process rewrites periodically: present and recent means the process is alive."""
+
 from __future__ import annotations
 
 import json

@@ -4,6 +4,7 @@ The record is read by partition and offset (no consumer group), so the check lea
 state behind. :func:`ensure_topic` is also what ``stack/kafka.sh`` uses to create the pipeline's
 topics (the broker does not auto-create topics).
 """
+
 from __future__ import annotations
 
 import os
@@ -41,10 +42,15 @@ def new_topic(cfg: Config, name: str, partitions: int = 1) -> NewTopic:
     ``kafka.min_insync_replicas`` (an ``acks=all`` write needs that many in-sync copies)."""
     replicas, min_insync = cfg.kafka.replication_factor, cfg.kafka.min_insync_replicas
     if not 1 <= min_insync <= replicas:
-        raise ValueError(f"kafka.min_insync_replicas={min_insync} must be between 1 and "
-                         f"kafka.replication_factor={replicas}")
-    return NewTopic(name, num_partitions=partitions, replication_factor=replicas,
-                    topic_configs={"min.insync.replicas": str(min_insync)})
+        raise ValueError(
+            f"kafka.min_insync_replicas={min_insync} must be between 1 and kafka.replication_factor={replicas}"
+        )
+    return NewTopic(
+        name,
+        num_partitions=partitions,
+        replication_factor=replicas,
+        topic_configs={"min.insync.replicas": str(min_insync)},
+    )
 
 
 def ensure_topic(cfg: Config, name: str, partitions: int = 1) -> bool:

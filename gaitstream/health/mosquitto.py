@@ -1,4 +1,5 @@
 """Mosquitto health: publish a QoS 1 message as the bridge user and receive it back."""
+
 from __future__ import annotations
 
 import threading

@@ -1,4 +1,5 @@
 """YARN health: the ResourceManager's REST API reports STARTED and at least one active NodeManager."""
+
 from __future__ import annotations
 
 import json
@@ -24,5 +25,7 @@ def check(cfg: Config) -> str:
     active = int(metrics.get("activeNodes", 0))
     if active < 1:
         raise RuntimeError("ResourceManager has no active NodeManager")
-    return (f"yarn ok (rm {cfg.hdfs.host}:{cfg.hdfs.yarn_rm_port}, hadoop {info.get('hadoopVersion')}, "
-            f"{active} active node(s), {metrics.get('totalMB')} MB)")
+    return (
+        f"yarn ok (rm {cfg.hdfs.host}:{cfg.hdfs.yarn_rm_port}, hadoop {info.get('hadoopVersion')}, "
+        f"{active} active node(s), {metrics.get('totalMB')} MB)"
+    )

@@ -1,5 +1,6 @@
 """Test helper: `gaitstream api` as a subprocess on a free port, over its own seeded keyspace,
 Mongo database and registry folder, torn down (keyspace and database dropped) at the end."""
+
 from __future__ import annotations
 
 import contextlib
@@ -76,17 +77,27 @@ def wait_run(base_url: str, run_id: str, timeout: float = 180) -> dict:
 
 
 @contextlib.contextmanager
-def running_api(tmp_dir: Path, refs_per_class_and_study: int = 2, windows: bool = True,
-                **env_overrides: str) -> Iterator[RunningApi]:
+def running_api(
+    tmp_dir: Path, refs_per_class_and_study: int = 2, windows: bool = True, **env_overrides: str
+) -> Iterator[RunningApi]:
     """Seed a unique keyspace with the chosen walks, start the API on it, yield, then clean up."""
     tag = uuid.uuid4().hex[:10]
     port = free_port()
     token = env_overrides.get("GAITSTREAM_API_TOKEN", f"token-{uuid.uuid4().hex}")
     (tmp_dir / "registry").mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "GAITSTREAM_CASSANDRA_KEYSPACE": f"t_api_{tag}", "GAITSTREAM_MONGO_DATABASE": f"t_api_{tag}",
-           "GAITSTREAM_API_REGISTRY_DIR": str(tmp_dir / "registry"), "GAITSTREAM_API_TOKEN": token,
-           "GAITSTREAM_API_PORT": str(port), "GAITSTREAM_API_CV_FOLDS": "3", "GAITSTREAM_API_CV_REPEATS": "2",
-           "GAITSTREAM_API_BIAS_VARIANCE_ROUNDS": "3", "GAITSTREAM_API_FOREST_TREES": "100", **env_overrides}
+    env = {
+        **os.environ,
+        "GAITSTREAM_CASSANDRA_KEYSPACE": f"t_api_{tag}",
+        "GAITSTREAM_MONGO_DATABASE": f"t_api_{tag}",
+        "GAITSTREAM_API_REGISTRY_DIR": str(tmp_dir / "registry"),
+        "GAITSTREAM_API_TOKEN": token,
+        "GAITSTREAM_API_PORT": str(port),
+        "GAITSTREAM_API_CV_FOLDS": "3",
+        "GAITSTREAM_API_CV_REPEATS": "2",
+        "GAITSTREAM_API_BIAS_VARIANCE_ROUNDS": "3",
+        "GAITSTREAM_API_FOREST_TREES": "100",
+        **env_overrides,
+    }
     cfg = gs_config.load(env=env)
     refs = chosen_walks(cfg.path("data.gaitpdb_dir"), refs_per_class_and_study)
     cluster, session = connect(cfg, request_timeout=60)
@@ -96,8 +107,13 @@ def running_api(tmp_dir: Path, refs_per_class_and_study: int = 2, windows: bool 
         schema.create(cfg, session=session)
         seed_keyspace(session, cfg.cassandra.keyspace, refs, windows=windows)
         with open(log_path, "wb") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "gaitstream.cli", "api"], env=env, cwd=REPO_ROOT,
-                                    stdout=log, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "gaitstream.cli", "api"],
+                env=env,
+                cwd=REPO_ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while True:

@@ -1,4 +1,5 @@
 """Test helpers for the MQTT → Kafka leg: isolated names, a bridge subprocess, a Kafka reader."""
+
 from __future__ import annotations
 
 import os
@@ -46,8 +47,13 @@ class BridgeProcess:
 
     def start(self, wait_subscribed: bool = True, timeout: float = 60) -> "BridgeProcess":
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "gaitstream.cli", "bridge"], env=self.env,
-                                     cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gaitstream.cli", "bridge"],
+            env=self.env,
+            cwd=REPO_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         if wait_subscribed:
             deadline = time.monotonic() + timeout
             while "subscribing" not in self.log():
@@ -80,8 +86,9 @@ def end_session(env: dict[str, str]) -> None:
     import paho.mqtt.client as mqtt
 
     cfg = gs_config.load(env=env)
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cfg.bridge.client_id,
-                         protocol=mqtt.MQTTv311, clean_session=True)
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=cfg.bridge.client_id, protocol=mqtt.MQTTv311, clean_session=True
+    )
     client.username_pw_set(cfg.mqtt.bridge_user, cfg.mqtt.bridge_password)
     connected = threading.Event()
     client.on_connect = lambda *args: connected.set()
@@ -113,11 +120,22 @@ class TopicContents:
         return order
 
 
-def read_topic(cfg: gs_config.Config, topic: str, *, until=lambda contents: False, timeout: float = 120,
-               decode_samples: bool = True, idle_after_done: float = 0.0) -> TopicContents:
+def read_topic(
+    cfg: gs_config.Config,
+    topic: str,
+    *,
+    until=lambda contents: False,
+    timeout: float = 120,
+    decode_samples: bool = True,
+    idle_after_done: float = 0.0,
+) -> TopicContents:
     """Read a topic from the beginning until ``until(contents)`` holds or ``timeout`` passes."""
-    consumer = KafkaConsumer(bootstrap_servers=f"{cfg.kafka.host}:{cfg.kafka.port}", group_id=None,
-                             enable_auto_commit=False, consumer_timeout_ms=1000)
+    consumer = KafkaConsumer(
+        bootstrap_servers=f"{cfg.kafka.host}:{cfg.kafka.port}",
+        group_id=None,
+        enable_auto_commit=False,
+        consumer_timeout_ms=1000,
+    )
     contents = TopicContents()
     decoder = msgspec.json.Decoder(payload_schema.SampleBatch)
     try:
@@ -152,8 +170,7 @@ def expected_pairs(per_walk: dict[str, int]) -> set[tuple[str, int]]:
     return {(walk, seq) for walk, count in per_walk.items() for seq in range(count)}
 
 
-def replay_into_kafka(cfg, env: dict[str, str], refs, data_dir, log_path: Path, timeout: float,
-                      batch_size: int = 10):
+def replay_into_kafka(cfg, env: dict[str, str], refs, data_dir, log_path: Path, timeout: float, batch_size: int = 10):
     """Replay walks through a bridge subprocess; returns the report once every sample is in Kafka."""
     from bridge import replay
 
@@ -184,8 +201,9 @@ def replay_in_thread(cfg, refs, data_dir, batch_size=10, speed=0.0):
     result: dict = {}
 
     def run():
-        result["report"] = replay.replay(cfg, refs, speed=speed, batch_size=batch_size,
-                                         data_dir=data_dir, progress=False)
+        result["report"] = replay.replay(
+            cfg, refs, speed=speed, batch_size=batch_size, data_dir=data_dir, progress=False
+        )
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()

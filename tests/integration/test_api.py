@@ -3,6 +3,7 @@
 The keyspace is seeded offline (api.seed: the stream's own feature functions) with the walks of
 a balanced set of subjects; database, keyspace, registry folder and token are unique to this module.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -14,8 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from pymongo import MongoClient
-from sklearn.metrics import (accuracy_score, brier_score_loss, f1_score, precision_score, recall_score,
-                             roc_auc_score)
+from sklearn.metrics import accuracy_score, brier_score_loss, f1_score, precision_score, recall_score, roc_auc_score
 
 from model import families, features
 from model.errors import IntegrityError
@@ -33,8 +33,13 @@ TOKEN = f"token-{uuid.uuid4().hex}"
 @pytest.fixture(scope="module")
 def api(stack, tmp_path_factory):
     """(base_url, cfg, refs) of a running `gaitstream api` over a freshly seeded keyspace."""
-    with running_api(tmp_path_factory.mktemp("api"), SUBJECTS_PER_CLASS_AND_STUDY, windows=False,
-                     GAITSTREAM_API_TOKEN=TOKEN, GAITSTREAM_API_FOREST_TREES="150") as server:
+    with running_api(
+        tmp_path_factory.mktemp("api"),
+        SUBJECTS_PER_CLASS_AND_STUDY,
+        windows=False,
+        GAITSTREAM_API_TOKEN=TOKEN,
+        GAITSTREAM_API_FOREST_TREES="150",
+    ) as server:
         yield server.base_url, server.cfg, server.refs
 
 
@@ -52,7 +57,9 @@ def logreg_run(api) -> dict:
     return run
 
 
-@pytest.mark.parametrize("method,path", [("POST", "/retrain"), ("POST", "/models/v20000101T000000000000Z-abcdef/promote")])
+@pytest.mark.parametrize(
+    "method,path", [("POST", "/retrain"), ("POST", "/models/v20000101T000000000000Z-abcdef/promote")]
+)
 @pytest.mark.parametrize("header", [None, "Bearer wrong-token", "Basic Zm9vOmJhcg==", f"bearer{TOKEN}", ""])
 def test_mutating_routes_need_the_token(api, method, path, header):
     base, _, _ = api
@@ -64,9 +71,14 @@ def test_mutating_routes_need_the_token(api, method, path, header):
 
 def direct_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     predicted = (proba >= 0.5).astype(int)
-    return {"accuracy": accuracy_score(y, predicted), "precision": precision_score(y, predicted, zero_division=0),
-            "recall": recall_score(y, predicted, zero_division=0), "f1": f1_score(y, predicted, zero_division=0),
-            "roc_auc": roc_auc_score(y, proba), "brier": brier_score_loss(y, proba)}
+    return {
+        "accuracy": accuracy_score(y, predicted),
+        "precision": precision_score(y, predicted, zero_division=0),
+        "recall": recall_score(y, predicted, zero_division=0),
+        "f1": f1_score(y, predicted, zero_division=0),
+        "roc_auc": roc_auc_score(y, proba),
+        "brier": brier_score_loss(y, proba),
+    }
 
 
 def test_run_document_metrics_equal_a_direct_computation(api, logreg_run):
@@ -89,24 +101,38 @@ def test_run_document_metrics_equal_a_direct_computation(api, logreg_run):
         proba = np.full(len(rows), np.nan)
         for fold in repeat["folds"]:
             test = np.isin(subjects, fold["test_subjects"])
-            model = families.fit(families.build_model("logreg", seed=7, forest_trees=10), X[~test], y[~test], subjects[~test])
+            model = families.fit(
+                families.build_model("logreg", seed=7, forest_trees=10), X[~test], y[~test], subjects[~test]
+            )
             proba[test] = model.predict_proba(X[test])[:, 1]
         assert not np.isnan(proba).any(), "the stored folds cover every subject"
         for name, value in direct_metrics(y, proba).items():
             assert repeat["subjects"][name] == pytest.approx(value, abs=1e-6), name
         predicted = proba >= 0.5
-        assert repeat["subjects"]["confusion"] == {"tp": int((predicted & (y == 1)).sum()), "tn": int((~predicted & (y == 0)).sum()),
-                                                   "fp": int((predicted & (y == 0)).sum()), "fn": int((~predicted & (y == 1)).sum())}
+        assert repeat["subjects"]["confusion"] == {
+            "tp": int((predicted & (y == 1)).sum()),
+            "tn": int((~predicted & (y == 0)).sum()),
+            "fp": int((predicted & (y == 0)).sum()),
+            "fn": int((~predicted & (y == 1)).sum()),
+        }
         assert [c["fold"] for c in repeat["chosen"]] == list(range(len(repeat["folds"])))
     metrics = doc["metrics"]
-    assert set(metrics) == {"subject_wise", "bias_variance", "study_held_out", "leaky_random_row_split", "other_conditions"}
+    assert set(metrics) == {
+        "subject_wise",
+        "bias_variance",
+        "study_held_out",
+        "leaky_random_row_split",
+        "other_conditions",
+    }
     assert {"expected_loss", "bias", "variance"} <= set(metrics["bias_variance"])
     assert set(metrics["study_held_out"]) <= {"Ga", "Ju", "Si"} and metrics["study_held_out"]
     summary = metrics["subject_wise"]["summary"]
     assert summary["subjects"]["interval"]["roc_auc_ci"][0] <= summary["subjects"]["interval"]["roc_auc_ci"][1]
     reliability = summary["calibration"]["reliability"]
     assert sum(reliability["count"]) == len(subjects) * len(metrics["subject_wise"]["per_repeat"])
-    assert metrics["leaky_random_row_split"]["leaky"] is True and metrics["leaky_random_row_split"]["row_kind"] == "walk"
+    assert (
+        metrics["leaky_random_row_split"]["leaky"] is True and metrics["leaky_random_row_split"]["row_kind"] == "walk"
+    )
 
 
 def test_no_subject_in_train_and_test_of_any_stored_fold(logreg_run):
@@ -210,19 +236,24 @@ def test_diagnose_uploaded_walk(api, logreg_run):
 GOOD_LINE = "0.01" + "\t10.0" * 18
 
 
-@pytest.mark.parametrize("garbage,line", [
-    (b"", 0),
-    (b"\x00\xff\xfe binary junk", 1),
-    (b"\x1f\x8b\x08\x00 not really gzip", 0),
-    ((GOOD_LINE + "\n1 2 3\n").encode(), 2),
-    ((GOOD_LINE + "\n" + "0.02" + "\tnan" * 18 + "\n").encode(), 2),
-    ((GOOD_LINE + "\n" + "0.00" + "\t10.0" * 18 + "\n").encode(), 2),  # time goes back
-    ((GOOD_LINE + "\n" + "0.02" + "\t1e9" * 18 + "\n").encode(), 2),   # impossible force
-    ("\n".join(f"{k / 100:.2f}" + "\t10.0" * 18 for k in range(1, 500)).encode(), 0),  # standing, no strides
-])
+@pytest.mark.parametrize(
+    "garbage,line",
+    [
+        (b"", 0),
+        (b"\x00\xff\xfe binary junk", 1),
+        (b"\x1f\x8b\x08\x00 not really gzip", 0),
+        ((GOOD_LINE + "\n1 2 3\n").encode(), 2),
+        ((GOOD_LINE + "\n" + "0.02" + "\tnan" * 18 + "\n").encode(), 2),
+        ((GOOD_LINE + "\n" + "0.00" + "\t10.0" * 18 + "\n").encode(), 2),  # time goes back
+        ((GOOD_LINE + "\n" + "0.02" + "\t1e9" * 18 + "\n").encode(), 2),  # impossible force
+        ("\n".join(f"{k / 100:.2f}" + "\t10.0" * 18 for k in range(1, 500)).encode(), 0),  # standing, no strides
+    ],
+)
 def test_garbage_uploads_get_422_with_the_line(api, logreg_run, garbage, line):
     base, _, _ = api
-    response = httpx.post(f"{base}/diagnose/walk", content=garbage, headers={"content-type": "application/octet-stream"})
+    response = httpx.post(
+        f"{base}/diagnose/walk", content=garbage, headers={"content-type": "application/octet-stream"}
+    )
     assert response.status_code == 422, response.text
     assert response.json()["line"] == line
 
@@ -248,8 +279,13 @@ def test_schemathesis_finds_no_server_error(api, logreg_run):
         operation = result.ok()
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=40, deadline=None, phases=[Phase.explicit, Phase.generate],
-                  suppress_health_check=list(HealthCheck), database=None)
+        @settings(
+            max_examples=40,
+            deadline=None,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+            database=None,
+        )
         def never_5xx(case):
             response = case.call(base_url=base, timeout=30)
             if response.status_code >= 500:

@@ -1,6 +1,7 @@
 """The API while its databases are unreachable (real drivers against ports nobody listens on):
 503 with the backend and the reason and a Retry-After, never 500 (issue 17). Recovery once the
 database is back is covered with the real Cassandra restart in test_outages.py's run of the API."""
+
 from __future__ import annotations
 
 import os
@@ -24,9 +25,13 @@ def closed_port() -> int:
 def client_without_databases(tmp_path_factory):
     from api.app import create_app
 
-    env = {**os.environ, "GAITSTREAM_CASSANDRA_PORT": str(closed_port()), "GAITSTREAM_MONGO_PORT": str(closed_port()),
-           "GAITSTREAM_API_BACKEND_TIMEOUT": "1.0",
-           "GAITSTREAM_API_REGISTRY_DIR": str(tmp_path_factory.mktemp("registry"))}
+    env = {
+        **os.environ,
+        "GAITSTREAM_CASSANDRA_PORT": str(closed_port()),
+        "GAITSTREAM_MONGO_PORT": str(closed_port()),
+        "GAITSTREAM_API_BACKEND_TIMEOUT": "1.0",
+        "GAITSTREAM_API_REGISTRY_DIR": str(tmp_path_factory.mktemp("registry")),
+    }
     with TestClient(create_app(gs_config.load(env=env))) as client:
         yield client
 

@@ -6,6 +6,7 @@ bridge idles afterwards), and valid traffic keeps flowing.
 Every test runs its own bridge on its own MQTT prefix and Kafka topics (``isolated_config``), with
 subject ids unique to the run.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -38,11 +39,18 @@ def device_bridge(stack, tmp_path):
     bridge.stop()
 
 
-def _body(subject_id: str, walk: str = "01", seq: int = 0, samples: int = 10,
-          sent_at_ms: int | None = None) -> bytes:
-    return json.dumps({"v": 1, "study": "Ga", "subject_id": subject_id, "walk_id": f"{subject_id}_{walk}",
-                       "seq": seq, "sent_at_ms": int(time.time() * 1000) if sent_at_ms is None else sent_at_ms,
-                       "samples": [[0.01 * (seq + i)] + [100.0 + i % 7] * 18 for i in range(samples)]}).encode()
+def _body(subject_id: str, walk: str = "01", seq: int = 0, samples: int = 10, sent_at_ms: int | None = None) -> bytes:
+    return json.dumps(
+        {
+            "v": 1,
+            "study": "Ga",
+            "subject_id": subject_id,
+            "walk_id": f"{subject_id}_{walk}",
+            "seq": seq,
+            "sent_at_ms": int(time.time() * 1000) if sent_at_ms is None else sent_at_ms,
+            "samples": [[0.01 * (seq + i)] + [100.0 + i % 7] * 18 for i in range(samples)],
+        }
+    ).encode()
 
 
 def _topic(cfg: gs_config.Config, subject_id: str, walk: str = "01") -> str:
@@ -52,8 +60,9 @@ def _topic(cfg: gs_config.Config, subject_id: str, walk: str = "01") -> str:
 def _publish(cfg: gs_config.Config, messages: list[tuple[str, bytes]]) -> None:
     """Publish with QoS 1 as the replay user; returns once Mosquitto has every PUBACK."""
     m = cfg.mqtt
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bad-device-{uuid.uuid4().hex[:8]}",
-                         protocol=mqtt.MQTTv311)
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=f"bad-device-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv311
+    )
     client.username_pw_set(m.replay_user, m.replay_password)
     client.connect(m.host, m.port)
     client.loop_start()
@@ -69,14 +78,21 @@ def _publish(cfg: gs_config.Config, messages: list[tuple[str, bytes]]) -> None:
 
 def _dead_letters(cfg: gs_config.Config, count: int, timeout: float = 120, idle: float = 3.0):
     """(value, headers) of the test's dead-letter topic, once ``count`` are there (and ``idle`` s more)."""
-    dead = read_topic(cfg, cfg.kafka.dead_letter_topic, until=lambda c: c.records >= count, timeout=timeout,
-                      decode_samples=False, idle_after_done=idle)
+    dead = read_topic(
+        cfg,
+        cfg.kafka.dead_letter_topic,
+        until=lambda c: c.records >= count,
+        timeout=timeout,
+        decode_samples=False,
+        idle_after_done=idle,
+    )
     return list(zip(dead.values, dead.headers))
 
 
 def _samples(cfg: gs_config.Config, pairs: set[tuple[str, int]], timeout: float = 60):
-    return read_topic(cfg, cfg.kafka.samples_topic, until=lambda c: pairs <= c.distinct(), timeout=timeout,
-                      idle_after_done=2)
+    return read_topic(
+        cfg, cfg.kafka.samples_topic, until=lambda c: pairs <= c.distinct(), timeout=timeout, idle_after_done=2
+    )
 
 
 def _stats(cfg: gs_config.Config, settle: float) -> dict:
@@ -111,8 +127,10 @@ def test_a_clock_a_day_off_either_way_is_dead_lettered(device_bridge):
     cfg, bridge, subject = device_bridge
     now = int(time.time() * 1000)
     ahead, behind = _body(subject, seq=0, sent_at_ms=now + DAY_MS), _body(subject, seq=10, sent_at_ms=now - DAY_MS)
-    _publish(cfg, [(_topic(cfg, subject), ahead), (_topic(cfg, subject), behind),
-                   (_topic(cfg, subject), _body(subject, seq=20))])
+    _publish(
+        cfg,
+        [(_topic(cfg, subject), ahead), (_topic(cfg, subject), behind), (_topic(cfg, subject), _body(subject, seq=20))],
+    )
     dead = _dead_letters(cfg, 2)
     assert sorted(value for value, _ in dead) == sorted([ahead, behind])  # original bytes, whole
     reasons = {value: _reason(headers) for value, headers in dead}
@@ -131,7 +149,7 @@ def test_a_payload_bigger_than_kafka_allows_is_stored_cut_and_acknowledged(devic
     _publish(cfg, [(_topic(cfg, subject), huge)])
     _publish(cfg, [(_topic(cfg, subject), _body(subject, seq=i * 10)) for i in range(5)])  # traffic goes on
 
-    (value, headers), = _dead_letters(cfg, 1, idle=5)
+    ((value, headers),) = _dead_letters(cfg, 1, idle=5)
     limit = cfg.bridge.dead_letter_max_bytes
     assert _reason(headers).startswith("oversized:")
     assert value == huge[:limit]
@@ -160,12 +178,12 @@ def test_a_payload_bigger_than_kafka_allows_is_stored_cut_and_acknowledged(devic
 def test_a_record_kafka_refuses_is_dead_lettered_not_resent(stack, tmp_path):
     """Payloads the bridge accepts but Kafka refuses: one over the producer's 1 MiB request limit
     (refused by the client), one over the topic's max.message.bytes (refused by the broker)."""
-    cfg, env = isolated_config(GAITSTREAM_BRIDGE_MAX_PAYLOAD_BYTES="4000000",
-                               GAITSTREAM_BRIDGE_MAX_SAMPLES_PER_MESSAGE="100000")
+    cfg, env = isolated_config(
+        GAITSTREAM_BRIDGE_MAX_PAYLOAD_BYTES="4000000", GAITSTREAM_BRIDGE_MAX_SAMPLES_PER_MESSAGE="100000"
+    )
     admin = KafkaAdminClient(bootstrap_servers=f"{cfg.kafka.host}:{cfg.kafka.port}")
     try:
-        admin.create_topics([NewTopic(cfg.kafka.samples_topic, 1, 1,
-                                      topic_configs={"max.message.bytes": "100000"})])
+        admin.create_topics([NewTopic(cfg.kafka.samples_topic, 1, 1, topic_configs={"max.message.bytes": "100000"})])
     finally:
         admin.close()
     subject = f"Bd{uuid.uuid4().hex[:8]}"
@@ -181,7 +199,7 @@ def test_a_record_kafka_refuses_is_dead_lettered_not_resent(stack, tmp_path):
         for raw in (broker_refused, client_refused):
             value, headers = by_length[len(raw)]
             assert _reason(headers).startswith("kafka_refused: MessageSizeTooLargeError"), _reason(headers)
-            assert value == raw[:cfg.bridge.dead_letter_max_bytes]
+            assert value == raw[: cfg.bridge.dead_letter_max_bytes]
             assert headers["original_sha256"].decode() == hashlib.sha256(raw).hexdigest()
         _publish(cfg, [(_topic(cfg, subject), _body(subject, seq=20_000))])  # valid traffic still flows
         _samples(cfg, {(f"{subject}_01", 20_000 + i) for i in range(10)})
@@ -203,7 +221,9 @@ def test_foreign_and_malformed_payloads_are_dead_lettered_with_their_reason(devi
         "version": (_topic(cfg, subject), json.dumps({"v": 7}).encode(), "unknown schema version 7"),
         "NaN": (_topic(cfg, subject), _body(subject, seq=30).replace(b"100.0", b"NaN", 1), "bad JSON"),
     }
-    _publish(cfg, [(topic, body) for topic, body, _ in cases.values()] + [(_topic(cfg, subject), _body(subject, seq=40))])
+    _publish(
+        cfg, [(topic, body) for topic, body, _ in cases.values()] + [(_topic(cfg, subject), _body(subject, seq=40))]
+    )
     dead = {value: _reason(headers) for value, headers in _dead_letters(cfg, len(cases))}
     assert len(dead) == len(cases)
     for name, (topic, body, reason) in cases.items():

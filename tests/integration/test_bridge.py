@@ -1,5 +1,6 @@
 """Replay → Mosquitto → bridge → Kafka on the real brokers: nothing lost, order kept per walk,
 faults survived, malformed payloads dead-lettered with a reason, bad credentials refused."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,7 @@ import pytest
 from bridge import replay
 from gaitstream import gaitpdb
 from tests.conftest import run_stack
-from tests.integration.pipeline import (BridgeProcess, expected_pairs, isolated_config, read_topic,
-                                        replay_in_thread)
+from tests.integration.pipeline import BridgeProcess, expected_pairs, isolated_config, read_topic, replay_in_thread
 
 pytestmark = pytest.mark.integration
 
@@ -73,9 +73,11 @@ def test_sigkill_of_the_bridge_mid_replay_loses_nothing(stack, walks, tmp_path):
     # The kill hit unacknowledged messages: the broker sent them again (DUP) to the new session.
     stats = _stats_when(cfg, lambda c: c.received > 0)
     assert stats["redelivered"] > 0, stats
-    print(f"after SIGKILL: {stats['redelivered']} messages redelivered, {contents.records} records for "
-          f"{len(contents.distinct())} samples "
-          f"({sum(len(s) for s in contents.arrivals.values()) - len(contents.distinct())} duplicates)")
+    print(
+        f"after SIGKILL: {stats['redelivered']} messages redelivered, {contents.records} records for "
+        f"{len(contents.distinct())} samples "
+        f"({sum(len(s) for s in contents.arrivals.values()) - len(contents.distinct())} duplicates)"
+    )
     bridge.stop()
 
 
@@ -121,15 +123,24 @@ def test_kafka_restart_mid_replay_loses_nothing(stack, walks, tmp_path):
 
 def _fuzz_payloads(rng: random.Random, prefix: str, n: int) -> list[tuple[str, bytes]]:
     """``n`` malformed (topic, payload) pairs of many kinds, all on topics the bridge reads."""
-    good = {"v": 1, "study": "Ga", "subject_id": "GaCo01", "walk_id": "GaCo01_01", "seq": 0,
-            "sent_at_ms": 0, "samples": [[0.0] + [1.0] * 18]}
+    good = {
+        "v": 1,
+        "study": "Ga",
+        "subject_id": "GaCo01",
+        "walk_id": "GaCo01_01",
+        "seq": 0,
+        "sent_at_ms": 0,
+        "samples": [[0.0] + [1.0] * 18],
+    }
     topic = f"{prefix}/Ga/GaCo01/GaCo01_01"
     raw_good = json.dumps(good)
     kinds = [
         lambda: bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200))),
         lambda: raw_good[: rng.randrange(1, len(raw_good) - 1)].encode(),
         lambda: json.dumps({**good, rng.choice(list(good)): rng.choice(["x", -1, None, [], {}, 1.5, True])}).encode(),
-        lambda: (lambda drop: json.dumps({k: v for k, v in good.items() if k != drop}).encode())(rng.choice(list(good))),
+        lambda: (lambda drop: json.dumps({k: v for k, v in good.items() if k != drop}).encode())(
+            rng.choice(list(good))
+        ),
         lambda: json.dumps({**good, "v": rng.randrange(2, 99)}).encode(),
         lambda: raw_good.replace("1.0", rng.choice(["NaN", "Infinity", "-Infinity", "1e999"]), 1).encode(),
         lambda: json.dumps({**good, "samples": [[0.0] + [rng.choice([-1e5, 1e7])] * 18]}).encode(),
@@ -157,8 +168,9 @@ def test_fuzzed_payloads_all_go_to_dead_letter_with_a_reason(stack, tmp_path):
     bridge = BridgeProcess(env, tmp_path / "bridge.log").start()
     payloads = _fuzz_payloads(random.Random(20261126), cfg.mqtt.topic_prefix, 10_000)
     m = cfg.mqtt
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"fuzz-{cfg.bridge.client_id}",
-                         protocol=mqtt.MQTTv311)
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=f"fuzz-{cfg.bridge.client_id}", protocol=mqtt.MQTTv311
+    )
     client.username_pw_set(m.replay_user, m.replay_password)
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
@@ -166,18 +178,32 @@ def test_fuzzed_payloads_all_go_to_dead_letter_with_a_reason(stack, tmp_path):
     client.loop_start()
     infos = [client.publish(topic, body, qos=1) for topic, body in payloads]
     # One valid message after the storm: the bridge must still forward.
-    valid = json.dumps({"v": 1, "study": "Ga", "subject_id": "GaCo01", "walk_id": "GaCo01_01", "seq": 7,
-                        "sent_at_ms": int(time.time() * 1000), "samples": [[0.07] + [1.0] * 18]}).encode()
+    valid = json.dumps(
+        {
+            "v": 1,
+            "study": "Ga",
+            "subject_id": "GaCo01",
+            "walk_id": "GaCo01_01",
+            "seq": 7,
+            "sent_at_ms": int(time.time() * 1000),
+            "samples": [[0.07] + [1.0] * 18],
+        }
+    ).encode()
     infos.append(client.publish(f"{m.topic_prefix}/Ga/GaCo01/GaCo01_01", valid, qos=1))
     for info in infos:
         info.wait_for_publish(60)
     client.disconnect()
     client.loop_stop()
 
-    dead = read_topic(cfg, cfg.kafka.dead_letter_topic, until=lambda c: c.records >= len(payloads),
-                      timeout=240, decode_samples=False, idle_after_done=2)
-    main = read_topic(cfg, cfg.kafka.samples_topic, until=lambda c: c.records >= 1, timeout=60,
-                      idle_after_done=2)
+    dead = read_topic(
+        cfg,
+        cfg.kafka.dead_letter_topic,
+        until=lambda c: c.records >= len(payloads),
+        timeout=240,
+        decode_samples=False,
+        idle_after_done=2,
+    )
+    main = read_topic(cfg, cfg.kafka.samples_topic, until=lambda c: c.records >= 1, timeout=60, idle_after_done=2)
     assert bridge.alive(), bridge.log()[-3000:]
     assert dead.records == len(payloads)
     assert all(h.reason and h.mqtt_topic for h in dead.headers)
@@ -219,8 +245,9 @@ def test_the_bridges_topics_take_replication_from_config(stack, tmp_path):
         for topic in admin.describe_topics(topics):
             assert {len(p["replicas"]) for p in topic["partitions"]} == {cfg.kafka.replication_factor}
         for topic in topics:
-            (_code, _msg, _type, _name, entries), = admin.describe_configs(
-                [ConfigResource(ConfigResourceType.TOPIC, topic)])[0].resources
+            ((_code, _msg, _type, _name, entries),) = admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, topic)]
+            )[0].resources
             value, source = next((e[1], e[3]) for e in entries if e[0] == "min.insync.replicas")
             # Set on the topic itself (source 1 = DYNAMIC_TOPIC_CONFIG), not inherited from the broker.
             assert (value, source) == (str(cfg.kafka.min_insync_replicas), 1)

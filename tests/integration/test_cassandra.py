@@ -2,6 +2,7 @@
 
 Each test works in its own keyspace so tests never see each other's rows.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -37,10 +38,11 @@ def session_for(cfg):
 def keyspace(stack) -> Iterator[str]:
     name = f"test_{uuid.uuid4().hex[:12]}"
     cluster, session = session_for(stack)
-    session.execute(f"CREATE KEYSPACE {name} WITH replication = "
-                    "{'class': 'SimpleStrategy', 'replication_factor': 1}")
-    session.execute(f"CREATE TABLE {name}.samples (walk text, t int, force double, at timestamp, "
-                    "PRIMARY KEY (walk, t)) WITH CLUSTERING ORDER BY (t ASC)")
+    session.execute(f"CREATE KEYSPACE {name} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}")
+    session.execute(
+        f"CREATE TABLE {name}.samples (walk text, t int, force double, at timestamp, "
+        "PRIMARY KEY (walk, t)) WITH CLUSTERING ORDER BY (t ASC)"
+    )
     cluster.shutdown()
     yield name
     cluster, session = session_for(stack)

@@ -7,6 +7,7 @@ has known numbers. The queries' last progress is months old and the bridge's sup
 to restart it: the page must say data is not flowing.
 Screenshots land in var/test-artifacts/dashboard/.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -37,9 +38,18 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 HELD_BACK_WINDOWS = 5  # of the live walk, inserted while the page is open
 QUERY_RATES = {"archive": (41.5, 57.25), "windows": (40.0, 38.5), "deadletter": (0.0, 0.0)}
 BRIDGE_RESTARTS, STREAMING_RESTARTS = 3, 1
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic", "--disable-features=Translate,MediaRouter",
-                 "--disable-default-apps", "--disable-extensions"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-features=Translate,MediaRouter",
+    "--disable-default-apps",
+    "--disable-extensions",
+]
 
 
 @pytest.fixture(scope="session")
@@ -53,8 +63,10 @@ def chromium() -> Path:
             subprocess.run(["apt-get", "update", "-q"], capture_output=True, timeout=600, env=env)
             proc = subprocess.run(install, capture_output=True, text=True, timeout=600, env=env)
         if proc.returncode != 0 or not CHROMIUM.exists():
-            pytest.fail(f"chromium is missing and `apt-get install -y chromium` failed (needs root and the "
-                        f"Debian mirror):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+            pytest.fail(
+                f"chromium is missing and `apt-get install -y chromium` failed (needs root and the "
+                f"Debian mirror):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+            )
     return CHROMIUM
 
 
@@ -63,9 +75,14 @@ class FakeQuery:
 
     def __init__(self, name: str, batch_id: int, rates: tuple[float, float]):
         self.name, self.id, self.runId, self.isActive = name, uuid.uuid4(), uuid.uuid4(), True
-        self.lastProgress = {"batchId": batch_id, "timestamp": "2026-01-01T12:00:00.000Z", "numInputRows": 400,
-                             "inputRowsPerSecond": rates[0], "processedRowsPerSecond": rates[1],
-                             "durationMs": {"triggerExecution": 812}}
+        self.lastProgress = {
+            "batchId": batch_id,
+            "timestamp": "2026-01-01T12:00:00.000Z",
+            "numInputRows": 400,
+            "inputRowsPerSecond": rates[0],
+            "processedRowsPerSecond": rates[1],
+            "durationMs": {"triggerExecution": 812},
+        }
 
     def exception(self):
         return None
@@ -74,33 +91,72 @@ class FakeQuery:
 def write_pipeline_files(tmp: Path, topic: str, produced: int) -> dict[str, str]:
     """Status file, bridge stats and one checkpoint; returns the config overrides pointing at them."""
     status_file = tmp / "status.json"
-    streaming_status.write_status(status_file, [FakeQuery(n, 7, r) for n, r in QUERY_RATES.items()],
-                                  "http://127.0.0.1:4040", "running")
+    streaming_status.write_status(
+        status_file, [FakeQuery(n, 7, r) for n, r in QUERY_RATES.items()], "http://127.0.0.1:4040", "running"
+    )
     bridge_file = tmp / "bridge-stats.json"
-    bridge_file.write_text(json.dumps({"client_id": "test-bridge", "pid": 1, "updated_at": time.time() + 3600,
-                                       "mqtt_connected": True, "received": 1234, "forwarded": 1230,
-                                       "dead_lettered": 4, "resent": 0, "pending": 0, "forwarded_per_s": 12.5}))
+    bridge_file.write_text(
+        json.dumps(
+            {
+                "client_id": "test-bridge",
+                "pid": 1,
+                "updated_at": time.time() + 3600,
+                "mqtt_connected": True,
+                "received": 1234,
+                "forwarded": 1230,
+                "dead_lettered": 4,
+                "resent": 0,
+                "pending": 0,
+                "forwarded_per_s": 12.5,
+            }
+        )
+    )
     supervisors = tmp / "supervise"
     supervisors.mkdir()
     now = time.time()
     for name, state, restarts in (("bridge", "backoff", BRIDGE_RESTARTS), ("streaming", "running", STREAMING_RESTARTS)):
-        history = [{"at": now - 60 + k, "code": 1, "cause": "exit code 1", "error": "KafkaTimeoutError: test",
-                    "ran_s": 2.0} for k in range(restarts)]
+        history = [
+            {"at": now - 60 + k, "code": 1, "cause": "exit code 1", "error": "KafkaTimeoutError: test", "ran_s": 2.0}
+            for k in range(restarts)
+        ]
         # The supervisor's own format (gaitstream.supervise); this test process stands in as its pid.
-        (supervisors / f"{name}-supervisor.json").write_text(json.dumps(
-            {"name": name, "pid": os.getpid(), "state": state, "command": [name], "child_pid": None,
-             "started_at": now - 120, "child_started_at": now - 30, "restarts": restarts, "restarts_in_row": 1,
-             "next_restart_at": now + 3600 if state == "backoff" else None, "last_exit": history[-1],
-             "history": history, "updated_at": now}))
+        (supervisors / f"{name}-supervisor.json").write_text(
+            json.dumps(
+                {
+                    "name": name,
+                    "pid": os.getpid(),
+                    "state": state,
+                    "command": [name],
+                    "child_pid": None,
+                    "started_at": now - 120,
+                    "child_started_at": now - 30,
+                    "restarts": restarts,
+                    "restarts_in_row": 1,
+                    "next_restart_at": now + 3600 if state == "backoff" else None,
+                    "last_exit": history[-1],
+                    "history": history,
+                    "updated_at": now,
+                }
+            )
+        )
     offsets = tmp / "checkpoints" / "windows" / "offsets"
     offsets.mkdir(parents=True)
-    (offsets / "7").write_text("v1\n" + json.dumps({"batchWatermarkMs": 0, "batchTimestampMs": 0}) + "\n"
-                               + json.dumps({topic: {"0": max(produced - 3, 0)}}) + "\n")
-    return {"GAITSTREAM_STREAMING_STATUS_FILE": str(status_file), "GAITSTREAM_BRIDGE_STATS_FILE": str(bridge_file),
-            "GAITSTREAM_SPARK_CHECKPOINT_DIR": str(tmp / "checkpoints"), "GAITSTREAM_KAFKA_SAMPLES_TOPIC": topic,
-            "GAITSTREAM_SUPERVISE_STATUS_DIR": str(supervisors),
-            # the status file stays fresh for the whole module (its queries' progress is what is old)
-            "GAITSTREAM_STREAMING_STATUS_INTERVAL_SECONDS": "3600"}
+    (offsets / "7").write_text(
+        "v1\n"
+        + json.dumps({"batchWatermarkMs": 0, "batchTimestampMs": 0})
+        + "\n"
+        + json.dumps({topic: {"0": max(produced - 3, 0)}})
+        + "\n"
+    )
+    return {
+        "GAITSTREAM_STREAMING_STATUS_FILE": str(status_file),
+        "GAITSTREAM_BRIDGE_STATS_FILE": str(bridge_file),
+        "GAITSTREAM_SPARK_CHECKPOINT_DIR": str(tmp / "checkpoints"),
+        "GAITSTREAM_KAFKA_SAMPLES_TOPIC": topic,
+        "GAITSTREAM_SUPERVISE_STATUS_DIR": str(supervisors),
+        # the status file stays fresh for the whole module (its queries' progress is what is old)
+        "GAITSTREAM_STREAMING_STATUS_INTERVAL_SECONDS": "3600",
+    }
 
 
 def produce(cfg, topic: str, records: int) -> None:
@@ -131,24 +187,31 @@ def dashboard(stack, tmp_path_factory):
         produce(stack, topic, 10)
     overrides = write_pipeline_files(tmp, topic, 10)
     with running_api(tmp, **overrides) as api:
-        runs = [api.retrain(family="logreg", feature_set="gait", evaluation="full", seed=7),
-                api.retrain(family="knn", feature_set="gait", evaluation="subject_kfold"),
-                api.retrain(family="forest", feature_set="gait", evaluation="full")]
+        runs = [
+            api.retrain(family="logreg", feature_set="gait", evaluation="full", seed=7),
+            api.retrain(family="knn", feature_set="gait", evaluation="subject_kfold"),
+            api.retrain(family="forest", feature_set="gait", evaluation="full"),
+        ]
         assert all(run["status"] == "succeeded" for run in runs), [run["error"] for run in runs]
         live_ref = api.refs[0]
         _, windows = walk_rows(live_ref)
         keyspace = api.cfg.cassandra.keyspace
-        api.session.execute(f"DELETE FROM {keyspace}.{WINDOWS_TABLE} WHERE subject_id = %s AND walk_id = %s "
-                            "AND window_index >= %s", (live_ref.subject_id, live_ref.walk_id,
-                                                       len(windows) - HELD_BACK_WINDOWS))
+        api.session.execute(
+            f"DELETE FROM {keyspace}.{WINDOWS_TABLE} WHERE subject_id = %s AND walk_id = %s AND window_index >= %s",
+            (live_ref.subject_id, live_ref.walk_id, len(windows) - HELD_BACK_WINDOWS),
+        )
         yield api, live_ref, windows, kafka_ok
 
 
 def insert_windows(api, rows: list[tuple]) -> None:
-    columns = ("subject_id, walk_id, window_index, study, sample_count, partial, first_seq, last_seq, first_time, "
-               "last_time, " + ", ".join(FORCE_CHANNELS))
-    statement = api.session.prepare(f"INSERT INTO {api.cfg.cassandra.keyspace}.{WINDOWS_TABLE} ({columns}) "
-                                    f"VALUES ({', '.join('?' * len(columns.split(',')))})")
+    columns = (
+        "subject_id, walk_id, window_index, study, sample_count, partial, first_seq, last_seq, first_time, "
+        "last_time, " + ", ".join(FORCE_CHANNELS)
+    )
+    statement = api.session.prepare(
+        f"INSERT INTO {api.cfg.cassandra.keyspace}.{WINDOWS_TABLE} ({columns}) "
+        f"VALUES ({', '.join('?' * len(columns.split(',')))})"
+    )
     for row in rows:
         api.session.execute(statement, row)
 
@@ -159,9 +222,11 @@ def run_documents(cfg) -> list[dict]:
 
 
 def plot_data(page, element_id: str) -> list[dict]:
-    return page.evaluate("id => (document.getElementById(id).data || [])"
-                         ".map(t => ({x: Array.from(t.x || []), y: Array.from(t.y || []), z: t.z || null, name: t.name}))",
-                         element_id)
+    return page.evaluate(
+        "id => (document.getElementById(id).data || [])"
+        ".map(t => ({x: Array.from(t.x || []), y: Array.from(t.y || []), z: t.z || null, name: t.name}))",
+        element_id,
+    )
 
 
 def test_dashboard_in_chromium(dashboard, chromium, tmp_path):
@@ -195,7 +260,8 @@ def test_dashboard_in_chromium(dashboard, chromium, tmp_path):
             expect(page.locator('#supervisors tr[data-process="bridge"] .restarts')).to_have_text(str(BRIDGE_RESTARTS))
             expect(page.locator('#supervisors tr[data-process="bridge"] .badge')).to_have_text("restarting")
             expect(page.locator('#supervisors tr[data-process="streaming"] .restarts')).to_have_text(
-                str(STREAMING_RESTARTS))
+                str(STREAMING_RESTARTS)
+            )
             expect(page.locator('#supervisors tr[data-process="api"]')).to_contain_text("not started")
             windows_row = page.locator("#queries tbody tr", has_text="windows")
             expect(windows_row.locator("td.stale")).to_have_text(re.compile(r"^\d+ (s|min|h|d)$"))  # marked stale
@@ -214,9 +280,17 @@ def test_dashboard_in_chromium(dashboard, chromium, tmp_path):
             docs = [d for d in run_documents(api.cfg) if d["status"] == "succeeded"]
             page.wait_for_function("() => (document.getElementById('run-history').data || [])[0]?.y.length === 3")
             history = plot_data(page, "run-history")
-            assert history[0]["y"] == pytest.approx([d["metrics"]["subject_wise"]["summary"]["subjects"]["accuracy"] for d in docs])
-            assert history[1]["y"] == pytest.approx([d["metrics"]["subject_wise"]["summary"]["subjects"]["roc_auc"] for d in docs])
-            leaky = [d["metrics"]["leaky_random_row_split"]["rows"]["accuracy"] for d in docs if "leaky_random_row_split" in d["metrics"]]
+            assert history[0]["y"] == pytest.approx(
+                [d["metrics"]["subject_wise"]["summary"]["subjects"]["accuracy"] for d in docs]
+            )
+            assert history[1]["y"] == pytest.approx(
+                [d["metrics"]["subject_wise"]["summary"]["subjects"]["roc_auc"] for d in docs]
+            )
+            leaky = [
+                d["metrics"]["leaky_random_row_split"]["rows"]["accuracy"]
+                for d in docs
+                if "leaky_random_row_split" in d["metrics"]
+            ]
             assert "LEAKY" in history[2]["name"] and history[2]["y"] == pytest.approx(leaky) and len(leaky) == 2
             current = next(d for d in docs if d["promoted"])  # the first model is promoted automatically
             accuracy = current["metrics"]["subject_wise"]["summary"]["subjects"]["accuracy"]
@@ -229,18 +303,25 @@ def test_dashboard_in_chromium(dashboard, chromium, tmp_path):
             assert roc[0]["x"] == pytest.approx(first_repeat["roc_curve"]["fpr"])
             assert roc[0]["y"] == pytest.approx(first_repeat["roc_curve"]["tpr"])
             confusion = first_repeat["confusion"]
-            assert plot_data(page, "confusion")[0]["z"] == [[confusion["tn"], confusion["fp"]], [confusion["fn"], confusion["tp"]]]
+            assert plot_data(page, "confusion")[0]["z"] == [
+                [confusion["tn"], confusion["fp"]],
+                [confusion["fn"], confusion["tp"]],
+            ]
             expect(page.locator("#bv-bias")).to_have_text(f"{current['metrics']['bias_variance']['bias']:.3f}")
             expect(page.locator("#runs tbody tr .badge.leaky")).to_have_count(2)
 
             # Live stream: the first walk's windows, then the held-back ones arrive while the page is open
             expect(page.locator("#live-walk")).to_have_value(live_ref.walk_id)
             shown = len(live_windows) - HELD_BACK_WINDOWS
-            page.wait_for_function(f"() => (document.getElementById('live-forces').data || [])[0]?.x.length === {shown}")
+            page.wait_for_function(
+                f"() => (document.getElementById('live-forces').data || [])[0]?.x.length === {shown}"
+            )
             left = FORCE_CHANNELS.index("total_l") + 10  # key/bound columns come first in a window row
             assert plot_data(page, "live-forces")[0]["y"] == pytest.approx([row[left] for row in live_windows[:shown]])
             insert_windows(api, live_windows[shown:])
-            page.wait_for_function(f"() => document.getElementById('live-forces').data[0].x.length === {len(live_windows)}")
+            page.wait_for_function(
+                f"() => document.getElementById('live-forces').data[0].x.length === {len(live_windows)}"
+            )
             heatmap = plot_data(page, "live-heatmap")[0]
             assert len(heatmap["x"]) == 16
             expect(page.locator("#live-caption")).to_contain_text(f"#{len(live_windows) - 1}")
@@ -260,15 +341,20 @@ def test_dashboard_in_chromium(dashboard, chromium, tmp_path):
             page.select_option("#diagnose-subject", live_ref.subject_id)
             page.click("#diagnose-subject-form button")
             expected = httpx.post(f"{api.base_url}/diagnose", json={"subject_id": live_ref.subject_id}).json()
-            expect(page.locator("#diagnosis-probability")).to_have_attribute("data-value", str(expected["probability_parkinsons"]))
+            expect(page.locator("#diagnosis-probability")).to_have_attribute(
+                "data-value", str(expected["probability_parkinsons"])
+            )
             walk_file = tmp_path / f"{api.refs[-1].walk_id}.txt"
             walk_file.write_bytes(gzip.decompress(api.refs[-1].path.read_bytes()))
-            expected = httpx.post(f"{api.base_url}/diagnose/walk", content=walk_file.read_bytes(),
-                                  headers={"content-type": "text/plain"}).json()
+            expected = httpx.post(
+                f"{api.base_url}/diagnose/walk", content=walk_file.read_bytes(), headers={"content-type": "text/plain"}
+            ).json()
             page.set_input_files("#diagnose-file", str(walk_file))
             page.click("#diagnose-file-form button")
             expect(page.locator("#diagnosis-source")).to_contain_text(walk_file.name)
-            expect(page.locator("#diagnosis-probability")).to_have_attribute("data-value", str(expected["probability_parkinsons"]))
+            expect(page.locator("#diagnosis-probability")).to_have_attribute(
+                "data-value", str(expected["probability_parkinsons"])
+            )
             expect(page.locator("#diagnosis-prediction")).to_have_text(expected["prediction"])
             expect(page.locator("#drivers tbody tr")).to_have_count(len(expected["drivers"]))
             for panel in ("pipeline-error", "live-error", "models-error", "diagnosis-error"):
@@ -279,7 +365,9 @@ def test_dashboard_in_chromium(dashboard, chromium, tmp_path):
                 page.locator(f"#{panel}").screenshot(path=str(ARTIFACTS / f"{panel}.png"))
         finally:
             browser.close()
-    outside = sorted({url for url in requests if urlsplit(url).scheme != "data" and urlsplit(url).hostname not in LOCAL_HOSTS})
+    outside = sorted(
+        {url for url in requests if urlsplit(url).scheme != "data" and urlsplit(url).hostname not in LOCAL_HOSTS}
+    )
     assert not outside, f"requests left localhost: {outside}"
     assert not console_errors, console_errors
 
@@ -320,8 +408,9 @@ def test_api_errors_show_in_the_page(dashboard, chromium):
             page.click("#retrain-button")
             expect(page.locator("#models-error")).to_contain_text("401")
             expect(page.locator("#models-error")).to_contain_text("invalid bearer token")
-            page.set_input_files("#diagnose-file", files=[{"name": "junk.txt", "mimeType": "text/plain",
-                                                            "buffer": b"0.01\t1\t2\n"}])
+            page.set_input_files(
+                "#diagnose-file", files=[{"name": "junk.txt", "mimeType": "text/plain", "buffer": b"0.01\t1\t2\n"}]
+            )
             page.click("#diagnose-file-form button")
             expect(page.locator("#diagnosis-error")).to_contain_text("422")
             expect(page.locator("#diagnosis-error")).to_contain_text("line 1")

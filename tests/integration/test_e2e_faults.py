@@ -5,6 +5,7 @@ At the end Cassandra's windows and final features must equal the fault-free resu
 offline computation from the source files, which the fault-free streaming test also matches):
 0 windows lost, 0 samples counted twice.
 """
+
 from __future__ import annotations
 
 import os
@@ -72,8 +73,12 @@ def test_bridge_driver_and_kafka_killed_nothing_lost_nothing_doubled(stack, tmp_
     bridge = BridgeProcess(env, tmp_path / "bridge.log").start()
 
     result: dict = {}
-    thread = threading.Thread(target=lambda: result.update(report=replay.replay(
-        cfg, refs, speed=1.0, batch_size=10, data_dir=folder, progress=False)), daemon=True)
+    thread = threading.Thread(
+        target=lambda: result.update(
+            report=replay.replay(cfg, refs, speed=1.0, batch_size=10, data_dir=folder, progress=False)
+        ),
+        daemon=True,
+    )
     t0 = time.monotonic()
     thread.start()
     restarts = {"bridge": 0, "driver": 0, "kafka": 0, "job exits": 0}
@@ -114,17 +119,23 @@ def test_bridge_driver_and_kafka_killed_nothing_lost_nothing_doubled(stack, tmp_
         complete = all(k in got and got[k].sample_count == e["sample_count"] for k, e in expected_windows.items())
         if complete and set(finals) == set(WALKS):
             break
-        assert time.monotonic() < deadline, (f"{len(got)}/{len(expected_windows)} windows, {len(finals)} finals\n"
-                                             f"{job.log()[-3000:]}")
+        assert time.monotonic() < deadline, (
+            f"{len(got)}/{len(expected_windows)} windows, {len(finals)} finals\n{job.log()[-3000:]}"
+        )
         time.sleep(3)
 
     lost = sorted(set(expected_windows) - set(got))
     extra = sorted(set(got) - set(expected_windows))
     doubled = [k for k, e in expected_windows.items() if got[k].sample_count != e["sample_count"]]
-    mismatched = [k for k, e in expected_windows.items()
-                  if any(abs(getattr(got[k], ch) - e[ch]) > 1e-6 for ch in gaitpdb.FORCE_CHANNELS)]
-    print(f"\nfaults: {restarts}; windows expected {len(expected_windows)}, stored {len(got)}, "
-          f"lost {len(lost)}, extra {len(extra)}, miscounted {len(doubled)}, means differing {len(mismatched)}")
+    mismatched = [
+        k
+        for k, e in expected_windows.items()
+        if any(abs(getattr(got[k], ch) - e[ch]) > 1e-6 for ch in gaitpdb.FORCE_CHANNELS)
+    ]
+    print(
+        f"\nfaults: {restarts}; windows expected {len(expected_windows)}, stored {len(got)}, "
+        f"lost {len(lost)}, extra {len(extra)}, miscounted {len(doubled)}, means differing {len(mismatched)}"
+    )
     assert (lost, extra, doubled, mismatched) == ([], [], [], [])
     for walk_id, expected in expected_features.items():
         stored = finals[walk_id].features

@@ -1,4 +1,5 @@
 """FerretDB (MongoDB wire protocol on SQLite): round trips, operator queries, data kept over a restart."""
+
 from __future__ import annotations
 
 import subprocess
@@ -18,8 +19,10 @@ STACK = Path(__file__).resolve().parents[2] / "stack"
 
 def _client(cfg: Config) -> MongoClient:
     return MongoClient(
-        host=cfg.mongo.host, port=cfg.mongo.port,
-        serverSelectionTimeoutMS=5000, directConnection=True,
+        host=cfg.mongo.host,
+        port=cfg.mongo.port,
+        serverSelectionTimeoutMS=5000,
+        directConnection=True,
     )
 
 
@@ -36,8 +39,13 @@ def collection(stack: Config) -> Iterator:
 
 
 def test_insert_find_round_trip(collection) -> None:
-    doc = {"_id": uuid.uuid4().hex, "subject": "GaPt03", "cadence": 104.5, "tags": ["pd", "walk"],
-           "nested": {"left": 1, "right": 2}}
+    doc = {
+        "_id": uuid.uuid4().hex,
+        "subject": "GaPt03",
+        "cadence": 104.5,
+        "tags": ["pd", "walk"],
+        "nested": {"left": 1, "right": 2},
+    }
     collection.insert_one(dict(doc))
     assert collection.find_one({"_id": doc["_id"]}) == doc
     assert collection.count_documents({}) == 1
@@ -45,8 +53,9 @@ def test_insert_find_round_trip(collection) -> None:
 
 def test_operator_query_sort_limit(collection) -> None:
     collection.insert_many([{"run": i, "score": i * 0.1, "status": "done" if i % 2 else "failed"} for i in range(20)])
-    got = list(collection.find({"run": {"$gt": 10}, "status": "done"}, {"_id": 0, "run": 1})
-               .sort("run", DESCENDING).limit(3))
+    got = list(
+        collection.find({"run": {"$gt": 10}, "status": "done"}, {"_id": 0, "run": 1}).sort("run", DESCENDING).limit(3)
+    )
     assert [d["run"] for d in got] == [19, 17, 15]
     got = list(collection.find({"score": {"$gte": 0.5, "$lt": 0.8}}).sort("run", ASCENDING))
     assert [d["run"] for d in got] == [5, 6, 7]

@@ -1,4 +1,5 @@
 """HDFS over WebHDFS (the Python ``hdfs`` client): round trip, listing, and data kept across a restart."""
+
 from __future__ import annotations
 
 import uuid
@@ -68,9 +69,11 @@ def test_yarn_runs_a_container(stack):
 
     def call(path, data=None):
         req = urllib.request.Request(
-            base + path, data=None if data is None else json.dumps(data).encode(),
+            base + path,
+            data=None if data is None else json.dumps(data).encode(),
             method="GET" if data is None else "POST",
-            headers={"Content-Type": "application/json", "Accept": "application/json"})
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )
         with urllib.request.urlopen(req, timeout=10) as resp:
             body = resp.read()
             return json.loads(body) if body else None
@@ -79,11 +82,17 @@ def test_yarn_runs_a_container(stack):
     marker = uuid.uuid4().hex
     # Not a real ApplicationMaster (it never registers), so the app ends FAILED with exit code 0:
     # what matters is that a container ran the command.
-    call(f"/apps?user.name={stack.hdfs.user}", {
-        "application-id": app_id, "application-name": "gs-test-smoke", "application-type": "YARN",
-        "am-container-spec": {"commands": {"command": f"echo {marker} > <LOG_DIR>/stdout"}},
-        "resource": {"memory": 256, "vCores": 1}, "max-app-attempts": 1,
-    })
+    call(
+        f"/apps?user.name={stack.hdfs.user}",
+        {
+            "application-id": app_id,
+            "application-name": "gs-test-smoke",
+            "application-type": "YARN",
+            "am-container-spec": {"commands": {"command": f"echo {marker} > <LOG_DIR>/stdout"}},
+            "resource": {"memory": 256, "vCores": 1},
+            "max-app-attempts": 1,
+        },
+    )
     deadline = time.monotonic() + 120
     while (app := call(f"/apps/{app_id}")["app"])["state"] not in ("FINISHED", "FAILED", "KILLED"):
         assert time.monotonic() < deadline, f"app still {app['state']}"

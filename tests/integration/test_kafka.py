@@ -1,5 +1,6 @@
 """Kafka (KRaft single node): round trip on a fresh topic, pipeline topics exist, acked records
 survive `stack/kafka.sh restart`."""
+
 from __future__ import annotations
 
 import uuid

@@ -9,6 +9,7 @@ One job, three phases, with a registry of its own:
    equals :func:`model.predict.subject_probability` over the subject's stored walks;
 3. the alias moves to model B mid-stream (no restart): the next walk is scored by B.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -41,7 +42,7 @@ pytestmark = pytest.mark.integration
 NO_MODEL_WALK = "JuPt03_05"
 MODEL_A_WALKS = ("JuPt02_01", "SiCo01_01")
 MODEL_B_WALK = "JuPt28_05"
-TRAINING_WALKS = 24          # usual walks the two small test models are fitted on
+TRAINING_WALKS = 24  # usual walks the two small test models are fitted on
 IDLE_TIMEOUT_S = 4
 UPLOAD_LIMIT = 8_000_000
 
@@ -51,8 +52,13 @@ def fit_model(registry: Registry, refs, C: float, run_id: str) -> str:
     rows = [features.gait_features(*_walk_arrays(ref)) for ref in refs]
     X = np.array([[row.get(c, np.nan) for c in GAIT_COLUMNS] for row in rows])
     y = np.array([1 if ref.subject_id[2:4] == "Pt" else 0 for ref in refs])
-    pipeline = Pipeline([("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
-                         ("scale", StandardScaler()), ("logreg", LogisticRegression(C=C, max_iter=1000))]).fit(X, y)
+    pipeline = Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+            ("scale", StandardScaler()),
+            ("logreg", LogisticRegression(C=C, max_iter=1000)),
+        ]
+    ).fit(X, y)
     meta = {"family": "logreg", "feature_set": "gait", "features": list(GAIT_COLUMNS), "calibrated": False}
     return registry.save(pipeline, meta, run_id=run_id)
 
@@ -88,16 +94,18 @@ def live(stack, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("live")
     tag = uuid.uuid4().hex[:8]
     cfg, env = isolated_config()
-    env = {**env,
-           "GAITSTREAM_CASSANDRA_KEYSPACE": f"t_live_{tag}",
-           "GAITSTREAM_HDFS_ARCHIVE_PATH": f"/test/live/{tag}/raw",
-           "GAITSTREAM_STREAMING_DEADLETTER_PATH": f"/test/live/{tag}/deadletter",
-           "GAITSTREAM_SPARK_CHECKPOINT_DIR": str(tmp / "checkpoints"),
-           "GAITSTREAM_STREAMING_STATUS_FILE": str(tmp / "status.json"),
-           "GAITSTREAM_STREAMING_IDLE_TIMEOUT_SECONDS": str(IDLE_TIMEOUT_S),
-           "GAITSTREAM_STREAMING_STATUS_INTERVAL_SECONDS": "1",
-           "GAITSTREAM_SPARK_UI_PORT": "0",
-           "GAITSTREAM_API_REGISTRY_DIR": str(tmp / "models")}
+    env = {
+        **env,
+        "GAITSTREAM_CASSANDRA_KEYSPACE": f"t_live_{tag}",
+        "GAITSTREAM_HDFS_ARCHIVE_PATH": f"/test/live/{tag}/raw",
+        "GAITSTREAM_STREAMING_DEADLETTER_PATH": f"/test/live/{tag}/deadletter",
+        "GAITSTREAM_SPARK_CHECKPOINT_DIR": str(tmp / "checkpoints"),
+        "GAITSTREAM_STREAMING_STATUS_FILE": str(tmp / "status.json"),
+        "GAITSTREAM_STREAMING_IDLE_TIMEOUT_SECONDS": str(IDLE_TIMEOUT_S),
+        "GAITSTREAM_STREAMING_STATUS_INTERVAL_SECONDS": "1",
+        "GAITSTREAM_SPARK_UI_PORT": "0",
+        "GAITSTREAM_API_REGISTRY_DIR": str(tmp / "models"),
+    }
     run_cfg = job.gs_config.load(env=env)
     folder = run_cfg.path("data.gaitpdb_dir")
     refs = {ref.walk_id: ref for ref in gaitpdb.list_walks(folder)[0]}
@@ -118,8 +126,9 @@ def live(stack, tmp_path_factory):
 
 def stream(cfg, refs, walk_ids) -> dict[str, float]:
     """Replay walks as fast as possible; returns the wall time each walk's last sample was published."""
-    report = replay.replay(cfg, [refs[w] for w in walk_ids], speed=0, batch_size=10,
-                           data_dir=cfg.path("data.gaitpdb_dir"), progress=False)
+    report = replay.replay(
+        cfg, [refs[w] for w in walk_ids], speed=0, batch_size=10, data_dir=cfg.path("data.gaitpdb_dir"), progress=False
+    )
     assert sorted(report.per_walk) == sorted(walk_ids)
     return {w: time.time() for w in walk_ids}
 
@@ -127,10 +136,14 @@ def stream(cfg, refs, walk_ids) -> dict[str, float]:
 def test_live_predictions_follow_the_champion(live):
     cfg, refs, registry, process = live
     keyspace = cfg.cassandra.keyspace
-    usual = [r for r in refs.values() if gaitpdb.is_usual_walk(r.walk_id) and r.walk_id not in
-             (NO_MODEL_WALK, MODEL_B_WALK, *MODEL_A_WALKS)]
-    training = [r for r in usual if "Pt" in r.subject_id][:TRAINING_WALKS // 2] + \
-               [r for r in usual if "Co" in r.subject_id][:TRAINING_WALKS // 2]
+    usual = [
+        r
+        for r in refs.values()
+        if gaitpdb.is_usual_walk(r.walk_id) and r.walk_id not in (NO_MODEL_WALK, MODEL_B_WALK, *MODEL_A_WALKS)
+    ]
+    training = [r for r in usual if "Pt" in r.subject_id][: TRAINING_WALKS // 2] + [
+        r for r in usual if "Co" in r.subject_id
+    ][: TRAINING_WALKS // 2]
     model_a = fit_model(registry, training, C=1.0, run_id="aaaaaa01")
     model_b = fit_model(registry, training, C=0.01, run_id="bbbbbb02")
 
@@ -138,12 +151,14 @@ def test_live_predictions_follow_the_champion(live):
         def check():
             finals = {r.walk_id: r for r in rows(cfg, keyspace, "walk_features") if r.final}
             return finals if set(walk_ids) <= set(finals) else None
+
         return check
 
     def final_predictions(walk_ids):
         def check():
             found = {r.walk_id: r for r in rows(cfg, keyspace, "walk_predictions") if r.final and r.walk_id in walk_ids}
             return found if set(found) == set(walk_ids) else None
+
         return check
 
     # 1. No model: windows and final features flow, no prediction, the job stays up.
@@ -166,15 +181,18 @@ def test_live_predictions_follow_the_champion(live):
         assert row.probability == pytest.approx(offline, abs=1e-9), walk_id
         assert row.label == predict.label(offline) and row.feature_version == features.FEATURE_VERSION
         lag = row.updated_at.replace(tzinfo=datetime.timezone.utc).timestamp() - published[walk_id]
-        print(f"{walk_id}: final prediction {row.probability:.4f} by {model_a}, "
-              f"{lag:.1f} s after the replay ended (idle timeout {IDLE_TIMEOUT_S} s)")
+        print(
+            f"{walk_id}: final prediction {row.probability:.4f} by {model_a}, "
+            f"{lag:.1f} s after the replay ended (idle timeout {IDLE_TIMEOUT_S} s)"
+        )
     stored = {r.walk_id: r for r in rows(cfg, keyspace, "walk_features")}
     for subject_id in {refs[w].subject_id for w in MODEL_A_WALKS}:
         subject = [r for r in rows(cfg, keyspace, "subject_predictions") if r.subject_id == subject_id]
         assert len(subject) == 1 and subject[0].model_version == model_a
         walks = [r for r in stored.values() if r.subject_id == subject_id]
-        expected, _used = predict.subject_probability(loaded_a, [w.walk_id for w in walks],
-                                                      [dict(w.features) for w in walks])
+        expected, _used = predict.subject_probability(
+            loaded_a, [w.walk_id for w in walks], [dict(w.features) for w in walks]
+        )
         assert subject[0].probability == pytest.approx(expected, abs=1e-9)
         # /diagnose answers from the stored row, and equals what it computes from the feature maps
         store = CassandraStore(cfg, keyspace, 10)
@@ -192,7 +210,8 @@ def test_live_predictions_follow_the_champion(live):
     stream(cfg, refs, [MODEL_B_WALK])
     found = wait_until(final_predictions([MODEL_B_WALK]), process, "final prediction by model B")
     assert found[MODEL_B_WALK].model_version == model_b
-    offline_b = predict.walk_probability(registry.load(model_b), features.gait_features(*_walk_arrays(refs[MODEL_B_WALK])))
+    offline_b = predict.walk_probability(
+        registry.load(model_b), features.gait_features(*_walk_arrays(refs[MODEL_B_WALK]))
+    )
     assert found[MODEL_B_WALK].probability == pytest.approx(offline_b, abs=1e-9)
     assert process.alive()
-

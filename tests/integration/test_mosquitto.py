@@ -1,4 +1,5 @@
 """Mosquitto: authenticated QoS 1 round trip, refused credentials, queued messages survive a restart."""
+
 from __future__ import annotations
 
 import threading
@@ -16,8 +17,9 @@ pytestmark = pytest.mark.integration
 def _connected(cfg, user: str, password: str, client_id: str, clean_session: bool) -> mqtt.Client:
     """An MQTT 3.1.1 client: mosquitto 2.0 restores 3.1.1 persistent sessions after a restart
     (MQTT 5 sessions with an expiry interval are dropped on restore), so the bridge uses 3.1.1."""
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                         protocol=mqtt.MQTTv311, clean_session=clean_session)
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311, clean_session=clean_session
+    )
     client.username_pw_set(user, password)
     done = threading.Event()
     client.on_connect = lambda *args: done.set()
@@ -96,7 +98,9 @@ def test_replayer_cannot_read_sensor_topics(stack):
         subscribed = threading.Event()
         client.on_subscribe = lambda *args, ev=subscribed: ev.set()
         client.on_message = lambda c, u, msg, box=inboxes[role], role=role: (
-            box.append(msg.payload), role == "bridge" and arrived.set())
+            box.append(msg.payload),
+            role == "bridge" and arrived.set(),
+        )
         client.subscribe(topic, qos=1)
         assert subscribed.wait(5)
         clients[role] = client

@@ -18,6 +18,7 @@ miscounted, means differing; final features equal to the offline computation). P
 prints the seconds from the dependency's return to the first new window in Cassandra (target < 30 s).
 Every service killed here is healthy again at the end, pass or fail.
 """
+
 from __future__ import annotations
 
 import json
@@ -76,27 +77,50 @@ def account(expected_windows: dict, stored: dict) -> Accounting:
     """Cassandra's windows against the offline fault-free result, as in test_e2e_faults."""
     common = [k for k in expected_windows if k in stored]
     return Accounting(
-        expected=len(expected_windows), stored=len(stored),
-        lost=sorted(set(expected_windows) - set(stored)), extra=sorted(set(stored) - set(expected_windows)),
+        expected=len(expected_windows),
+        stored=len(stored),
+        lost=sorted(set(expected_windows) - set(stored)),
+        extra=sorted(set(stored) - set(expected_windows)),
         miscounted=[k for k in common if stored[k].sample_count != expected_windows[k]["sample_count"]],
-        means_differing=[k for k in common if any(abs(getattr(stored[k], ch) - expected_windows[k][ch]) > 1e-6
-                                                  for ch in gaitpdb.FORCE_CHANNELS)])
+        means_differing=[
+            k
+            for k in common
+            if any(abs(getattr(stored[k], ch) - expected_windows[k][ch]) > 1e-6 for ch in gaitpdb.FORCE_CHANNELS)
+        ],
+    )
 
 
 class SupervisedJob:
     """``python -m gaitstream.supervise -- spark-submit.sh``, as ``stack/streaming.sh`` runs it."""
 
     def __init__(self, env: dict[str, str], tmp, name: str):
-        self.env = {**env, "GAITSTREAM_SUPERVISE_STATUS_DIR": str(tmp),
-                    "GAITSTREAM_SUPERVISE_BACKOFF_INITIAL_SECONDS": "1"}
+        self.env = {
+            **env,
+            "GAITSTREAM_SUPERVISE_STATUS_DIR": str(tmp),
+            "GAITSTREAM_SUPERVISE_BACKOFF_INITIAL_SECONDS": "1",
+        }
         self.cfg = gs_config.load(env=self.env)
         self.log_path = tmp / f"{name}.log"
         self.status_path = tmp / f"{name}-supervisor.json"
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "gaitstream.supervise", "--name", name,
-                                          "--log", str(self.log_path), "--", str(REPO_ROOT / "spark-submit.sh")],
-                                         env=self.env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "gaitstream.supervise",
+                    "--name",
+                    name,
+                    "--log",
+                    str(self.log_path),
+                    "--",
+                    str(REPO_ROOT / "spark-submit.sh"),
+                ],
+                env=self.env,
+                cwd=REPO_ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -119,6 +143,7 @@ class SupervisedJob:
 
     def kill_driver(self) -> list[int]:
         """kill -9 Spark's JVM and the Python driver (a driver crash); the supervisor is left alone."""
+
         def is_driver(process: psutil.Process) -> bool:
             try:
                 return any("SparkSubmit" in part or part.endswith("streaming/job.py") for part in process.cmdline())
@@ -151,8 +176,9 @@ def window_keys(session, keyspace: str) -> set[tuple[str, int]]:
     return {(row.walk_id, row.window_index) for row in rows}
 
 
-def seconds_to_first_new_window(cfg, keyspace: str, returned_at: float, job: SupervisedJob,
-                                timeout: float = 120) -> float:
+def seconds_to_first_new_window(
+    cfg, keyspace: str, returned_at: float, job: SupervisedJob, timeout: float = 120
+) -> float:
     """Poll Cassandra from ``returned_at`` (wall clock) until a window not seen then is stored."""
     cluster, session = connect(cfg)
     try:
@@ -176,8 +202,12 @@ def ensure_cassandra_healthy() -> None:
 
 
 def healthy(service: str) -> bool:
-    return subprocess.run([sys.executable, "-m", "gaitstream.health", service], cwd=REPO_ROOT,
-                          capture_output=True).returncode == 0
+    return (
+        subprocess.run(
+            [sys.executable, "-m", "gaitstream.health", service], cwd=REPO_ROOT, capture_output=True
+        ).returncode
+        == 0
+    )
 
 
 def ensure_healthy(service: str) -> None:
@@ -218,14 +248,19 @@ def isolated_run(tmp_path):
 def replay_in_background(cfg, refs, folder) -> tuple[threading.Thread, dict]:
     """The walks at real time (speed 1) from a thread; ``result["report"]`` once every walk is sent."""
     result: dict = {}
-    thread = threading.Thread(target=lambda: result.update(report=replay.replay(
-        cfg, refs, speed=1.0, batch_size=10, data_dir=folder, progress=False)), daemon=True)
+    thread = threading.Thread(
+        target=lambda: result.update(
+            report=replay.replay(cfg, refs, speed=1.0, batch_size=10, data_dir=folder, progress=False)
+        ),
+        daemon=True,
+    )
     thread.start()
     return thread, result
 
 
-def wait_until_complete(run_cfg, keyspace: str, job: SupervisedJob, expected_windows: dict, report,
-                        timeout: float = 300) -> tuple[dict, dict]:
+def wait_until_complete(
+    run_cfg, keyspace: str, job: SupervisedJob, expected_windows: dict, report, timeout: float = 300
+) -> tuple[dict, dict]:
     """Poll Cassandra until every expected window holds its count and every walk has final features."""
     deadline = time.monotonic() + timeout
     while True:
@@ -236,22 +271,32 @@ def wait_until_complete(run_cfg, keyspace: str, job: SupervisedJob, expected_win
         complete = all(k in stored and stored[k].sample_count == e["sample_count"] for k, e in expected_windows.items())
         if complete and set(finals) == set(WALKS):
             return stored, finals
-        assert time.monotonic() < deadline, (f"{len(stored)}/{len(expected_windows)} windows, "
-                                             f"{len(finals)} finals\n{job.log()[-3000:]}")
+        assert time.monotonic() < deadline, (
+            f"{len(stored)}/{len(expected_windows)} windows, {len(finals)} finals\n{job.log()[-3000:]}"
+        )
         time.sleep(3)
 
 
-def check_books(expected_windows: dict, expected_features: dict, stored: dict, finals: dict, job: SupervisedJob,
-                recovery: dict[str, float]) -> tuple[Accounting, int]:
+def check_books(
+    expected_windows: dict,
+    expected_features: dict,
+    stored: dict,
+    finals: dict,
+    job: SupervisedJob,
+    recovery: dict[str, float],
+) -> tuple[Accounting, int]:
     """Print and check the accounting; returns it with the supervisor's restart count."""
     books = account(expected_windows, stored)
     restarts = job.supervisor_status()["restarts"]
-    print(f"\nwindows expected {books.expected}, stored {books.stored}, lost {len(books.lost)}, "
-          f"extra {len(books.extra)}, miscounted {len(books.miscounted)}, "
-          f"means differing {len(books.means_differing)}; supervisor restarts {restarts}")
+    print(
+        f"\nwindows expected {books.expected}, stored {books.stored}, lost {len(books.lost)}, "
+        f"extra {len(books.extra)}, miscounted {len(books.miscounted)}, "
+        f"means differing {len(books.means_differing)}; supervisor restarts {restarts}"
+    )
     for fault, seconds in recovery.items():
-        print(f"{fault}: first new window {seconds:.1f} s after the dependency's return "
-              f"(target < {RECOVERY_TARGET_S} s)")
+        print(
+            f"{fault}: first new window {seconds:.1f} s after the dependency's return (target < {RECOVERY_TARGET_S} s)"
+        )
     assert books.clean(), books
     for walk_id, expected in expected_features.items():
         got = finals[walk_id].features
@@ -294,8 +339,9 @@ def test_driver_crash_and_cassandra_restart_ridden_out_nothing_lost(stack, tmp_p
         run_stack("cassandra.sh", "start")
         cassandra_killed = False
         returned_at = time.time()
-        recovery["Cassandra kill -9, back after 30 s"] = seconds_to_first_new_window(run_cfg, keyspace, returned_at,
-                                                                                     job)
+        recovery["Cassandra kill -9, back after 30 s"] = seconds_to_first_new_window(
+            run_cfg, keyspace, returned_at, job
+        )
         thread.join(180)
         report = result["report"]
         assert not report.interrupted and sorted(report.per_walk) == sorted(WALKS)
@@ -309,8 +355,13 @@ def test_driver_crash_and_cassandra_restart_ridden_out_nothing_lost(stack, tmp_p
         # driver's recovery on 2 busy cores: guarded against regressions, printed against the target.
         assert recovery["streaming driver kill -9"] < DRIVER_RECOVERY_BOUND_S, recovery
     finally:
-        if cassandra_killed or subprocess.run([sys.executable, "-m", "gaitstream.health", "cassandra"],
-                                              cwd=REPO_ROOT, capture_output=True).returncode != 0:
+        if (
+            cassandra_killed
+            or subprocess.run(
+                [sys.executable, "-m", "gaitstream.health", "cassandra"], cwd=REPO_ROOT, capture_output=True
+            ).returncode
+            != 0
+        ):
             ensure_cassandra_healthy()
         if job is not None:
             job.stop()
@@ -345,7 +396,8 @@ def test_namenode_crash_and_kafka_stop_ridden_out_archive_exactly_once(stack, tm
         down.discard("hdfs")
         returned_at = time.time()
         recovery["HDFS NameNode kill -9, back after 30 s"] = seconds_to_first_new_window(
-            run_cfg, keyspace, returned_at, job)
+            run_cfg, keyspace, returned_at, job
+        )
 
         # Fault 4: the broker stops for 30 s; the bridge holds what the walks keep sending.
         run_stack("kafka.sh", "stop")
@@ -355,7 +407,8 @@ def test_namenode_crash_and_kafka_stop_ridden_out_archive_exactly_once(stack, tm
         down.discard("kafka")
         returned_at = time.time()
         recovery["Kafka broker stopped, back after 30 s"] = seconds_to_first_new_window(
-            run_cfg, keyspace, returned_at, job)
+            run_cfg, keyspace, returned_at, job
+        )
         thread.join(180)
         report = result["report"]
         assert not report.interrupted and sorted(report.per_walk) == sorted(WALKS)
@@ -423,8 +476,10 @@ def test_ferretdb_stopped_during_retrain_fails_the_run_then_next_succeeds(stack,
             assert failed["error"] and "FerretDB" in failed["error"], failed["error"]
             assert failed["model_version"] is None  # nothing registered by a run that could not be recorded
             following = api.retrain(timeout=300)
-            print(f"\nFerretDB stopped during a retrain: run failed ({failed['error'][:120]}), recorded "
-                  f"{recorded_s:.1f} s after FerretDB's return; next retrain {following['status']}")
+            print(
+                f"\nFerretDB stopped during a retrain: run failed ({failed['error'][:120]}), recorded "
+                f"{recorded_s:.1f} s after FerretDB's return; next retrain {following['status']}"
+            )
             assert following["status"] == "succeeded", following
         finally:
             if stopped or not healthy("ferretdb"):

@@ -4,6 +4,7 @@ One job process for the main run (windows, features, archive, dead letters, SIGT
 for the fault run (kill -9 of the driver mid-stream, restart from the checkpoint), which must
 leave the windows and features tables identical to the fault-free run.
 """
+
 from __future__ import annotations
 
 import signal
@@ -37,16 +38,18 @@ _CREATED: list[tuple[str, str]] = []  # (keyspace, HDFS folder) of each job run,
 def job_env(base_env: dict[str, str], tmp: Path, tag: str, **extra: str) -> dict[str, str]:
     """One job's isolated keyspace, HDFS paths, checkpoints and status file."""
     _CREATED.append((f"t_stream_{tag}", f"/test/streaming/{tag}"))
-    return {**base_env,
-            "GAITSTREAM_CASSANDRA_KEYSPACE": f"t_stream_{tag}",
-            "GAITSTREAM_HDFS_ARCHIVE_PATH": f"/test/streaming/{tag}/raw",
-            "GAITSTREAM_STREAMING_DEADLETTER_PATH": f"/test/streaming/{tag}/deadletter",
-            "GAITSTREAM_SPARK_CHECKPOINT_DIR": str(tmp / f"checkpoints-{tag}"),
-            "GAITSTREAM_STREAMING_STATUS_FILE": str(tmp / f"status-{tag}.json"),
-            "GAITSTREAM_STREAMING_IDLE_TIMEOUT_SECONDS": str(IDLE_TIMEOUT_S),
-            "GAITSTREAM_STREAMING_STATUS_INTERVAL_SECONDS": "1",
-            "GAITSTREAM_SPARK_UI_PORT": "0",
-            **extra}
+    return {
+        **base_env,
+        "GAITSTREAM_CASSANDRA_KEYSPACE": f"t_stream_{tag}",
+        "GAITSTREAM_HDFS_ARCHIVE_PATH": f"/test/streaming/{tag}/raw",
+        "GAITSTREAM_STREAMING_DEADLETTER_PATH": f"/test/streaming/{tag}/deadletter",
+        "GAITSTREAM_SPARK_CHECKPOINT_DIR": str(tmp / f"checkpoints-{tag}"),
+        "GAITSTREAM_STREAMING_STATUS_FILE": str(tmp / f"status-{tag}.json"),
+        "GAITSTREAM_STREAMING_IDLE_TIMEOUT_SECONDS": str(IDLE_TIMEOUT_S),
+        "GAITSTREAM_STREAMING_STATUS_INTERVAL_SECONDS": "1",
+        "GAITSTREAM_SPARK_UI_PORT": "0",
+        **extra,
+    }
 
 
 class JobProcess:
@@ -55,8 +58,14 @@ class JobProcess:
     def __init__(self, env: dict[str, str], log_path: Path):
         self.env, self.log_path = env, log_path
         log = open(log_path, "ab")
-        self.proc = subprocess.Popen([str(REPO_ROOT / "spark-submit.sh")], env=env, cwd=REPO_ROOT,
-                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [str(REPO_ROOT / "spark-submit.sh")],
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -92,8 +101,12 @@ def assert_windows_are_offline(windows, expected: dict[str, list[dict]]) -> None
     for walk_id, rows in expected.items():
         for e in rows:
             got = by_key[(walk_id, e["window_index"])]
-            assert (got.sample_count, got.partial, got.first_seq, got.last_seq) == \
-                (e["sample_count"], e["partial"], e["first_seq"], e["last_seq"])
+            assert (got.sample_count, got.partial, got.first_seq, got.last_seq) == (
+                e["sample_count"],
+                e["partial"],
+                e["first_seq"],
+                e["last_seq"],
+            )
             for channel in gaitpdb.FORCE_CHANNELS:
                 assert getattr(got, channel) == pytest.approx(e[channel], abs=1e-6), (walk_id, e["window_index"])
         assert by_key[(walk_id, 0)].sample_count == 100
@@ -102,8 +115,9 @@ def assert_windows_are_offline(windows, expected: dict[str, list[dict]]) -> None
 def assert_features_are_offline(cfg, walk_features, per_walk: dict[str, int]) -> None:
     """Each walk's final features equal ``gait_features`` on the whole file, to 1e-9."""
     finals = {f.walk_id: f for f in walk_features}
-    assert set(finals) == set(WALKS) and all(f.final and f.feature_version == features.FEATURE_VERSION
-                                             for f in finals.values())
+    assert set(finals) == set(WALKS) and all(
+        f.final and f.feature_version == features.FEATURE_VERSION for f in finals.values()
+    )
     refs = {ref.walk_id: ref for ref in gaitpdb.list_walks(cfg.path("data.gaitpdb_dir"))[0]}
     for walk_id, row in finals.items():
         assert row.samples == per_walk[walk_id]
@@ -129,8 +143,14 @@ def window_counts(expected: dict[str, list[dict]]) -> dict[tuple[str, int], int]
     return {(walk_id, e["window_index"]): e["sample_count"] for walk_id, rows in expected.items() for e in rows}
 
 
-def wait_for_tables(cfg, keyspace: str, counts: dict[tuple[str, int], int], per_walk: dict[str, int],
-                    job_process: JobProcess, timeout: float = 420):
+def wait_for_tables(
+    cfg,
+    keyspace: str,
+    counts: dict[tuple[str, int], int],
+    per_walk: dict[str, int],
+    job_process: JobProcess,
+    timeout: float = 420,
+):
     """Poll Cassandra until every window holds its expected count and each walk has final features."""
     deadline = time.monotonic() + timeout
     windows, walk_features = [], []
@@ -140,12 +160,15 @@ def wait_for_tables(cfg, keyspace: str, counts: dict[tuple[str, int], int], per_
             windows, walk_features = cassandra_rows(cfg, keyspace)
         except Exception:  # keyspace not created yet
             pass
-        if {(w.walk_id, w.window_index): w.sample_count for w in windows} == counts and \
-                {f.walk_id: f.samples for f in walk_features if f.final} == per_walk:
+        if {(w.walk_id, w.window_index): w.sample_count for w in windows} == counts and {
+            f.walk_id: f.samples for f in walk_features if f.final
+        } == per_walk:
             return windows, walk_features
         time.sleep(2)
-    pytest.fail(f"{len(windows)}/{len(counts)} windows, {len(walk_features)} feature rows after {timeout}s:\n"
-                f"{job_process.log()[-4000:]}")
+    pytest.fail(
+        f"{len(windows)}/{len(counts)} windows, {len(walk_features)} feature rows after {timeout}s:\n"
+        f"{job_process.log()[-4000:]}"
+    )
 
 
 def wait_for_archive(reader, uri: str, total: int, job_process: JobProcess, timeout: float = 180) -> None:
@@ -168,8 +191,12 @@ def spark_reader():
     """A plain local Spark session to read the Parquet archive back (as any consumer would)."""
     from pyspark.sql import SparkSession
 
-    session = (SparkSession.builder.master("local[1]").appName("archive-reader")
-               .config("spark.ui.enabled", False).getOrCreate())
+    session = (
+        SparkSession.builder.master("local[1]")
+        .appName("archive-reader")
+        .config("spark.ui.enabled", False)
+        .getOrCreate()
+    )
     yield session
     session.stop()
 
@@ -283,8 +310,10 @@ def test_kill_9_mid_stream_then_restart_ends_identical(stack, topic, spark_reade
         return sorted(tuple((k, v) for k, v in row._asdict().items() if k != "max_sent_at_ms") for row in rows)
 
     def comparable_features(rows):
-        return sorted((r.subject_id, r.walk_id, r.study, r.samples, r.final, r.feature_version,
-                       tuple(sorted(r.features.items()))) for r in rows)
+        return sorted(
+            (r.subject_id, r.walk_id, r.study, r.samples, r.final, r.feature_version, tuple(sorted(r.features.items())))
+            for r in rows
+        )
 
     assert_windows_are_offline(windows, expected)
     assert_features_are_offline(cfg, walk_features, report.per_walk)

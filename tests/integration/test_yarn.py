@@ -6,6 +6,7 @@ Each submission is found again in the ResourceManager by its tag (spark.yarn.tag
 RUNNING while its windows arrive, and must end (client mode: FINISHED after SIGTERM stops the
 queries; cluster mode: KILLED through the REST API) leaving no application and no process behind.
 """
+
 from __future__ import annotations
 
 import os
@@ -33,8 +34,9 @@ IDLE_TIMEOUT_S = 5
 @pytest.fixture(scope="module")
 def yarn(stack):
     """HDFS with YARN (a restart when HDFS runs without it; left running with YARN afterwards)."""
-    proc = subprocess.run([str(REPO_ROOT / "stack" / "hdfs.sh"), "start", "--yarn"],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [str(REPO_ROOT / "stack" / "hdfs.sh"), "start", "--yarn"], capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, f"stack/hdfs.sh start --yarn failed:\n{proc.stdout}\n{proc.stderr}"
     assert yarn_health.check(stack).startswith("yarn ok")
     return stack
@@ -59,11 +61,15 @@ def expected_window_counts(per_walk: dict[str, int]) -> dict[tuple[str, int], in
 def tables(cfg, keyspace: str) -> tuple[dict, dict]:
     cluster, session = connect(cfg)
     try:
-        windows = {(w.walk_id, w.window_index): w.sample_count
-                   for w in session.execute(f"SELECT walk_id, window_index, sample_count FROM {keyspace}.windows",
-                                            timeout=30)}
-        finals = {f.walk_id: f.samples for f in session.execute(
-            f"SELECT walk_id, samples, final FROM {keyspace}.walk_features", timeout=30) if f.final}
+        windows = {
+            (w.walk_id, w.window_index): w.sample_count
+            for w in session.execute(f"SELECT walk_id, window_index, sample_count FROM {keyspace}.windows", timeout=30)
+        }
+        finals = {
+            f.walk_id: f.samples
+            for f in session.execute(f"SELECT walk_id, samples, final FROM {keyspace}.walk_features", timeout=30)
+            if f.final
+        }
     finally:
         cluster.shutdown()
     return windows, finals
@@ -84,26 +90,34 @@ def test_streaming_job_on_yarn(yarn, topic, deploy_mode):
     tag = f"{deploy_mode}{uuid.uuid4().hex[:8]}"
     keyspace, hdfs_dir, yarn_tag = f"t_yarn_{tag}", f"/test/yarn/{tag}", f"gs-test-{tag}"
     namenode = f"hdfs://{cfg.hdfs.host}:{cfg.hdfs.namenode_port}"
-    run_env = {**env,
-               "GS_YARN_TAG": yarn_tag,
-               "GAITSTREAM_SPARK_DEPLOY_MODE": deploy_mode,
-               "GAITSTREAM_SPARK_DRIVER_MEMORY": "768m",
-               "GAITSTREAM_SPARK_EXECUTOR_MEMORY": "768m",
-               "GAITSTREAM_SPARK_EXECUTOR_INSTANCES": "1",
-               "GAITSTREAM_SPARK_EXECUTOR_CORES": "2",
-               "GAITSTREAM_SPARK_CHECKPOINT_DIR": f"{namenode}{hdfs_dir}/checkpoints",
-               "GAITSTREAM_SPARK_UI_PORT": "0",
-               "GAITSTREAM_CASSANDRA_KEYSPACE": keyspace,
-               "GAITSTREAM_HDFS_ARCHIVE_PATH": f"{hdfs_dir}/raw",
-               "GAITSTREAM_STREAMING_DEADLETTER_PATH": f"{hdfs_dir}/deadletter",
-               "GAITSTREAM_STREAMING_STATUS_FILE": str(tmp / f"status-{tag}.json"),
-               "GAITSTREAM_STREAMING_STATUS_INTERVAL_SECONDS": "1",
-               "GAITSTREAM_STREAMING_IDLE_TIMEOUT_SECONDS": str(IDLE_TIMEOUT_S)}
+    run_env = {
+        **env,
+        "GS_YARN_TAG": yarn_tag,
+        "GAITSTREAM_SPARK_DEPLOY_MODE": deploy_mode,
+        "GAITSTREAM_SPARK_DRIVER_MEMORY": "768m",
+        "GAITSTREAM_SPARK_EXECUTOR_MEMORY": "768m",
+        "GAITSTREAM_SPARK_EXECUTOR_INSTANCES": "1",
+        "GAITSTREAM_SPARK_EXECUTOR_CORES": "2",
+        "GAITSTREAM_SPARK_CHECKPOINT_DIR": f"{namenode}{hdfs_dir}/checkpoints",
+        "GAITSTREAM_SPARK_UI_PORT": "0",
+        "GAITSTREAM_CASSANDRA_KEYSPACE": keyspace,
+        "GAITSTREAM_HDFS_ARCHIVE_PATH": f"{hdfs_dir}/raw",
+        "GAITSTREAM_STREAMING_DEADLETTER_PATH": f"{hdfs_dir}/deadletter",
+        "GAITSTREAM_STREAMING_STATUS_FILE": str(tmp / f"status-{tag}.json"),
+        "GAITSTREAM_STREAMING_STATUS_INTERVAL_SECONDS": "1",
+        "GAITSTREAM_STREAMING_IDLE_TIMEOUT_SECONDS": str(IDLE_TIMEOUT_S),
+    }
     log_path = tmp / f"job-{tag}.log"
     started = time.monotonic()
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen([str(REPO_ROOT / "spark-submit.sh"), "--master", "yarn"], env=run_env,
-                                cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [str(REPO_ROOT / "spark-submit.sh"), "--master", "yarn"],
+            env=run_env,
+            cwd=REPO_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def diagnostics() -> str:
         ids = [app["id"] for app in gs_yarn.apps(cfg, yarn_tag)]
@@ -123,15 +137,18 @@ def test_streaming_job_on_yarn(yarn, topic, deploy_mode):
         print(f"{deploy_mode} mode: all {len(expected)} windows {time.monotonic() - started:.0f}s after submit")
 
         apps = gs_yarn.apps(cfg, yarn_tag)
-        assert [(a["state"], a["applicationType"], a["queue"]) for a in apps] == \
-            [("RUNNING", "SPARK", cfg.spark.yarn_queue)], apps
+        assert [(a["state"], a["applicationType"], a["queue"]) for a in apps] == [
+            ("RUNNING", "SPARK", cfg.spark.yarn_queue)
+        ], apps
 
         stopped = time.monotonic()
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(120) == 0, diagnostics()
         apps = gs_yarn.apps(cfg, yarn_tag)
-        print(f"{deploy_mode} mode: stopped in {time.monotonic() - stopped:.0f}s: "
-              f"{[(a['id'], a['state'], a['finalStatus']) for a in apps]}")
+        print(
+            f"{deploy_mode} mode: stopped in {time.monotonic() - stopped:.0f}s: "
+            f"{[(a['id'], a['state'], a['finalStatus']) for a in apps]}"
+        )
         want = ("FINISHED", "SUCCEEDED") if deploy_mode == "client" else ("KILLED", "KILLED")
         assert [(a["state"], a["finalStatus"]) for a in apps] == [want], diagnostics()
         with pytest.raises(ProcessLookupError):  # nothing of the job's session is left locally

@@ -3,6 +3,7 @@ no process behind, and a warm `up` brings everything back with the data kept.
 
 Named zz_ so it runs after the per-service tests that share the session's stack.
 """
+
 from __future__ import annotations
 
 import psutil

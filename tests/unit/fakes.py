@@ -8,6 +8,7 @@
 
 Each fake can be put ``down`` (every call raises the driver's own exception) to test 503 answers.
 """
+
 from __future__ import annotations
 
 import copy
@@ -51,8 +52,9 @@ class FakeProducer:
     the list confirms that send). ``hold=True`` leaves futures pending: resolve with :meth:`confirm`.
     """
 
-    def __init__(self, failures: list[BaseException | None] | None = None, hold: bool = False,
-                 events: list[tuple] | None = None):
+    def __init__(
+        self, failures: list[BaseException | None] | None = None, hold: bool = False, events: list[tuple] | None = None
+    ):
         self.failures = list(failures or [])
         self.hold = hold
         self.events = events if events is not None else []
@@ -135,8 +137,11 @@ class FakeCassandraStore:
 
     def walk_feature_maps(self, subject_id: str) -> list[dict[str, Any]]:
         self._call()
-        return [{k: w[k] for k in ("walk_id", "final", "feature_version", "features")}
-                for w in self.walks if w["subject_id"] == subject_id]
+        return [
+            {k: w[k] for k in ("walk_id", "final", "feature_version", "features")}
+            for w in self.walks
+            if w["subject_id"] == subject_id
+        ]
 
     def subject_prediction(self, subject_id: str) -> dict[str, Any] | None:
         self._call()
@@ -243,9 +248,17 @@ def gait_table(per_class_per_study: int = 4, seed: int = 0) -> tuple[list[dict[s
                 for walk in numbers:
                     values = rng.normal(size=len(GAIT_COLUMNS))
                     values[:10] += 3.0 * labels[subject_id]
-                    walks.append({"subject_id": subject_id, "walk_id": f"{subject_id}_{walk}", "study": study,
-                                  "samples": 12_000, "final": True, "feature_version": FEATURE_VERSION,
-                                  "features": dict(zip(GAIT_COLUMNS, values.tolist()))})
+                    walks.append(
+                        {
+                            "subject_id": subject_id,
+                            "walk_id": f"{subject_id}_{walk}",
+                            "study": study,
+                            "samples": 12_000,
+                            "final": True,
+                            "feature_version": FEATURE_VERSION,
+                            "features": dict(zip(GAIT_COLUMNS, values.tolist())),
+                        }
+                    )
     return walks, labels
 
 
@@ -261,8 +274,22 @@ def api_settings(root: Path, labels: dict[str, bool], **overrides: Any) -> ApiSe
     data_dir = root / "gaitpdb"
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "demographics.txt").write_text(demographics_text(labels))
-    values = dict(token="unit-token", registry_dir=root / "registry", data_dir=data_dir, keyspace="unit",
-                  mongo_database="gaitstream_unit", runs_collection="runs", default_family="knn",
-                  default_feature_set="gait", cv_folds=3, cv_repeats=1, seed=0, bias_variance_rounds=0,
-                  forest_trees=10, max_upload_bytes=1_000_000, backend_timeout=1.0, prediction_cache_seconds=0.0)
+    values = dict(
+        token="unit-token",
+        registry_dir=root / "registry",
+        data_dir=data_dir,
+        keyspace="unit",
+        mongo_database="gaitstream_unit",
+        runs_collection="runs",
+        default_family="knn",
+        default_feature_set="gait",
+        cv_folds=3,
+        cv_repeats=1,
+        seed=0,
+        bias_variance_rounds=0,
+        forest_trees=10,
+        max_upload_bytes=1_000_000,
+        backend_timeout=1.0,
+        prediction_cache_seconds=0.0,
+    )
     return ApiSettings(**{**values, **overrides})

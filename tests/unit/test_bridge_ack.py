@@ -3,6 +3,7 @@ only once Kafka confirmed its record (sample or dead letter), never before, neve
 
 The broker redelivers whatever was not acknowledged, so "not acked" is what keeps a message safe.
 """
+
 from __future__ import annotations
 
 import time
@@ -44,13 +45,22 @@ def make_bridge(cfg):
 
 def sample_payload(seq: int = 0, sent_at_ms: int | None = None) -> bytes:
     samples = [[0.01 * (seq + i)] + [100.0] * (payload_schema.SAMPLE_WIDTH - 1) for i in range(10)]
-    return payload_schema.encode(payload_schema.SampleBatch(
-        v=payload_schema.SCHEMA_VERSION, study="Ga", subject_id=SUBJECT, walk_id=WALK, seq=seq,
-        sent_at_ms=int(time.time() * 1000) if sent_at_ms is None else sent_at_ms, samples=samples))
+    return payload_schema.encode(
+        payload_schema.SampleBatch(
+            v=payload_schema.SCHEMA_VERSION,
+            study="Ga",
+            subject_id=SUBJECT,
+            walk_id=WALK,
+            seq=seq,
+            sent_at_ms=int(time.time() * 1000) if sent_at_ms is None else sent_at_ms,
+            samples=samples,
+        )
+    )
 
 
-def deliver(bridge: Bridge, client: FakeMqttClient, payload: bytes, mid: int = 7, topic: str = TOPIC,
-            qos: int = 1) -> mqtt.MQTTMessage:
+def deliver(
+    bridge: Bridge, client: FakeMqttClient, payload: bytes, mid: int = 7, topic: str = TOPIC, qos: int = 1
+) -> mqtt.MQTTMessage:
     """What paho's network loop does with an incoming QoS 1 PUBLISH (manual ack mode)."""
     message = mqtt.MQTTMessage(mid, topic.encode())
     message.payload, message.qos = payload, qos
@@ -82,8 +92,13 @@ def test_failed_send_is_not_acked_and_is_sent_again_until_kafka_confirms(make_br
     assert client.acks == [] and bridge.stats.resent == 1
     assert client.acked.wait(5), "the record is resent (after ~1 s) and then acknowledged"
     assert [r.value for r in producer.sent] == [raw, raw] and {r.topic for r in producer.sent} == {bridge.samples_topic}
-    assert producer.events == [("send", bridge.samples_topic), ("failed", bridge.samples_topic),
-                               ("send", bridge.samples_topic), ("confirmed", bridge.samples_topic), ("ack", 8)]
+    assert producer.events == [
+        ("send", bridge.samples_topic),
+        ("failed", bridge.samples_topic),
+        ("send", bridge.samples_topic),
+        ("confirmed", bridge.samples_topic),
+        ("ack", 8),
+    ]
     assert client.acks == [(8, 1)] and bridge.stats.forwarded == 1 and bridge.stats.dead_lettered == 0
 
 
@@ -110,12 +125,15 @@ def test_message_arriving_while_stopping_is_neither_sent_nor_acked(make_bridge):
     assert producer.sent == [] and client.acks == [] and bridge.stats.received == 0
 
 
-@pytest.mark.parametrize("payload, topic, reason", [
-    (b"not json", TOPIC, "bad JSON"),
-    (b'{"v": 99}', TOPIC, "unknown schema version 99"),
-    (None, f"{PREFIX}/Ga/GaPt04/GaPt04_01", "does not match payload"),
-    ("stale", TOPIC, "clock_skew"),
-])
+@pytest.mark.parametrize(
+    "payload, topic, reason",
+    [
+        (b"not json", TOPIC, "bad JSON"),
+        (b'{"v": 99}', TOPIC, "unknown schema version 99"),
+        (None, f"{PREFIX}/Ga/GaPt04/GaPt04_01", "does not match payload"),
+        ("stale", TOPIC, "clock_skew"),
+    ],
+)
 def test_bad_payload_goes_to_the_dead_letter_topic_with_its_reason_then_is_acked(make_bridge, payload, topic, reason):
     raw = sample_payload() if payload is None else sample_payload(sent_at_ms=0) if payload == "stale" else payload
     producer = FakeProducer(hold=True)

@@ -1,4 +1,5 @@
 """The bridge's per-device bounds and dead-letter records, without any broker."""
+
 from __future__ import annotations
 
 import hashlib
@@ -56,8 +57,14 @@ def test_open_walks_refuses_nonsense_bounds():
 
 def test_an_oversized_dead_letter_is_cut_with_length_and_sha256():
     raw = bytes(range(256)) * 40_000  # 10,240,000 bytes, bigger than any Kafka record limit
-    value, headers = dead_letter_record(raw, "oversized: 10240000 bytes > 262144", "gait/Ga/GaCo01/GaCo01_01",
-                                        "bridge-1", max_bytes=262_144, received_at_ms=5)
+    value, headers = dead_letter_record(
+        raw,
+        "oversized: 10240000 bytes > 262144",
+        "gait/Ga/GaCo01/GaCo01_01",
+        "bridge-1",
+        max_bytes=262_144,
+        received_at_ms=5,
+    )
     h = dict(headers)
     assert value == raw[:262_144]
     assert h["truncated"] == b"1"
@@ -68,8 +75,7 @@ def test_an_oversized_dead_letter_is_cut_with_length_and_sha256():
 
 
 def test_a_small_dead_letter_keeps_its_bytes_and_long_headers_are_cut():
-    value, headers = dead_letter_record(b"{nope", "bad JSON: x" * 1000, "gait/" + "t" * 70_000, "b",
-                                        max_bytes=262_144)
+    value, headers = dead_letter_record(b"{nope", "bad JSON: x" * 1000, "gait/" + "t" * 70_000, "b", max_bytes=262_144)
     h = dict(headers)
     assert value == b"{nope" and "truncated" not in h and h["original_length"] == b"5"
     assert len(h["reason"]) == len(h["mqtt_topic"]) == 1024
@@ -77,8 +83,18 @@ def test_a_small_dead_letter_keeps_its_bytes_and_long_headers_are_cut():
 
 def test_the_stats_file_carries_every_new_counter():
     counters = BridgeStats().counters()
-    assert {"received", "forwarded", "dead_lettered", "resent", "clock_skew", "too_many_walks", "kafka_refused",
-            "truncated", "dead_letter_failed", "open_walks"} <= set(counters)
+    assert {
+        "received",
+        "forwarded",
+        "dead_lettered",
+        "resent",
+        "clock_skew",
+        "too_many_walks",
+        "kafka_refused",
+        "truncated",
+        "dead_letter_failed",
+        "open_walks",
+    } <= set(counters)
 
 
 def test_the_dead_letter_limit_stays_below_kafkas_default_record_limit():

@@ -1,4 +1,5 @@
 """The bridge's Prometheus textfile: every counter and gauge of the stats file, parseable."""
+
 from __future__ import annotations
 
 import json
@@ -20,10 +21,24 @@ def parse(text: str) -> dict[str, tuple[str, float]]:
 
 
 def test_stats_become_prometheus_counters_and_gauges(tmp_path):
-    stats = {"client_id": "gaitstream-bridge", "pid": 7, "updated_at": 1795900000.5, "mqtt_connected": True,
-             "received": 120, "forwarded": 110, "dead_lettered": 4, "resent": 2, "clock_skew": 1,
-             "too_many_walks": 0, "kafka_refused": 0, "truncated": 0, "dead_letter_failed": 0, "open_walks": 3,
-             "pending": 6, "forwarded_per_s": 12.5}
+    stats = {
+        "client_id": "gaitstream-bridge",
+        "pid": 7,
+        "updated_at": 1795900000.5,
+        "mqtt_connected": True,
+        "received": 120,
+        "forwarded": 110,
+        "dead_lettered": 4,
+        "resent": 2,
+        "clock_skew": 1,
+        "too_many_walks": 0,
+        "kafka_refused": 0,
+        "truncated": 0,
+        "dead_letter_failed": 0,
+        "open_walks": 3,
+        "pending": 6,
+        "forwarded_per_s": 12.5,
+    }
     stats_file = tmp_path / "bridge-stats.json"
     stats_file.write_text(json.dumps(stats))
     path = write_textfile(stats_file, stats)

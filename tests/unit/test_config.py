@@ -1,4 +1,5 @@
 """The one config object: file values, typed environment overrides, clear errors."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -67,19 +68,22 @@ def test_values_have_the_declared_types():
 
 def test_an_overlay_holds_only_what_differs(tmp_path):
     overlay = tmp_path / "mine.toml"
-    overlay.write_text('[kafka]\nport = 19092\n')
+    overlay.write_text("[kafka]\nport = 19092\n")
     cfg = config.load(overlay, env={})
     assert cfg.kafka.port == 19092
     assert cfg.kafka.samples_topic == config.load(env={}).kafka.samples_topic  # from the defaults
 
 
-@pytest.mark.parametrize("text, match", [
-    ('[kafka]\nprot = 19092\n', "kafka.prot is not a config key"),
-    ('[kafak]\nport = 19092\n', r"\[kafak\] is not a config section"),
-    ('[kafka]\nport = "19092"\n', "kafka.port = '19092' is not an integer"),
-    ('[streaming]\nlive_predictions = 1\n', "streaming.live_predictions = 1 is not a boolean"),
-    ('[cassandra]\ncontact_points = "a,b"\n', "cassandra.contact_points = 'a,b' is not a list of strings"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("[kafka]\nprot = 19092\n", "kafka.prot is not a config key"),
+        ("[kafak]\nport = 19092\n", r"\[kafak\] is not a config section"),
+        ('[kafka]\nport = "19092"\n', "kafka.port = '19092' is not an integer"),
+        ("[streaming]\nlive_predictions = 1\n", "streaming.live_predictions = 1 is not a boolean"),
+        ('[cassandra]\ncontact_points = "a,b"\n', "cassandra.contact_points = 'a,b' is not a list of strings"),
+    ],
+)
 def test_unknown_keys_and_wrong_types_name_the_key(tmp_path, text, match):
     overlay = tmp_path / "bad.toml"
     overlay.write_text(text)

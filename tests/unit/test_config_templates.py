@@ -1,4 +1,5 @@
 """The deployment templates in conf/templates/: only what differs from the default, well typed, honoured."""
+
 from __future__ import annotations
 
 import tomllib
@@ -42,15 +43,19 @@ def test_cluster_template_is_a_real_cluster():
     assert endpoints.cassandra_credentials(cfg) is not None
     assert endpoints.spark_cassandra_conf(cfg)["spark.cassandra.auth.username"] == "gaitstream"
     # HDFS, MongoDB, YARN.
-    assert endpoints.hdfs_namenode_uri(cfg).startswith("hdfs://") and "127.0.0.1" not in endpoints.hdfs_namenode_uri(cfg)
+    assert endpoints.hdfs_namenode_uri(cfg).startswith("hdfs://") and "127.0.0.1" not in endpoints.hdfs_namenode_uri(
+        cfg
+    )
     assert endpoints.mongo_uri(cfg).startswith("mongodb://gaitstream:")
     assert cfg.spark.master == "yarn" and cfg.spark.deploy_mode == "cluster"
     assert cfg.spark.executor_instances >= 2 and cfg.spark.checkpoint_dir.startswith("hdfs://")
 
 
 def test_secrets_can_come_from_the_environment():
-    cfg = config.load(config.REPO_ROOT / "conf" / "templates" / "cluster.toml",
-                      env={"GAITSTREAM_KAFKA_SASL_PASSWORD": "s3cret", "GAITSTREAM_CASSANDRA_CONTACT_POINTS": "a,b"})
+    cfg = config.load(
+        config.REPO_ROOT / "conf" / "templates" / "cluster.toml",
+        env={"GAITSTREAM_KAFKA_SASL_PASSWORD": "s3cret", "GAITSTREAM_CASSANDRA_CONTACT_POINTS": "a,b"},
+    )
     assert 'password="s3cret"' in endpoints.spark_kafka_options(cfg)["kafka.sasl.jaas.config"]
     assert endpoints.cassandra_contact_points(cfg) == ["a", "b"]
 

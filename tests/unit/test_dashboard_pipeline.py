@@ -1,5 +1,6 @@
 """The Pipeline panel's file readers: Spark checkpoint offsets, the job's status file, bridge stats;
 and the data-flow verdict behind the dashboard's banner."""
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,12 @@ class StubQuery:
 
 
 def test_status_and_stats_files_are_read_with_their_age(tmp_path):
-    cfg = gs_config.load(env={"GAITSTREAM_STREAMING_STATUS_FILE": str(tmp_path / "status.json"),
-                              "GAITSTREAM_BRIDGE_STATS_FILE": str(tmp_path / "bridge.json")})
+    cfg = gs_config.load(
+        env={
+            "GAITSTREAM_STREAMING_STATUS_FILE": str(tmp_path / "status.json"),
+            "GAITSTREAM_BRIDGE_STATS_FILE": str(tmp_path / "bridge.json"),
+        }
+    )
     missing = streaming_status(cfg)
     assert missing["queries"] == [] and "no status file" in missing["error"]
     assert "no stats file" in bridge_stats(cfg)["error"]
@@ -51,12 +56,26 @@ def test_status_and_stats_files_are_read_with_their_age(tmp_path):
 
 
 def service(name: str, ok: bool = True) -> dict:
-    return {"name": name, "kind": "service", "ok": ok, "detail": "ok" if ok else "ConnectionRefusedError", "check_ms": 1.0}
+    return {
+        "name": name,
+        "kind": "service",
+        "ok": ok,
+        "detail": "ok" if ok else "ConnectionRefusedError",
+        "check_ms": 1.0,
+    }
 
 
 def supervised(name: str, state: str = "running", restarts: int = 0, alive: bool = True) -> dict:
-    return {"name": name, "supervised": True, "state": state, "alive": alive, "restarts": restarts,
-            "last_restart_at": None, "last_cause": "exit code 1" if restarts else None, "last_error": None}
+    return {
+        "name": name,
+        "supervised": True,
+        "state": state,
+        "alive": alive,
+        "restarts": restarts,
+        "last_restart_at": None,
+        "last_cause": "exit code 1" if restarts else None,
+        "last_error": None,
+    }
 
 
 def test_data_flow_says_why_data_is_not_flowing():

@@ -2,6 +2,7 @@
 
 The protocol's guards (leaky split refused, shuffled labels at chance, nested selection blind to
 the outer test fold, usual walks only, no demographics) are in test_protocol.py."""
+
 from __future__ import annotations
 
 import json
@@ -24,7 +25,9 @@ def synthetic(n_subjects: int = 30, rows_per_subject: int = 4, seed: int = 0) ->
     for k in range(n_subjects):
         label = k % 2
         for r in range(rows_per_subject):
-            records.append({"subject_id": f"S{k:03d}", "walk_id": f"S{k:03d}_{r}", "study": ("Ga", "Ju", "Si")[k % 3], "pd": label})
+            records.append(
+                {"subject_id": f"S{k:03d}", "walk_id": f"S{k:03d}_{r}", "study": ("Ga", "Ju", "Si")[k % 3], "pd": label}
+            )
             X.append([label + rng.normal(0, 0.8), rng.normal(), rng.normal()])
     return Dataset(pd.DataFrame(records), np.array(X), ("a", "b", "c"), "walk")
 
@@ -59,8 +62,9 @@ def test_metrics_are_sklearns_on_probabilities():
 
 
 def test_per_subject_averages_probabilities():
-    y_subjects, p_subjects = evaluation.per_subject(np.array(["b", "a", "a", "b"]), np.array([0, 1, 1, 0]),
-                                                    np.array([0.2, 0.9, 0.5, 0.4]))
+    y_subjects, p_subjects = evaluation.per_subject(
+        np.array(["b", "a", "a", "b"]), np.array([0, 1, 1, 0]), np.array([0.2, 0.9, 0.5, 0.4])
+    )
     assert y_subjects.tolist() == [1, 0] and p_subjects.tolist() == pytest.approx([0.7, 0.3])
 
 
@@ -95,7 +99,9 @@ def test_leaky_split_is_labelled_and_study_held_out_per_study():
     held_out = evaluation.study_held_out(nested(), data)
     assert set(held_out) == {"Ga", "Ju", "Si"}
     assert all(r["test_subjects"] == 10 and r["train_subjects"] == 20 for r in held_out.values())
-    assert all(r["subjects"]["interval"]["roc_auc_ci"] is not None and "logreg__C" in r["chosen"] for r in held_out.values())
+    assert all(
+        r["subjects"]["interval"]["roc_auc_ci"] is not None and "logreg__C" in r["chosen"] for r in held_out.values()
+    )
 
 
 def test_bias_variance_is_plain_floats():
@@ -118,8 +124,13 @@ def test_labels_come_from_demographics_and_unlabelled_subjects_are_excluded():
 
 def test_design_never_uses_identifiers_as_features():
     walks = pd.DataFrame({"subject_id": ["A", "B"], "walk_id": ["A_1", "B_1"], "cadence": [100.0, 110.0]})
-    windows = pd.DataFrame([{"subject_id": s, "walk_id": f"{s}_1", "window_index": i, **{c: 1.0 for c in FORCE_CHANNELS}}
-                            for s in "AB" for i in range(3)])
+    windows = pd.DataFrame(
+        [
+            {"subject_id": s, "walk_id": f"{s}_1", "window_index": i, **{c: 1.0 for c in FORCE_CHANNELS}}
+            for s in "AB"
+            for i in range(3)
+        ]
+    )
     for feature_set in ("windows", "gait", "both"):
         for per in ("subject", "walk"):
             rows, X, kind = families.design(feature_set, walks, windows, per=per)
@@ -140,8 +151,15 @@ def test_subject_roc_curve_is_stored_and_its_area_is_the_auc():
 
 
 def test_subject_rows_are_means_of_the_given_walks():
-    walks = pd.DataFrame({"subject_id": ["A", "A", "B"], "walk_id": ["A_1", "A_2", "B_1"], "study": "Ga", "pd": [1, 1, 0],
-                          "cadence": [100.0, 110.0, 90.0]})
+    walks = pd.DataFrame(
+        {
+            "subject_id": ["A", "A", "B"],
+            "walk_id": ["A_1", "A_2", "B_1"],
+            "study": "Ga",
+            "pd": [1, 1, 0],
+            "cadence": [100.0, 110.0, 90.0],
+        }
+    )
     rows, X, kind = families.design("gait", walks, None)
     column = families.GAIT_COLUMNS.index("cadence")
     assert kind == "subject" and rows["subject_id"].tolist() == ["A", "B"] and rows["walks"].tolist() == [2, 1]

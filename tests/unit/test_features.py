@@ -1,4 +1,5 @@
 """model.features on synthetic walks whose gait parameters are known by construction."""
+
 from __future__ import annotations
 
 import math
@@ -14,7 +15,9 @@ LOAD_N = 800.0
 STRIDE_SAMPLES, STANCE_SAMPLES = 110, 66  # 1.1 s stride, 60 % stance
 
 
-def synthetic_walk(heel_strikes: dict[str, list[int]], n: int, stance: int = STANCE_SAMPLES) -> tuple[np.ndarray, np.ndarray]:
+def synthetic_walk(
+    heel_strikes: dict[str, list[int]], n: int, stance: int = STANCE_SAMPLES
+) -> tuple[np.ndarray, np.ndarray]:
     """Rectangular stances of LOAD_N from each heel strike (a sample index) for ``stance`` samples.
 
     Within a stance the heel sensor (x1) carries the load for the first half, the toe sensor (x8)
@@ -26,8 +29,8 @@ def synthetic_walk(heel_strikes: dict[str, list[int]], n: int, stance: int = STA
         for start in starts:
             half = start + stance // 2
             forces[start:half, heel] = LOAD_N
-            forces[half:start + stance, toe] = LOAD_N
-            forces[start:start + stance, total] = LOAD_N
+            forces[half : start + stance, toe] = LOAD_N
+            forces[start : start + stance, total] = LOAD_N
     return np.arange(n) / RATE, forces
 
 
@@ -93,6 +96,7 @@ def test_sensor_bounce_inside_a_stance_is_not_a_step():
 
 # ---------------------------------------------------------------------------------------------
 # Feature version 3: bilateral coordination, step time, RMSSD, force-curve shape, regions, COP velocity.
+
 
 def test_anti_phase_walk_has_phase_180_and_no_coordination_deficit():
     # periodic(): the right heel strikes exactly half a left stride (55 of 110 samples) after the left
@@ -189,8 +193,8 @@ def shaped_walk(n_strides: int = 20) -> tuple[np.ndarray, np.ndarray]:
     for foot, starts in heel_strikes.items():
         first = FORCE_CHANNELS.index(f"{foot}1")
         for start in starts:
-            forces[start:start + 66, first:first + 8] = profile[:, None] * split
-            forces[start:start + 66, FORCE_CHANNELS.index(f"total_{foot}")] = profile
+            forces[start : start + 66, first : first + 8] = profile[:, None] * split
+            forces[start : start + 66, FORCE_CHANNELS.index(f"total_{foot}")] = profile
     return np.arange(n) / RATE, forces
 
 
@@ -203,8 +207,9 @@ def test_force_curve_shape_of_a_drawn_double_hump():
         assert 0.16 <= time_to_peak <= 0.17 + 1e-9
         assert feats[f"force_valley_ratio_{foot}"] == pytest.approx(600 / 880, abs=1e-12)
         # loading rate = first peak / time to it / body weight (ratio of means: equal up to rounding here)
-        assert feats[f"force_loading_rate_{foot}"] == pytest.approx(feats[f"force_heel_peak_{foot}"] / time_to_peak,
-                                                                    rel=1e-6)
+        assert feats[f"force_loading_rate_{foot}"] == pytest.approx(
+            feats[f"force_heel_peak_{foot}"] / time_to_peak, rel=1e-6
+        )
         assert feats[f"heel_load_share_{foot}"] == pytest.approx(0.3, abs=1e-12)
         assert feats[f"forefoot_load_share_{foot}"] == pytest.approx(0.5, abs=1e-12)
 
@@ -264,7 +269,12 @@ def test_window_means_dedups_sorts_and_flags_partial_windows():
     assert len(windows) == len(expected)
     for got, (index, count, first, last, partial, mean) in zip(windows, expected):
         assert (got["window_index"], got["sample_count"], got["first_seq"], got["last_seq"], got["partial"]) == (
-            index, count, first, last, partial)
+            index,
+            count,
+            first,
+            last,
+            partial,
+        )
         assert got["l1"] == pytest.approx(mean) and got["total_l"] == pytest.approx(mean)
         assert got["total_r"] == pytest.approx(2 * mean)
         assert set(FORCE_CHANNELS) <= set(got)

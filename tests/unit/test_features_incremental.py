@@ -6,6 +6,7 @@ shuffled within blocks of three windows (inside the open-window cap) and 5 % res
 final features must equal :func:`model.features.gait_features` on the whole walk to 1e-9,
 and every window the numpy mean of its samples to 1e-6. ``bench/state_size.py`` runs all 280.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,7 +39,7 @@ def stream(walk: gaitpdb.Walk, rng: np.random.Generator) -> list[dict]:
     order = np.insert(order, at, order[np.maximum(at - rng.integers(1, 2000, len(at)), 0)])
     state, rows, i = WalkState(), [], 0
     while i < len(order):
-        chunk = order[i:i + int(rng.integers(1, 500))]
+        chunk = order[i : i + int(rng.integers(1, 500))]
         i += len(chunk)
         state = WalkState.from_bytes(state.to_bytes())
         rows += add_samples(state, seq[chunk], values[chunk], seq[chunk], SETTINGS)

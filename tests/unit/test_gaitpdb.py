@@ -1,4 +1,5 @@
 """The data-set reader: names, checksums, and malformed files reported with their line."""
+
 from __future__ import annotations
 
 import gzip
@@ -31,13 +32,16 @@ def test_reads_a_clean_file(tmp_path):
     assert walk.channel("total_r").tolist() == [0, 1, 2, 3, 4]
 
 
-@pytest.mark.parametrize("bad_line, reason", [
-    ("0.03\t1\t2\r\n", "expected 19 columns"),
-    ("\t".join(["0.03"] + ["x"] + ["1"] * 17) + "\r\n", "not a number"),
-    ("\t".join(["0.03"] + ["nan"] * 18) + "\r\n", "NaN"),
-    ("\t".join(["0.005"] + ["1"] * 18) + "\r\n", "does not increase"),
-    ("\t".join(["0.03"] + ["99999"] * 18) + "\r\n", "force outside"),
-])
+@pytest.mark.parametrize(
+    "bad_line, reason",
+    [
+        ("0.03\t1\t2\r\n", "expected 19 columns"),
+        ("\t".join(["0.03"] + ["x"] + ["1"] * 17) + "\r\n", "not a number"),
+        ("\t".join(["0.03"] + ["nan"] * 18) + "\r\n", "NaN"),
+        ("\t".join(["0.005"] + ["1"] * 18) + "\r\n", "does not increase"),
+        ("\t".join(["0.03"] + ["99999"] * 18) + "\r\n", "force outside"),
+    ],
+)
 def test_malformed_line_is_named(tmp_path, bad_line, reason):
     text = ROW + ROW.replace("0.01", "0.02", 1) + bad_line
     with pytest.raises(gaitpdb.WalkFileError, match=reason) as err:
@@ -56,6 +60,7 @@ def test_checksum_mismatch_and_bad_gzip(tmp_path):
 
 def test_shared_data_set_is_complete_and_labelled():
     from gaitstream import config
+
     folder = config.load().path("data.gaitpdb_dir")
     refs, missing = gaitpdb.list_walks(folder)
     assert len(refs) == 280 and len(missing) == 26

@@ -1,4 +1,5 @@
 """Every topic the project creates takes its replication from config (issue 12, item 7)."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """The model package stands alone: API and stream import it, it imports neither (nor their frameworks)."""
+
 from __future__ import annotations
 
 import ast

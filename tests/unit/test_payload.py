@@ -1,4 +1,5 @@
 """Payload schema v1: valid batches pass byte for byte, every kind of bad payload gets a reason."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,15 @@ LIMITS = dict(max_bytes=16384, max_samples=50)
 
 
 def _batch(**overrides) -> dict:
-    body = {"v": 1, "study": "Ga", "subject_id": "GaCo01", "walk_id": "GaCo01_01", "seq": 100,
-            "sent_at_ms": 1, "samples": [[1.0 + i / 100] + [10.0] * 18 for i in range(3)]}
+    body = {
+        "v": 1,
+        "study": "Ga",
+        "subject_id": "GaCo01",
+        "walk_id": "GaCo01_01",
+        "seq": 100,
+        "sent_at_ms": 1,
+        "samples": [[1.0 + i / 100] + [10.0] * 18 for i in range(3)],
+    }
     body.update(overrides)
     return body
 
@@ -77,8 +85,9 @@ def test_a_clock_within_the_bounds_passes(skew_s):
     payload.check_clock_skew(batch, NOW_MS, **CLOCK)
 
 
-@pytest.mark.parametrize("skew_s, direction", [(86_400, "ahead"), (301, "ahead"), (-86_400, "behind"),
-                                               (-43_201, "behind")])
+@pytest.mark.parametrize(
+    "skew_s, direction", [(86_400, "ahead"), (301, "ahead"), (-86_400, "behind"), (-43_201, "behind")]
+)
 def test_a_skewed_clock_is_refused_both_ways(skew_s, direction):
     batch = payload.validate(_raw(_batch(sent_at_ms=NOW_MS + skew_s * 1000)), **LIMITS)
     with pytest.raises(payload.InvalidPayload, match=rf"^clock_skew: .* {abs(skew_s)} s {direction}"):

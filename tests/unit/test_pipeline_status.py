@@ -1,4 +1,5 @@
 """gaitstream.pipeline_status: stale queries, dead supervisors and the Prometheus lines, from real files."""
+
 from __future__ import annotations
 
 import json
@@ -15,20 +16,48 @@ def iso(epoch_s: float) -> str:
 
 
 def setup(tmp_path, query_age_s: float, restarts: int = 2, state: str = "running"):
-    env = {"GAITSTREAM_SUPERVISE_STATUS_DIR": str(tmp_path), "GAITSTREAM_STREAMING_STATUS_FILE": str(tmp_path / "s.json"),
-           "GAITSTREAM_BRIDGE_STATS_FILE": str(tmp_path / "b.json"), "GAITSTREAM_SUPERVISE_STALE_AFTER_SECONDS": "60"}
+    env = {
+        "GAITSTREAM_SUPERVISE_STATUS_DIR": str(tmp_path),
+        "GAITSTREAM_STREAMING_STATUS_FILE": str(tmp_path / "s.json"),
+        "GAITSTREAM_BRIDGE_STATS_FILE": str(tmp_path / "b.json"),
+        "GAITSTREAM_SUPERVISE_STALE_AFTER_SECONDS": "60",
+    }
     cfg = gs_config.load(env=env)
     now = time.time()
-    (tmp_path / "s.json").write_text(json.dumps({
-        "updated_at_ms": int(now * 1000), "started_at_ms": int((now - 600) * 1000), "state": "running",
-        "queries": [{"name": "windows", "active": True, "batch_id": 7, "timestamp": iso(now - query_age_s),
-                     "batch_duration_ms": 1500, "input_rows_per_second": 12.5},
-                    {"name": "archive", "active": True, "batch_id": 3, "timestamp": iso(now - 2)}]}))
-    (tmp_path / "streaming-supervisor.json").write_text(json.dumps({
-        "name": "streaming", "pid": os.getpid(), "state": state, "restarts": restarts,
-        "history": [{"at": now - 100, "cause": "exit code 137 (SIGKILL)", "error": "boom", "ran_s": 50}]}))
-    (tmp_path / "b.json").write_text(json.dumps({"updated_at": now, "received": 10, "forwarded": 9,
-                                                 "dead_lettered": 1, "resent": 0}))
+    (tmp_path / "s.json").write_text(
+        json.dumps(
+            {
+                "updated_at_ms": int(now * 1000),
+                "started_at_ms": int((now - 600) * 1000),
+                "state": "running",
+                "queries": [
+                    {
+                        "name": "windows",
+                        "active": True,
+                        "batch_id": 7,
+                        "timestamp": iso(now - query_age_s),
+                        "batch_duration_ms": 1500,
+                        "input_rows_per_second": 12.5,
+                    },
+                    {"name": "archive", "active": True, "batch_id": 3, "timestamp": iso(now - 2)},
+                ],
+            }
+        )
+    )
+    (tmp_path / "streaming-supervisor.json").write_text(
+        json.dumps(
+            {
+                "name": "streaming",
+                "pid": os.getpid(),
+                "state": state,
+                "restarts": restarts,
+                "history": [{"at": now - 100, "cause": "exit code 137 (SIGKILL)", "error": "boom", "ran_s": 50}],
+            }
+        )
+    )
+    (tmp_path / "b.json").write_text(
+        json.dumps({"updated_at": now, "received": 10, "forwarded": 9, "dead_lettered": 1, "resent": 0})
+    )
     return cfg
 
 

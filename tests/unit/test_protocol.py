@@ -4,6 +4,7 @@ A split sharing a subject is refused (or, for the seed's comparison number, labe
 labels shuffled across subjects score at chance; the nested search and calibration never see the
 outer test fold; models learn from usual walks only; demographics never enter the inputs.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,8 +21,17 @@ from model.scoring import bootstrap_interval, fast_auc
 from gaitstream.gaitpdb import DUAL_TASK, RAS, USUAL, Subject, is_usual_walk, walk_condition
 
 # demographics.txt columns: none may ever be a model input
-DEMOGRAPHICS = ("Gender", "Age", "Height", "Weight", "HoehnYahr", "UPDRS", "UPDRSM", "TUAG",
-                *(f"Speed_{n:02d}" for n in (1, 2, 3, 4, 5, 6, 7, 10)))
+DEMOGRAPHICS = (
+    "Gender",
+    "Age",
+    "Height",
+    "Weight",
+    "HoehnYahr",
+    "UPDRS",
+    "UPDRSM",
+    "TUAG",
+    *(f"Speed_{n:02d}" for n in (1, 2, 3, 4, 5, 6, 7, 10)),
+)
 
 
 def subjects(n: int = 60, signal: float = 1.5, seed: int = 0, rows_per_subject: int = 1) -> Dataset:
@@ -37,18 +47,22 @@ def subjects(n: int = 60, signal: float = 1.5, seed: int = 0, rows_per_subject: 
 
 
 def test_usual_walk_rule():
-    assert [walk_condition(w) for w in ("GaPt03_01", "GaCo02_02", "GaPt03_10", "JuCo01_01", "JuPt03_06", "SiPt10_01")] \
-        == [USUAL, USUAL, DUAL_TASK, USUAL, RAS, USUAL]
+    assert [
+        walk_condition(w) for w in ("GaPt03_01", "GaCo02_02", "GaPt03_10", "JuCo01_01", "JuPt03_06", "SiPt10_01")
+    ] == [USUAL, USUAL, DUAL_TASK, USUAL, RAS, USUAL]
     assert is_usual_walk("JuPt01_01.txt.gz") and not is_usual_walk("JuPt01_02")
     with pytest.raises(ValueError):
         walk_condition("demographics")
 
 
 def test_models_learn_from_usual_walks_only_and_score_the_others_apart():
-    walks = pd.DataFrame({
-        "subject_id": ["GaPt03", "GaPt03", "GaPt03", "GaCo01", "JuPt01", "JuPt01", "JuCo01"],
-        "walk_id": ["GaPt03_01", "GaPt03_02", "GaPt03_10", "GaCo01_01", "JuPt01_01", "JuPt01_02", "JuCo01_01"],
-        "cadence": [100.0, 110.0, 1e6, 90.0, 95.0, 1e6, 120.0]})
+    walks = pd.DataFrame(
+        {
+            "subject_id": ["GaPt03", "GaPt03", "GaPt03", "GaCo01", "JuPt01", "JuPt01", "JuCo01"],
+            "walk_id": ["GaPt03_01", "GaPt03_02", "GaPt03_10", "GaCo01_01", "JuPt01_01", "JuPt01_02", "JuCo01_01"],
+            "cadence": [100.0, 110.0, 1e6, 90.0, 95.0, 1e6, 120.0],
+        }
+    )
     demographics = {s: Subject(s, s[:2], "Pt" in s) for s in walks["subject_id"]}
     labelled, _ = attach_labels(walks, demographics)
     td = protocol.training_data("gait", labelled, None)
@@ -62,14 +76,23 @@ def test_models_learn_from_usual_walks_only_and_score_the_others_apart():
 def test_demographics_never_enter_the_inputs():
     for feature_set in ("windows", "gait", "both"):
         assert not {c.lower() for c in families.feature_columns(feature_set)} & {c.lower() for c in DEMOGRAPHICS}
-    base = pd.DataFrame({"subject_id": ["A", "B", "C", "D"], "walk_id": ["A_01", "B_01", "C_01", "D_01"],
-                         "study": "Si", "pd": [1, 0, 1, 0], "cadence": [100.0, 101.0, 102.0, 103.0]})
+    base = pd.DataFrame(
+        {
+            "subject_id": ["A", "B", "C", "D"],
+            "walk_id": ["A_01", "B_01", "C_01", "D_01"],
+            "study": "Si",
+            "pd": [1, 0, 1, 0],
+            "cadence": [100.0, 101.0, 102.0, 103.0],
+        }
+    )
     leaky = base.assign(**{c: base["pd"] * 10.0 for c in DEMOGRAPHICS})  # perfectly predictive, must be ignored
     for per in ("subject", "walk"):
         _, X_base, _ = families.design("gait", base, None, per=per)
         _, X_with, _ = families.design("gait", leaky, None, per=per)
         np.testing.assert_array_equal(X_base, X_with)
-    kept, _ = attach_labels(base[["subject_id", "walk_id", "cadence"]], {s: Subject(s, "Si", s in "AC") for s in "ABCD"})
+    kept, _ = attach_labels(
+        base[["subject_id", "walk_id", "cadence"]], {s: Subject(s, "Si", s in "AC") for s in "ABCD"}
+    )
     assert set(kept.columns) == {"subject_id", "walk_id", "cadence", "pd", "study"}  # labels add only pd and study
 
 
@@ -100,7 +123,9 @@ def test_labels_shuffled_across_subjects_score_at_chance():
     aucs = []
     for _ in range(4):
         shuffled = data.rows.assign(pd=rng.permutation(data.rows["pd"].to_numpy()))  # one label per subject, permuted
-        result = evaluation.subject_wise(model, Dataset(shuffled, data.X, data.columns, "subject"), folds=5, repeats=1, seed=0)
+        result = evaluation.subject_wise(
+            model, Dataset(shuffled, data.X, data.columns, "subject"), folds=5, repeats=1, seed=0
+        )
         aucs.append(result["summary"]["subjects"]["roc_auc"])
     assert abs(np.mean(aucs) - 0.5) <= 0.1, aucs  # ... and without it nothing is left
 
@@ -151,6 +176,7 @@ def test_bootstrap_interval_and_fast_auc():
     y = np.repeat([0, 1], 30)
     p = np.round(y * 0.3 + rng.uniform(0, 0.7, 60), 1)  # ties on purpose
     from sklearn.metrics import roc_auc_score
+
     assert fast_auc(y, p) == pytest.approx(roc_auc_score(y, p))
     interval = bootstrap_interval(y, np.vstack([p, p]), seed=0, rounds=300)
     low, high = interval["roc_auc_ci"]

@@ -1,5 +1,6 @@
 """A query stopped by a transient error is started again alone (streaming.job.QueryRestarter):
 once its backends answer, with backoff, within a time budget; anything else fails the job."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,7 +9,9 @@ pytest.importorskip("pyspark")
 
 from streaming.job import QueryRestarter  # noqa: E402
 
-HDFS_DOWN = "Call From vm/127.0.0.1 to localhost:9000 failed on socket exception: java.net.SocketException: Connection reset"
+HDFS_DOWN = (
+    "Call From vm/127.0.0.1 to localhost:9000 failed on socket exception: java.net.SocketException: Connection reset"
+)
 
 
 class Query:
@@ -27,6 +30,7 @@ def restarter(ready: dict, starts: list, total_s: float = 600.0) -> QueryRestart
         def run():
             starts.append(name)
             return Query(name)
+
         return run
 
     return QueryRestarter({"windows": start("windows"), "archive": start("archive")}, ready, total_s, 0.0, 0.0)
@@ -47,7 +51,8 @@ def test_a_transient_failure_restarts_that_query_alone_once_its_backend_answers(
 def test_other_failures_and_exhausted_budgets_fail_the_job():
     starts: list = []
     assert "NullPointerException" in restarter({}, starts).step(
-        [Query("archive", active=False, error="java.lang.NullPointerException")])
+        [Query("archive", active=False, error="java.lang.NullPointerException")]
+    )
     hung = "StopRequested: batch 3: Cassandra: 2 attempts hung; Connection refused"
     assert "stopped" in restarter({}, starts).step([Query("windows", active=False, error=hung)])
     never = restarter({"archive": lambda: False}, starts, total_s=-1.0)

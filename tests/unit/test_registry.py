@@ -1,4 +1,5 @@
 """model.registry: digests in the index verified before unpickling, aliases moved atomically."""
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,9 @@ def test_save_load_promote(tmp_path):
     assert registry.current_version() == version and registry.versions() == [version]
     assert registry.load(version).pipeline.predict_proba([[0]]).tolist() == [[0.5, 0.5]]
     assert registry.aliases() == {CHAMPION: version}
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".") and p.name != ".registry.lock"], "no temp files left behind"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".") and p.name != ".registry.lock"], (
+        "no temp files left behind"
+    )
 
 
 def test_tampered_artifact_is_refused_and_not_promoted(tmp_path):
@@ -73,7 +76,9 @@ def test_aliases_move_and_roll_back_with_history(tmp_path):
     assert registry.current_version() == second
     assert registry.rollback(CHAMPION).version == first and registry.current_version() == first
     assert [(m["alias"], m["from"], m["to"]) for m in registry.history(CHAMPION)][:2] == [
-        (CHAMPION, second, first), (CHAMPION, first, second)]
+        (CHAMPION, second, first),
+        (CHAMPION, first, second),
+    ]
     registry.remove_alias(CHALLENGER)
     assert registry.aliases() == {CHAMPION: first}
     with pytest.raises(NotFound):

@@ -1,6 +1,7 @@
 """Secrets and exposure (issue 12, items 8 and 9): placeholder secrets refused outside the dev
 profile, secrets redacted when printed, a mode-600 secrets file, no secret on a command line, an
 empty API token never opening the API, health reads guarded beyond loopback, a loopback Spark UI."""
+
 from __future__ import annotations
 
 import os
@@ -21,10 +22,12 @@ from gaitstream import cli, config, endpoints, secrecy
 
 TEMPLATES = config.REPO_ROOT / "conf" / "templates"
 PRODUCTION = {"GAITSTREAM_RUNTIME_PROFILE": "production"}
-REAL = {"mqtt": {"bridge_password": "Zq8-bridge-7f3a", "replay_password": "Zq8-replay-91c2"},
-        "api": {"token": "4b9f0c3e8a7d4e21"},
-        "cassandra": {"username": "gaitstream", "password": "Cx7-cass-55d0"},
-        "mongo": {"uri": "mongodb://gaitstream:Mg4-mongo-a1b2@127.0.0.1:27017/gaitstream"}}
+REAL = {
+    "mqtt": {"bridge_password": "Zq8-bridge-7f3a", "replay_password": "Zq8-replay-91c2"},
+    "api": {"token": "4b9f0c3e8a7d4e21"},
+    "cassandra": {"username": "gaitstream", "password": "Cx7-cass-55d0"},
+    "mongo": {"uri": "mongodb://gaitstream:Mg4-mongo-a1b2@127.0.0.1:27017/gaitstream"},
+}
 
 
 def secrets_file(tmp_path: Path, sections: dict, mode: int = 0o600) -> Path:
@@ -35,6 +38,7 @@ def secrets_file(tmp_path: Path, sections: dict, mode: int = 0o600) -> Path:
 
 
 # ------------------------------------------------------------------ profile and placeholders
+
 
 def test_local_default_and_yarn_local_are_dev_the_cluster_template_is_production():
     assert config.load(env={}).runtime.profile == "dev"
@@ -48,18 +52,28 @@ def test_dev_profile_starts_with_the_shipped_secrets():
         secrecy.require_safe(cfg, component)
 
 
-@pytest.mark.parametrize("component, key", [
-    ("bridge", "mqtt.bridge_password"), ("mosquitto", "mqtt.bridge_password"), ("mosquitto", "mqtt.replay_password"),
-    ("replay", "mqtt.replay_password"), ("api", "api.token"), ("api", "cassandra.username"), ("api", "mongo.uri"),
-    ("streaming", "cassandra.username"),
-])
+@pytest.mark.parametrize(
+    "component, key",
+    [
+        ("bridge", "mqtt.bridge_password"),
+        ("mosquitto", "mqtt.bridge_password"),
+        ("mosquitto", "mqtt.replay_password"),
+        ("replay", "mqtt.replay_password"),
+        ("api", "api.token"),
+        ("api", "cassandra.username"),
+        ("api", "mongo.uri"),
+        ("streaming", "cassandra.username"),
+    ],
+)
 def test_shipped_placeholders_are_refused_outside_dev_naming_the_key(component, key):
     cfg = config.load(env=PRODUCTION)
     with pytest.raises(secrecy.SecretError, match=key.replace(".", r"\.")):
         secrecy.require_safe(cfg, component)
 
 
-@pytest.mark.parametrize("value", ["", "   ", "change-me", "CHANGE-ME", "bridge-secret", "my_secret", "<set me>", "password"])
+@pytest.mark.parametrize(
+    "value", ["", "   ", "change-me", "CHANGE-ME", "bridge-secret", "my_secret", "<set me>", "password"]
+)
 def test_empty_and_placeholder_values_are_refused(value):
     cfg = config.load(env={**PRODUCTION, "GAITSTREAM_API_TOKEN": value})
     problems = secrecy.problems(cfg, "api")
@@ -69,12 +83,24 @@ def test_empty_and_placeholder_values_are_refused(value):
 def test_the_cluster_template_refuses_to_start_until_its_secrets_are_set(tmp_path):
     cfg = config.load(TEMPLATES / "cluster.toml", env={})
     text = "; ".join(secrecy.problems(cfg))
-    for key in ("mqtt.bridge_password", "mqtt.replay_password", "api.token", "kafka.sasl_password",
-                "cassandra.password", "mongo.uri"):
+    for key in (
+        "mqtt.bridge_password",
+        "mqtt.replay_password",
+        "api.token",
+        "kafka.sasl_password",
+        "cassandra.password",
+        "mongo.uri",
+    ):
         assert key in text
     # With every secret in a mode-600 secrets file, every component starts.
-    path = secrets_file(tmp_path, {**REAL, "kafka": {"sasl_password": "Kf2-sasl-3e4d"},
-                                   "mongo": {"uri": "mongodb://gaitstream:Mg4-mongo-a1b2@m1:27017,m2:27017/gaitstream"}})
+    path = secrets_file(
+        tmp_path,
+        {
+            **REAL,
+            "kafka": {"sasl_password": "Kf2-sasl-3e4d"},
+            "mongo": {"uri": "mongodb://gaitstream:Mg4-mongo-a1b2@m1:27017,m2:27017/gaitstream"},
+        },
+    )
     cfg = config.load(TEMPLATES / "cluster.toml", env={"GAITSTREAM_RUNTIME_SECRETS_FILE": str(path)})
     assert secrecy.problems(cfg) == []
 
@@ -92,8 +118,15 @@ def test_a_real_secret_in_a_config_file_others_can_read_is_refused(tmp_path):
     conf = tmp_path / "gaitstream.toml"
     conf.write_text(text)
     conf.chmod(0o644)
-    cfg = config.load(conf, env={**PRODUCTION, "GAITSTREAM_RUNTIME_SECRETS_FILE": str(secrets_file(tmp_path, {
-        k: v for k, v in REAL.items() if k != "api"}))})
+    cfg = config.load(
+        conf,
+        env={
+            **PRODUCTION,
+            "GAITSTREAM_RUNTIME_SECRETS_FILE": str(
+                secrets_file(tmp_path, {k: v for k, v in REAL.items() if k != "api"})
+            ),
+        },
+    )
     assert any("api.token is written in" in p for p in secrecy.problems(cfg, "api"))
     conf.chmod(0o600)
     assert secrecy.problems(cfg, "api") == []
@@ -101,8 +134,15 @@ def test_a_real_secret_in_a_config_file_others_can_read_is_refused(tmp_path):
 
 # ------------------------------------------------------------------ entry points refuse to start
 
-@pytest.mark.parametrize("args, key", [(["bridge"], "mqtt.bridge_password"), (["replay", "--walk", "GaCo01_01"], "mqtt.replay_password"),
-                                       (["api"], "api.token")])
+
+@pytest.mark.parametrize(
+    "args, key",
+    [
+        (["bridge"], "mqtt.bridge_password"),
+        (["replay", "--walk", "GaCo01_01"], "mqtt.replay_password"),
+        (["api"], "api.token"),
+    ],
+)
 def test_entry_points_refuse_to_start_with_a_placeholder_secret(args, key, monkeypatch):
     monkeypatch.setenv("GAITSTREAM_RUNTIME_PROFILE", "production")
     result = CliRunner().invoke(cli.main, args)
@@ -128,6 +168,7 @@ def test_the_secrecy_module_exits_2_for_the_scripts(monkeypatch, capsys):
 
 
 # ------------------------------------------------------------------ secrets file
+
 
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660, 0o700 | 0o004])
 def test_a_secrets_file_readable_by_group_or_others_is_refused(tmp_path, mode):
@@ -164,17 +205,27 @@ def test_the_secrets_toml_for_yarn_round_trips_and_holds_only_secrets(tmp_path):
 
 # ------------------------------------------------------------------ redaction
 
+
 def test_gaitstream_config_redacts_every_secret(tmp_path, monkeypatch):
     path = secrets_file(tmp_path, {**REAL, "kafka": {"sasl_password": "Kf2-sasl-3e4d"}})
     monkeypatch.setenv("GAITSTREAM_RUNTIME_SECRETS_FILE", str(path))
     output = CliRunner().invoke(cli.main, ["config"]).output
-    for leaked in ("Zq8-bridge-7f3a", "Zq8-replay-91c2", "4b9f0c3e8a7d4e21", "Cx7-cass-55d0", "Mg4-mongo-a1b2", "Kf2-sasl-3e4d"):
+    for leaked in (
+        "Zq8-bridge-7f3a",
+        "Zq8-replay-91c2",
+        "4b9f0c3e8a7d4e21",
+        "Cx7-cass-55d0",
+        "Mg4-mongo-a1b2",
+        "Kf2-sasl-3e4d",
+    ):
         assert leaked not in output
     assert "api.token = '<redacted>'" in output
     assert "mongo.uri = 'mongodb://gaitstream:<redacted>@127.0.0.1:27017/gaitstream'" in output
     assert "mqtt.bridge_user = 'bridge'" in output and "kafka.port = 9092" in output
     assert CliRunner().invoke(cli.main, ["config", "api.token"]).output.strip() == "<redacted>"
-    assert CliRunner().invoke(cli.main, ["config", "api.token", "--show-secrets"]).output.strip() == REAL["api"]["token"]
+    assert (
+        CliRunner().invoke(cli.main, ["config", "api.token", "--show-secrets"]).output.strip() == REAL["api"]["token"]
+    )
 
 
 def test_python_m_gaitstream_config_redacts_but_the_shell_lines_keep_secrets(capsys, monkeypatch):
@@ -185,38 +236,62 @@ def test_python_m_gaitstream_config_redacts_but_the_shell_lines_keep_secrets(cap
     assert "GS_API_TOKEN=4b9f0c3e8a7d4e21" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("dotted, secret", [("mqtt.bridge_password", True), ("kafka.sasl_password", True),
-                                            ("api.token", True), ("x.client_secret", True), ("runtime.secrets_file", False),
-                                            ("kafka.sasl_username", False), ("api.max_upload_bytes", False)])
+@pytest.mark.parametrize(
+    "dotted, secret",
+    [
+        ("mqtt.bridge_password", True),
+        ("kafka.sasl_password", True),
+        ("api.token", True),
+        ("x.client_secret", True),
+        ("runtime.secrets_file", False),
+        ("kafka.sasl_username", False),
+        ("api.max_upload_bytes", False),
+    ],
+)
 def test_which_keys_are_secret(dotted, secret):
     assert secrecy.is_secret_key(dotted) is secret
 
 
 # ------------------------------------------------------------------ no secret on a command line
 
+
 def test_mosquitto_passwords_never_reach_a_command_line(tmp_path):
     """render() of stack/mosquitto.sh with a mosquitto_passwd that records its argv."""
     script = (config.REPO_ROOT / "stack" / "mosquitto.sh").read_text()
-    render = script[script.index("render() {"):]
-    render = render[:render.index("\n}\n") + 3]
+    render = script[script.index("render() {") :]
+    render = render[: render.index("\n}\n") + 3]
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     fake = bin_dir / "mosquitto_passwd"
     fake.write_text('#!/bin/sh\necho "$@" >>"$ARGV_LOG"\n[ "$1" = -U ] && sed -i "s/:.*/:HASHED/" "$2"\n')
     fake.chmod(0o755)
     run_dir = tmp_path / "run"
-    harness = textwrap.dedent("""\
+    harness = (
+        textwrap.dedent("""\
         set -euo pipefail
         gs_log() { echo "$RUN/mosquitto.log"; }
         gs_die() { echo "$*" >&2; exit 1; }
         DIR="$RUN" STACK_DIR="$STACK"
-        """) + render + "\nrender\n"
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "ARGV_LOG": str(tmp_path / "argv"),
-           "RUN": str(run_dir), "STACK": str(config.REPO_ROOT / "stack"),
-           "GS_MQTT_HOST": "127.0.0.1", "GS_MQTT_PORT": "1883", "GS_MQTT_MAX_QUEUED_MESSAGES": "10",
-           "GS_MQTT_MAX_INFLIGHT_MESSAGES": "10", "GS_MQTT_TOPIC_PREFIX": "gait",
-           "GS_MQTT_BRIDGE_USER": "bridge", "GS_MQTT_BRIDGE_PASSWORD": "Zq8-bridge-7f3a",
-           "GS_MQTT_REPLAY_USER": "replayer", "GS_MQTT_REPLAY_PASSWORD": "Zq8-replay-91c2"}
+        """)
+        + render
+        + "\nrender\n"
+    )
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "ARGV_LOG": str(tmp_path / "argv"),
+        "RUN": str(run_dir),
+        "STACK": str(config.REPO_ROOT / "stack"),
+        "GS_MQTT_HOST": "127.0.0.1",
+        "GS_MQTT_PORT": "1883",
+        "GS_MQTT_MAX_QUEUED_MESSAGES": "10",
+        "GS_MQTT_MAX_INFLIGHT_MESSAGES": "10",
+        "GS_MQTT_TOPIC_PREFIX": "gait",
+        "GS_MQTT_BRIDGE_USER": "bridge",
+        "GS_MQTT_BRIDGE_PASSWORD": "Zq8-bridge-7f3a",
+        "GS_MQTT_REPLAY_USER": "replayer",
+        "GS_MQTT_REPLAY_PASSWORD": "Zq8-replay-91c2",
+    }
     subprocess.run(["bash", "-c", harness], env=env, check=True, timeout=30)
     argv = (tmp_path / "argv").read_text()
     assert "Zq8-" not in argv and "-b" not in argv.split()
@@ -239,11 +314,12 @@ def test_mosquitto_passwd_hashes_a_plain_file_in_place(tmp_path):
 def test_spark_submit_ships_secrets_in_a_file_not_as_application_master_env():
     script = (config.REPO_ROOT / "spark-submit.sh").read_text()
     assert "--secrets-toml" in script and "GAITSTREAM_RUNTIME_SECRETS_FILE={{PWD}}/gaitstream-secrets.toml" in script
-    loop = script[script.index("while IFS='=' read -r name value"):script.index("done < <(env)")]
+    loop = script[script.index("while IFS='=' read -r name value") : script.index("done < <(env)")]
     assert "*PASSWORD*|*TOKEN*|*SECRET*|GAITSTREAM_MONGO_URI) ;;" in loop
 
 
 # ------------------------------------------------------------------ API authentication
+
 
 def guarded_app(token: str, reads_need_token: bool) -> Litestar:
     @get("/write", guards=[require_token], sync_to_thread=False)
@@ -283,8 +359,20 @@ def test_health_reads_are_open_on_loopback_and_need_the_token_beyond_it():
         assert client.get("/read", headers={"Authorization": "Bearer 4b9f0c3e8a7d4e21"}).status_code == 200
 
 
-@pytest.mark.parametrize("host, exposed", [("127.0.0.1", False), ("localhost", False), ("::1", False), ("127.0.0.2", False),
-                                           ("0.0.0.0", True), ("::", True), ("", True), ("10.1.2.3", True), ("api.example", True)])
+@pytest.mark.parametrize(
+    "host, exposed",
+    [
+        ("127.0.0.1", False),
+        ("localhost", False),
+        ("::1", False),
+        ("127.0.0.2", False),
+        ("0.0.0.0", True),
+        ("::", True),
+        ("", True),
+        ("10.1.2.3", True),
+        ("api.example", True),
+    ],
+)
 def test_reads_need_the_token_when_the_api_binds_beyond_loopback(host, exposed):
     settings = ApiSettings.from_config(config.load(env={"GAITSTREAM_API_HOST": host}))
     assert settings.reads_need_token is exposed
@@ -299,8 +387,16 @@ def test_the_health_read_routes_carry_the_exposure_guard():
         for handler in getattr(route, "route_handlers", []):
             if "OPTIONS" not in handler.http_methods:
                 (guarded if require_token_when_exposed in (handler.guards or []) else open_paths).add(route.path)
-    for path in ("/diagnose", "/diagnose/walk", "/dashboard/pipeline", "/dashboard/predictions", "/dashboard/walks",
-                 "/dashboard/windows", "/runs", "/runs/{run_id:str}"):
+    for path in (
+        "/diagnose",
+        "/diagnose/walk",
+        "/dashboard/pipeline",
+        "/dashboard/predictions",
+        "/dashboard/walks",
+        "/dashboard/windows",
+        "/runs",
+        "/runs/{run_id:str}",
+    ):
         assert path in guarded, path
     assert "/" in open_paths  # the page itself loads, then asks for the token
 
@@ -320,6 +416,7 @@ def test_the_api_command_passes_a_bind_address_on_to_the_app(monkeypatch):
 
 
 # ------------------------------------------------------------------ Spark UI on loopback
+
 
 def test_the_job_binds_the_driver_and_its_ui_to_loopback_without_kill_links(monkeypatch):
     from streaming import job
@@ -350,9 +447,14 @@ def test_the_job_binds_the_driver_and_its_ui_to_loopback_without_kill_links(monk
 
 
 def test_spark_bind_conf_per_template():
-    assert endpoints.spark_bind_conf(config.load(TEMPLATES / "yarn-local.toml", env={}))["spark.driver.host"] == "127.0.0.1"
+    assert (
+        endpoints.spark_bind_conf(config.load(TEMPLATES / "yarn-local.toml", env={}))["spark.driver.host"]
+        == "127.0.0.1"
+    )
     # The cluster-mode driver lives in a YARN container reached through the ResourceManager's proxy.
-    assert endpoints.spark_bind_conf(config.load(TEMPLATES / "cluster.toml", env={})) == {"spark.ui.killEnabled": "false"}
+    assert endpoints.spark_bind_conf(config.load(TEMPLATES / "cluster.toml", env={})) == {
+        "spark.ui.killEnabled": "false"
+    }
 
 
 def test_spark_submit_exports_spark_local_ip_for_a_local_driver():

@@ -1,4 +1,5 @@
 """The job's transformations on static DataFrames of Kafka-like rows (local Spark, no services)."""
+
 from __future__ import annotations
 
 import json
@@ -25,24 +26,38 @@ SETTINGS = WindowSettings()
 @pytest.fixture(scope="module")
 def spark():
     os.environ["PYSPARK_PYTHON"] = sys.executable  # Python workers need this venv's pandas/pyarrow
-    session = (SparkSession.builder.master("local[1]").appName("gaitstream-unit")
-               .config("spark.sql.shuffle.partitions", 1).config("spark.ui.enabled", False)
-               .config("spark.sql.session.timeZone", "UTC").getOrCreate())
+    session = (
+        SparkSession.builder.master("local[1]")
+        .appName("gaitstream-unit")
+        .config("spark.sql.shuffle.partitions", 1)
+        .config("spark.ui.enabled", False)
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )
     yield session
     session.stop()
 
 
 def payload(seq, n, walk="GaCo01_01", **override):
-    body = {"v": 1, "study": "Ga", "subject_id": walk.split("_")[0], "walk_id": walk, "seq": seq,
-            "sent_at_ms": 1_764_000_000_000 + seq,
-            "samples": [[(seq + i) / 100] + [float(seq + i)] * 18 for i in range(n)]}
+    body = {
+        "v": 1,
+        "study": "Ga",
+        "subject_id": walk.split("_")[0],
+        "walk_id": walk,
+        "seq": seq,
+        "sent_at_ms": 1_764_000_000_000 + seq,
+        "samples": [[(seq + i) / 100] + [float(seq + i)] * 18 for i in range(n)],
+    }
     return json.dumps({**body, **override}).encode()
 
 
 def kafka_rows(spark, values, key=b"GaCo01/GaCo01_01"):
-    rows = [(key, value, "t", 0, offset, datetime(2026, 11, 28, 12, 0, offset % 60)) for offset, value in enumerate(values)]
-    return spark.createDataFrame(rows, "key binary, value binary, topic string, partition int, offset long, "
-                                       "timestamp timestamp")
+    rows = [
+        (key, value, "t", 0, offset, datetime(2026, 11, 28, 12, 0, offset % 60)) for offset, value in enumerate(values)
+    ]
+    return spark.createDataFrame(
+        rows, "key binary, value binary, topic string, partition int, offset long, timestamp timestamp"
+    )
 
 
 # What the bridge refuses, the job refuses too, with the bridge's reason (bridge/payload.py).
@@ -63,8 +78,15 @@ BAD = {
 
 
 def _frame(values, key="GaCo01/GaCo01_01"):
-    return pd.DataFrame({"key": [key] * len(values), "value": values, "partition": 0,
-                         "offset": range(len(values)), "kafka_ms": 1_764_000_000_000})
+    return pd.DataFrame(
+        {
+            "key": [key] * len(values),
+            "value": values,
+            "partition": 0,
+            "offset": range(len(values)),
+            "kafka_ms": 1_764_000_000_000,
+        }
+    )
 
 
 def test_malformed_records_become_dead_letters_with_the_bridges_reason():
@@ -79,8 +101,13 @@ def test_malformed_records_become_dead_letters_with_the_bridges_reason():
 
 def test_a_seq_bomb_is_dead_lettered_and_the_walk_goes_on():
     walk = WalkState()
-    rows, dead = stateful.ingest(walk, "GaCo01/GaCo01_01", _frame([payload(0, 100), payload(10**8, 1, samples=[[1.0] * 19]),
-                                                                  payload(100, 100)]), SETTINGS, Limits())
+    rows, dead = stateful.ingest(
+        walk,
+        "GaCo01/GaCo01_01",
+        _frame([payload(0, 100), payload(10**8, 1, samples=[[1.0] * 19]), payload(100, 100)]),
+        SETTINGS,
+        Limits(),
+    )
     assert [d["reason"].split(":")[0] for d in dead] == ["seq_jump"]
     assert [r["window_index"] for r in rows if r["kind"] == "window"] == [0, 1]
 
@@ -103,8 +130,13 @@ def test_walk_operator_in_a_stream_and_the_sink_split(spark, tmp_path):
     source.write.parquet(str(tmp_path / "in"))
     stream = spark.readStream.schema(source.schema).parquet(str(tmp_path / "in"))
     outputs = stateful.walk_outputs(records.kafka_records(stream), WindowSettings(features_every=1), Limits(), 1.0, 600)
-    query = (outputs.writeStream.format("memory").queryName("walk_outputs").trigger(processingTime="0.5 seconds")
-             .option("checkpointLocation", str(tmp_path / "checkpoint")).start())
+    query = (
+        outputs.writeStream.format("memory")
+        .queryName("walk_outputs")
+        .trigger(processingTime="0.5 seconds")
+        .option("checkpointLocation", str(tmp_path / "checkpoint"))
+        .start()
+    )
     try:  # until the idle timeout has flushed the walk (final features)
         deadline = time.monotonic() + 90
         while not spark.table("walk_outputs").where("final").count() and time.monotonic() < deadline:
@@ -139,7 +171,9 @@ def test_a_finalized_walk_never_regresses_after_its_state_expires():
     assert rows == [] and timeout == 3_000 and walk.closed
     tombstone = WalkState.from_bytes(walk.to_bytes())
     assert tombstone.closed and len(walk.to_bytes()) < 4096
-    rows, dead, timeout = stateful.step(tombstone, "GaCo01/GaCo01_01", _frame(walk_payloads), SETTINGS, Limits(), timeouts)
+    rows, dead, timeout = stateful.step(
+        tombstone, "GaCo01/GaCo01_01", _frame(walk_payloads), SETTINGS, Limits(), timeouts
+    )
     assert rows == [] and len(dead) == len(walk_payloads) and timeout == 3_000
     assert {d["reason"].split(":")[0] for d in dead} == {"walk_closed"}
     assert stateful.step(tombstone, "GaCo01/GaCo01_01", None, SETTINGS, Limits(), timeouts)[2] is None  # dropped

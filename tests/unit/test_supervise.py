@@ -1,4 +1,5 @@
 """gaitstream.supervise on real child processes (small shell scripts): restarts, backoff, cap, stop."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,9 @@ def test_backoff_doubles_up_to_the_cap():
     assert [policy.delay(n) for n in range(1, 8)] == [2, 4, 8, 16, 32, 60, 60]
 
 
-@pytest.mark.parametrize(("code", "text"), [(3, "exit code 3"), (-9, "killed by SIGKILL"),
-                                            (137, "exit code 137 (SIGKILL)")])
+@pytest.mark.parametrize(
+    ("code", "text"), [(3, "exit code 3"), (-9, "killed by SIGKILL"), (137, "exit code 137 (SIGKILL)")]
+)
 def test_exit_causes_are_named(code, text):
     assert supervise.describe_exit(code) == text
 
@@ -33,13 +35,22 @@ def start(tmp_path: Path, script: str, **overrides: str) -> tuple[subprocess.Pop
     child.write_text("#!/bin/bash\n" + script)
     child.chmod(0o755)
     log = tmp_path / "supervisor.log"
-    env = {**os.environ, "GAITSTREAM_SUPERVISE_STATUS_DIR": str(tmp_path),
-           "GAITSTREAM_SUPERVISE_BACKOFF_INITIAL_SECONDS": "0.2", "GAITSTREAM_SUPERVISE_BACKOFF_MAX_SECONDS": "0.4",
-           **{f"GAITSTREAM_SUPERVISE_{k.upper()}": v for k, v in overrides.items()}}
+    env = {
+        **os.environ,
+        "GAITSTREAM_SUPERVISE_STATUS_DIR": str(tmp_path),
+        "GAITSTREAM_SUPERVISE_BACKOFF_INITIAL_SECONDS": "0.2",
+        "GAITSTREAM_SUPERVISE_BACKOFF_MAX_SECONDS": "0.4",
+        **{f"GAITSTREAM_SUPERVISE_{k.upper()}": v for k, v in overrides.items()},
+    }
     with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "gaitstream.supervise", "--name", "child", "--log", str(log),
-                                 "--", str(child)], cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gaitstream.supervise", "--name", "child", "--log", str(log), "--", str(child)],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     return proc, tmp_path / "child-supervisor.json", log
 
 
@@ -92,7 +103,7 @@ def test_a_child_killed_by_a_signal_is_restarted_and_a_stop_is_not(tmp_path):
 def test_orphans_of_a_dead_child_are_killed_before_the_restart(tmp_path):
     orphan_pid = tmp_path / "orphan.pid"
     # The child leaves a grandchild behind (as a killed spark-submit.sh leaves its JVM), then dies.
-    script = f'if [[ ! -f {orphan_pid} ]]; then sleep 600 & echo $! > {orphan_pid}; exit 1; fi\nsleep 600\n'
+    script = f"if [[ ! -f {orphan_pid} ]]; then sleep 600 & echo $! > {orphan_pid}; exit 1; fi\nsleep 600\n"
     proc, status_file, _log = start(tmp_path, script)
     wait_for(lambda: status(status_file).get("restarts") == 1 and status(status_file).get("state") == "running")
     pid = int(orphan_pid.read_text())

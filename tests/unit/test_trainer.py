@@ -1,5 +1,6 @@
 """The trainer on a small synthetic feature table, with a fake Cassandra store and the real run
 store over a fake Mongo client: what a run records, what it registers, and how it fails."""
+
 from __future__ import annotations
 
 import functools
@@ -98,11 +99,17 @@ def test_second_run_does_not_move_the_champion_unless_asked(trainer_for):
     assert registry.current_version() == first and len(registry.versions()) == 2
 
 
-@pytest.mark.parametrize("store, overrides, reason", [
-    (FakeCassandraStore(down=NoHostAvailable("Unable to connect to any servers", {"127.0.0.1:9042": "refused"})),
-     {}, "NoHostAvailable: ('Unable to connect to any servers'"),
-    (None, {"cv_folds": 5}, "ValueError: too few labelled subjects for 5-fold subject-wise CV"),
-])
+@pytest.mark.parametrize(
+    "store, overrides, reason",
+    [
+        (
+            FakeCassandraStore(down=NoHostAvailable("Unable to connect to any servers", {"127.0.0.1:9042": "refused"})),
+            {},
+            "NoHostAvailable: ('Unable to connect to any servers'",
+        ),
+        (None, {"cv_folds": 5}, "ValueError: too few labelled subjects for 5-fold subject-wise CV"),
+    ],
+)
 def test_failed_run_is_recorded_failed_with_its_reason_and_registers_nothing(trainer_for, store, overrides, reason):
     walks, labels = gait_table(per_class_per_study=1)  # 3 patients, 3 controls
     trainer, runs, registry = trainer_for(store or FakeCassandraStore(walks), labels, **overrides)

@@ -1,4 +1,5 @@
 """The per-walk windowing state machine on hand-drawn inputs (no Spark)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,8 +31,8 @@ def windows(rows):
 
 def test_first_window_is_seq_0_to_99_exactly_100_samples():
     state = WalkState()
-    assert feed(state, range(99)) == []            # 0..98: window 0 still open
-    (row,) = windows(feed(state, [99]))            # 99 closes it
+    assert feed(state, range(99)) == []  # 0..98: window 0 still open
+    (row,) = windows(feed(state, [99]))  # 99 closes it
     assert (row["window_index"], row["sample_count"], row["first_seq"], row["last_seq"]) == (0, 100, 0, 99)
     assert not row["partial"]
     assert row["l1"] == pytest.approx(49.5) and row["total_r"] == pytest.approx(49.5 + 17)
@@ -46,7 +47,7 @@ def test_duplicates_are_ignored_and_nothing_is_emitted_twice():
     assert [r["window_index"] for r in windows(rows)] == [0]
     assert windows(rows)[0]["sample_count"] == 100
     assert feed(state, range(50, 100)) == []
-    assert state.frontier == 1 and not state.windows                # window 0 left the state
+    assert state.frontier == 1 and not state.windows  # window 0 left the state
     assert state.late_samples == 50 and state.duplicate_samples == 50
 
 
@@ -78,9 +79,9 @@ def test_idle_flush_emits_the_partial_last_window_and_final_features():
 def test_after_the_flush_late_samples_are_counted_never_windowed_and_the_walk_goes_on():
     state = WalkState()
     feed(state, range(150))
-    flush(state, SETTINGS)                        # window 1 emitted partial (50), detector passed it
-    assert len(state.to_bytes()) < 4096           # an idle walk's state is small until it expires
-    assert feed(state, [0, 10, 120, 160]) == []   # behind the frontier: no row, nothing replaced
+    flush(state, SETTINGS)  # window 1 emitted partial (50), detector passed it
+    assert len(state.to_bytes()) < 4096  # an idle walk's state is small until it expires
+    assert feed(state, [0, 10, 120, 160]) == []  # behind the frontier: no row, nothing replaced
     assert state.late_samples == 4
     assert windows(flush(state, SETTINGS)) == []  # nothing new to flush either
     (row,) = windows(feed(state, range(200, 300)))
@@ -135,8 +136,10 @@ def test_a_lost_sample_forces_its_window_out_once_the_stream_moved_on():
     assert [r["window_index"] for r in windows(rows)] == [1, 2]
     assert sorted(state.windows) == [0, 1, 2] and state.frontier == 0
     rows = feed(state, range(300, 400), settings)
-    assert [(r["window_index"], r["sample_count"], r["partial"]) for r in windows(rows)] == [(3, 100, False),
-                                                                                          (0, 99, True)]
+    assert [(r["window_index"], r["sample_count"], r["partial"]) for r in windows(rows)] == [
+        (3, 100, False),
+        (0, 99, True),
+    ]
     assert state.frontier == 4 and not state.windows and state.detector.samples == 399
     assert feed(state, [50], settings) == [] and state.late_samples == 1
 
@@ -181,4 +184,4 @@ def test_state_size_does_not_grow_with_the_walk():
         add_samples(state, seq, values, seq, SETTINGS)
         sizes.append(len(state.to_bytes()))
     assert max(sizes) < 64 * 1024
-    assert max(sizes[len(sizes) // 2:]) <= max(sizes[:len(sizes) // 2]) * 1.05  # no upward trend
+    assert max(sizes[len(sizes) // 2 :]) <= max(sizes[: len(sizes) // 2]) * 1.05  # no upward trend
