@@ -20,7 +20,6 @@ from litestar.openapi.spec import Components, SecurityScheme
 from api import errors
 from api.data import CassandraStore
 from api.metrics import Metrics
-from model.registry import Registry
 from api.pipeline import PipelineMonitor
 from api.routes.dashboard import DASHBOARD_HANDLERS
 from api.routes.diagnose import DiagnoseController
@@ -32,6 +31,7 @@ from api.settings import ApiSettings
 from api.training import ModelHolder, Trainer
 from gaitstream import __version__, pipeline_status
 from gaitstream.config import Config
+from model.registry import Registry
 
 log = logging.getLogger("api")
 SERVICES = ("settings", "store", "runs", "registry", "holder", "trainer", "metrics", "pipeline")

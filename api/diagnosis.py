@@ -16,12 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from model import families
 from api.errors import InvalidInput, NotFound, ServiceUnavailable
-from model import predict
-from model.registry import LoadedModel
 from gaitstream.gaitpdb import WalkFileError, WalkRef, is_usual_walk, parse_walk
+from model import families, predict
 from model.features import gait_features
+from model.registry import LoadedModel
 
 TOP_DRIVERS = 5
 UPLOAD_REF = WalkRef(walk_id="upload", subject_id="upload", study="upload")

@@ -46,7 +46,7 @@ class ApiSettings:
     address ([api] host)."""
 
     @classmethod
-    def from_config(cls, cfg: Config) -> "ApiSettings":
+    def from_config(cls, cfg: Config) -> ApiSettings:
         api = cfg.api
         settings = cls(
             token=api.token,

@@ -24,17 +24,17 @@ import numpy as np
 import tenacity
 from pymongo.errors import PyMongoError
 
-from model import evaluation, families, protocol
 from api.errors import Conflict
-from model.labels import attach_labels
-from model.families import Dataset
-from model.protocol import TrainingData
-from model.errors import IntegrityError
-from model.features import FEATURE_VERSION
-from model.registry import CHAMPION, AliasWatcher, LoadedModel, Registry
 from api.runs import FAILED, RUNNING, SUCCEEDED, RunStore, now_iso
 from api.settings import ApiSettings
 from gaitstream.gaitpdb import read_demographics
+from model import evaluation, families, protocol
+from model.errors import IntegrityError
+from model.families import Dataset
+from model.features import FEATURE_VERSION
+from model.labels import attach_labels
+from model.protocol import TrainingData
+from model.registry import CHAMPION, AliasWatcher, LoadedModel, Registry
 
 log = logging.getLogger("api.training")
 # Outer folds fitted one after the other: on the 2-core host the stack (Spark, Cassandra, Kafka) shares

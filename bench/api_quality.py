@@ -32,13 +32,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from api.data import CassandraStore  # noqa: E402
-from model.registry import Registry  # noqa: E402
 from api.runs import RunStore, mongo_client  # noqa: E402
 from api.seed import seed_keyspace  # noqa: E402
 from api.settings import ApiSettings  # noqa: E402
 from api.training import TrainingParams, train  # noqa: E402
 from gaitstream import config, gaitpdb  # noqa: E402
 from gaitstream.health.cassandra import connect  # noqa: E402
+from model.registry import Registry  # noqa: E402
 from streaming import schema  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -164,7 +164,7 @@ def main() -> None:
         "* the service's default model ([api] default_family/default_feature_set). Targets (issue 14, nested, per subject): "
         "AUC >= 0.93 pooled, >= 0.90 per held-out study, accuracy >= 0.88."
     )
-    print(f"\nstudy held out (train on the other two studies; per-subject acc / AUC)")
+    print("\nstudy held out (train on the other two studies; per-subject acc / AUC)")
     for family, _, label in CANDIDATES:
         held = results[family]["metrics"]["study_held_out"]
         print(f"{label:<40}" + "".join(f"  {s}: {fmt(held.get(s))}" for s in ("Ga", "Ju", "Si")))

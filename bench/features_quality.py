@@ -28,11 +28,11 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from gaitstream.gaitpdb import list_walks, read_demographics, read_walk  # noqa: E402
 from model import families, protocol  # noqa: E402
+from model.features import gait_features, window_means  # noqa: E402
 from model.labels import attach_labels  # noqa: E402
 from model.scoring import BOOTSTRAP_ROUNDS  # noqa: E402
-from gaitstream.gaitpdb import list_walks, read_demographics, read_walk  # noqa: E402
-from model.features import gait_features, window_means  # noqa: E402
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "gaitpdb"
 FAMILIES = ("knn", "logreg", "svm", "gboost")  # forest: add with --families (slow, fixed trees)

@@ -81,7 +81,7 @@ class BridgeStats:
     def pending(self) -> int:
         return self.received - self.forwarded - self.dead_lettered - self.dead_letter_failed
 
-    def line(self, since: "BridgeStats | None", seconds: float) -> str:
+    def line(self, since: BridgeStats | None, seconds: float) -> str:
         rate = (self.forwarded - (since.forwarded if since else 0)) / max(seconds, 1e-9)
         return (
             f"received {self.received} msgs, to Kafka {self.forwarded} ({rate:.0f}/s), "

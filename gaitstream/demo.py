@@ -148,7 +148,7 @@ def wait_for_live_predictions(
         time.sleep(1)
     out = []
     for r in done:
-        written = r.updated_at.replace(tzinfo=datetime.timezone.utc).timestamp() if r.updated_at else None
+        written = r.updated_at.replace(tzinfo=datetime.UTC).timestamp() if r.updated_at else None
         lag = written - replay_end if written is not None and replay_end is not None else None
         out.append(LivePrediction(r.walk_id, r.probability, r.label, r.model_version, lag))
     return out

@@ -97,7 +97,7 @@ class WalkRef:
     path: Path | None = None
 
     @classmethod
-    def from_name(cls, name: str, path: Path | None = None) -> "WalkRef":
+    def from_name(cls, name: str, path: Path | None = None) -> WalkRef:
         stem = name.split(".", 1)[0]
         match = WALK_NAME.match(stem)
         if not match:

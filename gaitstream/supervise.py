@@ -58,7 +58,7 @@ class Policy:
     reset_after_s: float
 
     @classmethod
-    def from_config(cls, cfg: gs_config.Config) -> "Policy":
+    def from_config(cls, cfg: gs_config.Config) -> Policy:
         s = cfg.supervise
         return cls(s.backoff_initial_seconds, s.backoff_max_seconds, s.max_restarts, s.reset_after_seconds)
 

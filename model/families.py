@@ -27,9 +27,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from model.nested import NestedCalibrated
 from gaitstream.gaitpdb import FORCE_CHANNELS
 from model.features import FEATURE_NAMES, window_means
+from model.nested import NestedCalibrated
 
 GAIT_COLUMNS = tuple(name for name in FEATURE_NAMES if not name.startswith("stride_count"))
 WINDOW_COLUMNS = tuple(FORCE_CHANNELS)

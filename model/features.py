@@ -250,7 +250,7 @@ class GaitAccumulator:
         )
 
     @classmethod
-    def from_bytes(cls, raw: bytes) -> "GaitAccumulator":
+    def from_bytes(cls, raw: bytes) -> GaitAccumulator:
         wire = _wire_decoder.decode(raw)
         tail = np.frombuffer(wire.tail, dtype=np.float64).reshape(-1, _TAIL_WIDTH).copy()
         return cls(

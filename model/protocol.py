@@ -14,9 +14,9 @@ from typing import Any
 
 import pandas as pd
 
+from gaitstream.gaitpdb import USUAL, walk_condition
 from model import evaluation, families
 from model.families import Dataset
-from gaitstream.gaitpdb import USUAL, walk_condition
 
 
 @dataclass(frozen=True)

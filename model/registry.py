@@ -32,9 +32,10 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import joblib
 import sklearn
@@ -78,7 +79,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat()
+    return dt.datetime.now(dt.UTC).isoformat()
 
 
 def check_alias(name: str) -> str:
@@ -168,7 +169,7 @@ class Registry:
     # -- versions -------------------------------------------------------------------------------
     def save(self, pipeline: Any, meta: dict[str, Any], run_id: str) -> str:
         """Write a new version (model, meta), then record both digests in the index; returns its name."""
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         version = f"v{now:%Y%m%dT%H%M%S%f}Z-{run_id[:6]}"
         tmp_folder = Path(tempfile.mkdtemp(dir=self.root, prefix=".incoming-"))
         buffer = io.BytesIO()

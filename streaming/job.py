@@ -38,8 +38,10 @@ if __name__ == "__main__" and sys.path and Path(sys.path[0]).resolve() == Path(_
 from pyspark.sql import DataFrame, SparkSession  # noqa: E402
 
 from gaitstream import config as gs_config  # noqa: E402
-from gaitstream import endpoints  # noqa: E402
-from gaitstream import secrecy  # noqa: E402
+from gaitstream import (
+    endpoints,  # noqa: E402
+    secrecy,  # noqa: E402
+)
 from model.registry import Registry  # noqa: E402
 from streaming import predictions, records, schema, sinks, stateful, status, worker_daemon  # noqa: E402
 from streaming.decode import Limits  # noqa: E402

@@ -131,7 +131,7 @@ class LiveScorer:
         model = self.model()
         if model is None:
             return 0
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         walk_params = []
         for row in rows:
             p = predict.walk_probability(model, row["features"] or {})

@@ -130,7 +130,7 @@ class WalkState:
         )
 
     @classmethod
-    def from_bytes(cls, raw: bytes) -> "WalkState":
+    def from_bytes(cls, raw: bytes) -> WalkState:
         wire = _decoder.decode(raw)
         if wire.format != STATE_FORMAT:
             raise ValueError(f"walk state format {wire.format}, expected {STATE_FORMAT}: start from a new checkpoint")

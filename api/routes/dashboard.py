@@ -26,8 +26,8 @@ from api.schemas import (
     WindowMeans,
     response,
 )
-from model.registry import CHAMPION, Registry
 from gaitstream.gaitpdb import SENSOR_XY, SENSORS
+from model.registry import CHAMPION, Registry
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 KEY_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -70,12 +70,12 @@ class DashboardController(Controller):
         self, store: CassandraStore, registry: Registry, limit: Annotated[int, Parameter(ge=1, le=1000)] = 100
     ) -> LivePredictions:
         """The streaming job's live walk predictions: walks still streaming first, then the latest."""
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         walks = []
         for row in store.walk_predictions():
             updated = row["updated_at"]
             if updated is not None and updated.tzinfo is None:
-                updated = updated.replace(tzinfo=datetime.timezone.utc)  # the driver returns naive UTC
+                updated = updated.replace(tzinfo=datetime.UTC)  # the driver returns naive UTC
             walks.append(
                 WalkPrediction(
                     subject_id=row["subject_id"],

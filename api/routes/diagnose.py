@@ -7,16 +7,14 @@ from dataclasses import dataclass
 
 import anyio.to_thread
 from litestar import Controller, Request, post
-
-from litestar.openapi.spec import OpenAPIMediaType
-from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Operation, RequestBody, Schema
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 
 from api import diagnosis
-from api.data import CassandraStore
 from api.auth import require_token_when_exposed
+from api.data import CassandraStore
 from api.errors import InvalidInput
 from api.metrics import Metrics
-from api.schemas import Diagnosis, DiagnoseSubject, ErrorBody, InvalidWalkBody, response
+from api.schemas import DiagnoseSubject, Diagnosis, ErrorBody, InvalidWalkBody, response
 from api.settings import ApiSettings
 from api.training import ModelHolder
 

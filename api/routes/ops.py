@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from litestar import Controller, MediaType, Response, get
 
-
 from api.data import CassandraStore
 from api.metrics import Metrics
 from api.runs import RunStore

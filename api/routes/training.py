@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, get, post
-
 from litestar.params import Parameter
 
 from api.auth import SECURITY, require_token, require_token_when_exposed

@@ -26,8 +26,8 @@ from pyspark.sql.types import (
     StructType,
 )
 
-from gaitstream.gaitpdb import COLUMNS, FORCE_CHANNELS
 from bench.baseline_v1.windowing import WalkState, WindowSettings, add_samples, flush
+from gaitstream.gaitpdb import COLUMNS, FORCE_CHANNELS
 
 KEY_COLUMNS = ("subject_id", "walk_id", "study")
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gaitstream.gaitpdb import COLUMNS, FORCE_CHANNELS
 from bench.baseline_v1 import features
+from gaitstream.gaitpdb import COLUMNS, FORCE_CHANNELS
 
 WIDTH = len(COLUMNS)  # time + 18 force channels
 
@@ -54,7 +54,7 @@ class WalkState:
         )
 
     @classmethod
-    def from_bytes(cls, raw: bytes) -> "WalkState":
+    def from_bytes(cls, raw: bytes) -> WalkState:
         return cls(*pickle.loads(raw))
 
     def _grow(self, capacity: int, window_size: int) -> None:

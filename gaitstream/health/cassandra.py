@@ -39,11 +39,9 @@ def connect(
 ) -> tuple[Any, Any]:
     """A ``(cluster, session)`` pinned to the configured single node; caller shuts the cluster down."""
     from cassandra import ProtocolVersion
-    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-    from cassandra.policies import WhiteListRoundRobinPolicy
-
     from cassandra.auth import PlainTextAuthProvider
-    from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+    from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy, WhiteListRoundRobinPolicy
 
     points, port = endpoints.cassandra_contact_points(cfg), cfg.cassandra.port
     # One local node: talk to exactly it. A cluster: token-aware within the local data centre.

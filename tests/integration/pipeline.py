@@ -45,7 +45,7 @@ class BridgeProcess:
         self.env, self.log_path = env, log_path
         self.proc: subprocess.Popen | None = None
 
-    def start(self, wait_subscribed: bool = True, timeout: float = 60) -> "BridgeProcess":
+    def start(self, wait_subscribed: bool = True, timeout: float = 60) -> BridgeProcess:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gaitstream.cli", "bridge"],

@@ -17,12 +17,12 @@ import pytest
 from pymongo import MongoClient
 from sklearn.metrics import accuracy_score, brier_score_loss, f1_score, precision_score, recall_score, roc_auc_score
 
+from api.seed import walk_rows
+from gaitstream import gaitpdb
 from model import families, features
 from model.errors import IntegrityError
 from model.families import GAIT_COLUMNS
 from model.registry import Registry
-from api.seed import walk_rows
-from gaitstream import gaitpdb
 from tests.integration.api_server import running_api, wait_run
 
 pytestmark = pytest.mark.integration

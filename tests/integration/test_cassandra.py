@@ -54,7 +54,7 @@ def keyspace(stack) -> Iterator[str]:
 
 def write_rows(cfg, keyspace: str, walk: str, n: int) -> list[tuple[int, float]]:
     rows = [(t, t * 1.5 + 0.25) for t in range(n)]
-    at = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    at = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
     cluster, session = session_for(cfg)
     try:
         insert = session.prepare(f"INSERT INTO {keyspace}.samples (walk, t, force, at) VALUES (?, ?, ?, ?)")

@@ -180,7 +180,7 @@ def test_live_predictions_follow_the_champion(live):
         assert row.model_version == model_a and row.model_alias == "champion"
         assert row.probability == pytest.approx(offline, abs=1e-9), walk_id
         assert row.label == predict.label(offline) and row.feature_version == features.FEATURE_VERSION
-        lag = row.updated_at.replace(tzinfo=datetime.timezone.utc).timestamp() - published[walk_id]
+        lag = row.updated_at.replace(tzinfo=datetime.UTC).timestamp() - published[walk_id]
         print(
             f"{walk_id}: final prediction {row.probability:.4f} by {model_a}, "
             f"{lag:.1f} s after the replay ended (idle timeout {IDLE_TIMEOUT_S} s)"

@@ -44,8 +44,8 @@ from streaming import job as streaming_job
 from streaming import schema
 from streaming.status import read_status
 from tests.conftest import run_stack
-from tests.integration.pipeline import REPO_ROOT, BridgeProcess, drop_keyspace, isolated_config
 from tests.integration.api_server import running_api
+from tests.integration.pipeline import REPO_ROOT, BridgeProcess, drop_keyspace, isolated_config
 from tests.integration.test_e2e_faults import WALKS, offline
 from tests.integration.test_streaming import cassandra_rows, job_env, spark_reader, wait_for_archive  # noqa: F401
 

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 from kafka.future import Future
 
-from api.settings import ApiSettings
 from api.data import WALK_KEY_COLUMNS, WINDOW_KEY_COLUMNS, walks_frame
+from api.settings import ApiSettings
 from gaitstream.gaitpdb import FORCE_CHANNELS
 from model.families import GAIT_COLUMNS
 from model.features import FEATURE_VERSION
@@ -168,10 +168,10 @@ class FakeCassandraStore:
 
 
 class _Cursor(list):
-    def sort(self, key: str, direction: int = 1) -> "_Cursor":  # type: ignore[override]
+    def sort(self, key: str, direction: int = 1) -> _Cursor:  # type: ignore[override]
         return _Cursor(sorted(self, key=lambda doc: doc.get(key), reverse=direction < 0))
 
-    def limit(self, count: int) -> "_Cursor":
+    def limit(self, count: int) -> _Cursor:
         return _Cursor(self[:count])
 
 
@@ -182,7 +182,7 @@ def _matches(doc: dict[str, Any], query: dict[str, Any]) -> bool:
 class FakeCollection:
     """The pymongo collection calls :class:`api.runs.RunStore` makes (equality, ``$in``, ``$set``)."""
 
-    def __init__(self, client: "FakeMongoClient"):
+    def __init__(self, client: FakeMongoClient):
         self.database = SimpleNamespace(client=client)
         self.docs: dict[str, dict[str, Any]] = {}
 

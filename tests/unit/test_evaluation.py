@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, brier_score_loss, f1_score, precision_score, recall_score, roc_auc_score
 
-from model import evaluation, families
-from model.labels import attach_labels
-from model.families import Dataset
 from gaitstream.gaitpdb import FORCE_CHANNELS, Subject
+from model import evaluation, families
+from model.families import Dataset
+from model.labels import attach_labels
 
 
 def synthetic(n_subjects: int = 30, rows_per_subject: int = 4, seed: int = 0) -> Dataset:

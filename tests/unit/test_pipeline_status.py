@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from gaitstream import config as gs_config
 from gaitstream import pipeline_status
 
 
 def iso(epoch_s: float) -> str:
-    return datetime.fromtimestamp(epoch_s, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def setup(tmp_path, query_age_s: float, restarts: int = 2, state: str = "running"):

@@ -13,12 +13,12 @@ import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.pipeline import Pipeline
 
+from gaitstream.gaitpdb import DUAL_TASK, RAS, USUAL, Subject, is_usual_walk, walk_condition
 from model import evaluation, families, protocol
-from model.labels import attach_labels
 from model.families import Dataset
+from model.labels import attach_labels
 from model.nested import LeakySplitError, NestedCalibrated, check_subject_wise
 from model.scoring import bootstrap_interval, fast_auc
-from gaitstream.gaitpdb import DUAL_TASK, RAS, USUAL, Subject, is_usual_walk, walk_condition
 
 # demographics.txt columns: none may ever be a model input
 DEMOGRAPHICS = (

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime
 import sys
 import time
+from datetime import datetime
 
 import pytest
 
 pyspark = pytest.importorskip("pyspark")
-from pyspark.sql import SparkSession  # noqa: E402
-
 import pandas as pd  # noqa: E402
+from pyspark.sql import SparkSession  # noqa: E402
 
 from model import features  # noqa: E402
 from streaming import records, sinks, stateful  # noqa: E402
