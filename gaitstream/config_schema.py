@@ -15,6 +15,7 @@ class RuntimeSection:
     """[runtime] Where the project keeps its data, logs and caches, and how strict it is about secrets."""
 
     dir: str
+    venv_dir: str
     cache_dir: str
     start_timeout: int
     profile: str

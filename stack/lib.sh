@@ -11,14 +11,16 @@ GS_ROOT="$(cd "$STACK_DIR/.." && pwd)"
 export JAVA_HOME="${JAVA_HOME:-/usr/lib/jvm/java-17-openjdk-amd64}"
 
 _gs_bootstrap_python() {
-  # Any Python 3.11 can read the config (stdlib only); prefer the venv's once it exists.
+  # Any Python 3.11 can read the config (stdlib only); prefer the venv's (runtime.venv_dir's
+  # default) once it exists.
   if [[ -x "$GS_ROOT/var/venv/bin/python" ]]; then echo "$GS_ROOT/var/venv/bin/python"; else command -v python3; fi
 }
 eval "$(cd "$GS_ROOT" && PYTHONPATH="$GS_ROOT" "$(_gs_bootstrap_python)" -m gaitstream.config --shell)"
 
 GS_LOG_DIR="$GS_RUNTIME_DIR/log"
 GS_RUN_DIR="$GS_RUNTIME_DIR/run"
-GS_VENV="$GS_RUNTIME_DIR/venv"
+# One venv for every runtime folder (runtime.venv_dir): the tests' var/test shares the demo's var/venv.
+GS_VENV="$GS_RUNTIME_VENV_DIR"
 GS_PY="$GS_VENV/bin/python"
 mkdir -p "$GS_LOG_DIR" "$GS_RUN_DIR" "$GS_RUNTIME_CACHE_DIR"
 
@@ -153,14 +155,23 @@ gs_maven_lib() {
   local key; key="$( (cat "$pom"; echo "$*") | sha256sum | cut -c1-12)"
   local dir="$GS_RUNTIME_CACHE_DIR/$name-$key"
   if [[ ! -f "$dir/.complete" ]]; then
-    echo "[$name] resolving jars with Maven into $dir (first run only)" >&2
-    rm -rf "$dir"; mkdir -p "$dir/lib"
-    local mlog="$GS_LOG_DIR/$name-maven.log"
-    if ! mvn -B -q -f "$pom" "$@" dependency:copy-dependencies \
-        -DoutputDirectory="$dir/lib" -DincludeScope=runtime >"$mlog" 2>&1; then
-      echo "[$name] Maven failed; tail of $mlog:" >&2; tail -n 30 "$mlog" >&2; return 1
+    # The cache is shared (every clone, the tests' runtime folder and the demo's): one resolver at
+    # a time, and whoever waited finds the folder complete.
+    local lock_fd
+    exec {lock_fd}>"$dir.lock"
+    flock "$lock_fd"
+    if [[ ! -f "$dir/.complete" ]]; then
+      echo "[$name] resolving jars with Maven into $dir (first run only)" >&2
+      rm -rf "$dir"; mkdir -p "$dir/lib"
+      local mlog="$GS_LOG_DIR/$name-maven.log"
+      if ! mvn -B -q -f "$pom" "$@" dependency:copy-dependencies \
+          -DoutputDirectory="$dir/lib" -DincludeScope=runtime >"$mlog" 2>&1; then
+        echo "[$name] Maven failed; tail of $mlog:" >&2; tail -n 30 "$mlog" >&2
+        exec {lock_fd}>&-; return 1
+      fi
+      touch "$dir/.complete"
     fi
-    touch "$dir/.complete"
+    exec {lock_fd}>&-
   fi
   echo "$dir"
 }
