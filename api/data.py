@@ -58,9 +58,9 @@ class CassandraStore:
         """The connected session (connecting now if needed); driver errors mean 503 upstream."""
         with self._lock:
             if self._session is None:
-                from gaitstream.health.cassandra import connect
+                from gaitstream import clients
 
-                self._cluster, self._session = connect(self.cfg, request_timeout=max(self.timeout, 10.0))
+                self._cluster, self._session = clients.cassandra(self.cfg, request_timeout=max(self.timeout, 10.0))
             return self._session
 
     def prepared(self, name: str):

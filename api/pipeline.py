@@ -69,17 +69,11 @@ def checkpoint_offsets(checkpoint_dir: Path, topic: str) -> dict[str, int]:
 
 def kafka_end_offset(cfg: Config, topic: str) -> int:
     """Sum over partitions of the topic's end offsets (the next offset to be written)."""
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import TopicPartition
 
-    from gaitstream.endpoints import kafka_bootstrap, kafka_python_security
+    from gaitstream import clients
 
-    consumer = KafkaConsumer(
-        bootstrap_servers=kafka_bootstrap(cfg),
-        request_timeout_ms=3000,
-        api_version_auto_timeout_ms=3000,
-        connections_max_idle_ms=10000,
-        **kafka_python_security(cfg),
-    )
+    consumer = clients.kafka_consumer(cfg, connections_max_idle_ms=10000)
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         ends = consumer.end_offsets([TopicPartition(topic, p) for p in partitions]) if partitions else {}

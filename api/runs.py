@@ -19,18 +19,9 @@ def now_iso() -> str:
 
 
 def mongo_client(cfg, timeout: float):
-    from pymongo import MongoClient
+    from gaitstream import clients
 
-    ms = int(timeout * 1000)
-    from gaitstream.endpoints import mongo_uri
-
-    return MongoClient(
-        mongo_uri(cfg),
-        serverSelectionTimeoutMS=ms,
-        connectTimeoutMS=ms,
-        socketTimeoutMS=max(ms, 10_000),
-        appname="gaitstream-api",
-    )
+    return clients.mongo(cfg, timeout=timeout, appname="gaitstream-api")
 
 
 class RunStore:

@@ -86,8 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import time
 
-    from gaitstream import config, gaitpdb
-    from gaitstream.health.cassandra import connect
+    from gaitstream import clients, config, gaitpdb
     from streaming import schema
 
     parser = argparse.ArgumentParser(prog="python -m api.seed", description=main.__doc__)
@@ -98,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     keyspace = schema.identifier(args.keyspace or cfg.cassandra.keyspace)
     refs, _missing = gaitpdb.list_walks(cfg.path("data.gaitpdb_dir"))
     started = time.perf_counter()
-    cluster, session = connect(cfg, request_timeout=60)
+    cluster, session = clients.cassandra(cfg, request_timeout=60)
     try:
         schema.create(cfg, keyspace, session=session)
         counts = seed_keyspace(session, keyspace, refs, windows=not args.no_windows)

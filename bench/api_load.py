@@ -67,11 +67,11 @@ def ensure_locust() -> None:
 def bench_keyspace(cfg) -> list[str]:
     """Seed the bench keyspace if it lacks walks; returns the subjects with features."""
     from api.seed import seed_keyspace
-    from gaitstream.health.cassandra import connect
+    from gaitstream import clients
     from streaming import schema
 
     refs, _ = gaitpdb.list_walks(cfg.path("data.gaitpdb_dir"))
-    cluster, session = connect(cfg, request_timeout=60)
+    cluster, session = clients.cassandra(cfg, request_timeout=60)
     try:
         schema.create(cfg, BENCH_KEYSPACE, session=session)
         stored = list(session.execute(f"SELECT subject_id, walk_id, final FROM {BENCH_KEYSPACE}.walk_features"))
@@ -90,7 +90,7 @@ def train_and_score(cfg, registry_dir: Path) -> str:
     from api.runs import RunStore, mongo_client
     from api.settings import ApiSettings
     from api.training import TrainingParams, train
-    from gaitstream.health.cassandra import connect
+    from gaitstream import clients
     from model.registry import Registry
     from streaming.predictions import LiveScorer
 
@@ -109,8 +109,8 @@ def train_and_score(cfg, registry_dir: Path) -> str:
     finally:
         store.close()
         client.close()
-    scorer = LiveScorer(registry, BENCH_KEYSPACE, lambda: connect(cfg, request_timeout=60))
-    cluster, session = connect(cfg, request_timeout=60)
+    scorer = LiveScorer(registry, BENCH_KEYSPACE, lambda: clients.cassandra(cfg, request_timeout=60))
+    cluster, session = clients.cassandra(cfg, request_timeout=60)
     try:
         rows = [
             r._asdict()

@@ -36,8 +36,11 @@ from api.runs import RunStore, mongo_client  # noqa: E402
 from api.seed import seed_keyspace  # noqa: E402
 from api.settings import ApiSettings  # noqa: E402
 from api.training import TrainingParams, train  # noqa: E402
-from gaitstream import config, gaitpdb  # noqa: E402
-from gaitstream.health.cassandra import connect  # noqa: E402
+from gaitstream import (  # noqa: E402
+    clients,  # noqa: E402
+    config,
+    gaitpdb,
+)
 from model.registry import Registry  # noqa: E402
 from streaming import schema  # noqa: E402
 
@@ -67,7 +70,7 @@ def keyspace_with_data(cfg) -> str:
         finally:
             store.close()
     print(f"streaming tables incomplete: seeding {BENCH_KEYSPACE} offline from {len(refs)} walks ...", flush=True)
-    cluster, session = connect(cfg, request_timeout=60)
+    cluster, session = clients.cassandra(cfg, request_timeout=60)
     try:
         schema.create(cfg, BENCH_KEYSPACE, session=session)
         seed_keyspace(session, BENCH_KEYSPACE, refs)

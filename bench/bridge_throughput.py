@@ -21,12 +21,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import paho.mqtt.client as mqtt
-from kafka import KafkaConsumer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bridge import replay  # noqa: E402
-from gaitstream import gaitpdb  # noqa: E402
+from gaitstream import clients, gaitpdb  # noqa: E402
 from tests.integration.pipeline import BridgeProcess, expected_pairs, isolated_config, read_topic  # noqa: E402
 
 
@@ -52,19 +50,17 @@ def ceiling(cfg, messages: int, batch_size: int) -> float:
         if got[0] >= messages:
             done.set()
 
-    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-sub-{time.time_ns()}", protocol=mqtt.MQTTv311)
-    sub.username_pw_set(m.bridge_user, m.bridge_password)
+    sub = clients.mqtt_client(cfg, "bridge", f"bench-sub-{time.time_ns()}")
     sub.on_message = on_message
     subscribed = threading.Event()
     sub.on_subscribe = lambda *a: subscribed.set()
-    sub.connect(m.host, m.port)
+    clients.mqtt_connect(cfg, sub)
     sub.loop_start()
     sub.subscribe(topic, qos=1)
     subscribed.wait(5)
-    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{time.time_ns()}", protocol=mqtt.MQTTv311)
-    pub.username_pw_set(m.replay_user, m.replay_password)
+    pub = clients.mqtt_client(cfg, "replay", f"bench-pub-{time.time_ns()}")
     pub.max_inflight_messages_set(1000)
-    pub.connect(m.host, m.port)
+    clients.mqtt_connect(cfg, pub)
     pub.loop_start()
     t0 = time.monotonic()
     for _ in range(messages):
@@ -99,12 +95,8 @@ def realtime_latency(refs, folder, seconds: float, batch_size: int, log_dir: Pat
     stop_reading = threading.Event()
 
     def reader():
-        consumer = KafkaConsumer(
-            cfg.kafka.samples_topic,
-            bootstrap_servers=f"{cfg.kafka.host}:{cfg.kafka.port}",
-            group_id=None,
-            auto_offset_reset="earliest",
-            consumer_timeout_ms=500,
+        consumer = clients.kafka_consumer(
+            cfg, cfg.kafka.samples_topic, auto_offset_reset="earliest", consumer_timeout_ms=500
         )
         while not stop_reading.is_set():
             for batch in consumer.poll(timeout_ms=200).values():

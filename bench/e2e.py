@@ -31,9 +31,11 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bridge import replay  # noqa: E402
+from gaitstream import (
+    clients,  # noqa: E402
+    gaitpdb,  # noqa: E402
+)
 from gaitstream import config as gs_config  # noqa: E402
-from gaitstream import gaitpdb  # noqa: E402
-from gaitstream.health.cassandra import connect  # noqa: E402
 from streaming import schema  # noqa: E402
 from tests.integration.pipeline import BridgeProcess, drop_keyspace, isolated_config  # noqa: E402
 from tests.integration.test_streaming import JobProcess, job_env  # noqa: E402
@@ -109,7 +111,7 @@ def backfill(tmp, memory, refs, folder) -> tuple[int, float]:
         t0 = time.monotonic()
         report = replay.replay(cfg, refs, speed=0, batch_size=50, data_dir=folder, progress=True)
         full = sum(n // window for n in report.per_walk.values())
-        cluster, session = connect(run_cfg, request_timeout=60)
+        cluster, session = clients.cassandra(run_cfg, request_timeout=60)
         try:
             while count_windows(session, run_cfg.cassandra.keyspace, refs) < full:
                 assert job.alive(), job.log()[-3000:]
@@ -151,7 +153,7 @@ def realtime(tmp, memory, refs, folder, seconds: float) -> tuple[np.ndarray, flo
         sent_rate = samples / (time.monotonic() - started)
         memory.stop.set()
         time.sleep(10)  # the last complete windows reach Cassandra
-        cluster, session = connect(run_cfg, request_timeout=60)
+        cluster, session = clients.cassandra(run_cfg, request_timeout=60)
         try:
             statement = session.prepare(
                 f"SELECT max_sent_at_ms, WRITETIME(total_l) AS written_us, partial FROM "

@@ -164,8 +164,7 @@ def full_job(walks: int) -> tuple[float, int, float]:
     from pyspark.sql import SparkSession
 
     from bridge import replay
-    from gaitstream import gaitpdb
-    from gaitstream.health.cassandra import connect
+    from gaitstream import clients, gaitpdb
     from streaming import job as streaming_job
     from tests.integration.pipeline import isolated_config, replay_into_kafka
     from tests.integration.test_streaming import JobProcess, job_env
@@ -204,7 +203,7 @@ def full_job(walks: int) -> tuple[float, int, float]:
                 first_batch = time.monotonic()
             if session is None:
                 try:
-                    cluster, session = connect(cfg)
+                    cluster, session = clients.cassandra(cfg)
                 except Exception:
                     pass
             if session is not None and first_batch is not None and windows_done is None:

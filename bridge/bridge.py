@@ -41,9 +41,8 @@ from tenacity import before_sleep_log, retry, retry_if_exception_type, wait_expo
 from bridge import metrics
 from bridge import payload as payload_schema
 from bridge.limits import OpenWalks
-from gaitstream import endpoints
+from gaitstream import clients, endpoints
 from gaitstream.config import Config
-from gaitstream.health.kafka import ensure_topic
 
 log = logging.getLogger("gaitstream.bridge")
 
@@ -126,9 +125,8 @@ def dead_letter_record(
 )
 def make_producer(cfg: Config) -> KafkaProducer:
     """An idempotent, acks=all producer; waits (with backoff) until Kafka is reachable."""
-    return KafkaProducer(
-        bootstrap_servers=endpoints.kafka_bootstrap(cfg),
-        **endpoints.kafka_python_security(cfg),
+    return clients.kafka_producer(
+        cfg,
         acks="all",
         enable_idempotence=True,
         retries=2**31 - 1,
@@ -177,15 +175,8 @@ class Bridge:
         self.mqtt = (
             mqtt_client
             if mqtt_client is not None
-            else mqtt.Client(
-                mqtt.CallbackAPIVersion.VERSION2,
-                client_id=self.client_id,
-                protocol=mqtt.MQTTv311,
-                clean_session=False,
-                manual_ack=True,
-            )
+            else clients.mqtt_client(cfg, "bridge", self.client_id, clean_session=False, manual_ack=True)
         )
-        self.mqtt.username_pw_set(cfg.mqtt.bridge_user, cfg.mqtt.bridge_password)
         self.mqtt.reconnect_delay_set(min_delay=1, max_delay=10)
         self.mqtt.on_connect = self._on_connect
         self.mqtt.on_disconnect = self._on_disconnect
@@ -391,7 +382,7 @@ class Bridge:
         if self.producer is None:
             self.producer = make_producer(self.cfg)
         for topic in (self.samples_topic, self.dead_letter_topic):
-            ensure_topic(self.cfg, topic, k.partitions)
+            clients.ensure_topic(self.cfg, topic, k.partitions)
         self.mqtt.connect_async(self.cfg.mqtt.host, self.cfg.mqtt.port, keepalive=self.cfg.bridge.keepalive)
         self.mqtt.loop_start()
         interval = float(self.cfg.bridge.stats_interval)

@@ -20,11 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import paho.mqtt.client as mqtt
 from tqdm import tqdm
 
 from bridge import payload as payload_schema
-from gaitstream import gaitpdb
+from gaitstream import clients, gaitpdb
 from gaitstream.config import Config
 
 log = logging.getLogger("gaitstream.replay")
@@ -86,13 +85,12 @@ class Publisher:
         self.answered = threading.Event()
         self.refused: str | None = None
         client_id = f"{cfg.replay.client_id_prefix}-{os.getpid()}-{threading.get_ident() % 10000}"
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
-        self.client.username_pw_set(m.replay_user, m.replay_password)
+        self.client = clients.mqtt_client(cfg, "replay", client_id)
         self.client.max_inflight_messages_set(max_outstanding)
         self.client.max_queued_messages_set(0)
         self.client.on_connect = self._on_connect
         self.client.on_publish = lambda *args: self.capacity.release()
-        self.client.connect(m.host, m.port, keepalive=30)
+        clients.mqtt_connect(cfg, self.client, keepalive=30)
         self.client.loop_start()
         if not self.answered.wait(10) or self.refused:
             self.close()

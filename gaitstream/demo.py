@@ -156,7 +156,7 @@ def wait_for_live_predictions(
 
 def run_demo(cfg: Config, speed: float, batch_size: int, replay_all: bool, wait: bool, timeout: float) -> None:
     from bridge import replay
-    from gaitstream.health.cassandra import connect
+    from gaitstream import clients
     from streaming import schema
 
     t_start = time.monotonic()
@@ -174,7 +174,7 @@ def run_demo(cfg: Config, speed: float, batch_size: int, replay_all: bool, wait:
     keyspace = cfg.cassandra.keyspace
     api = f"http://{cfg.api.host}:{cfg.api.port}"
     lengths = {}
-    cluster, session = connect(cfg, request_timeout=30)
+    cluster, session = clients.cassandra(cfg, request_timeout=30)
     try:
         for walk in gaitpdb.iter_verified_walks(walks, gaitpdb.read_checksums(folder)):
             if isinstance(walk, gaitpdb.Walk):

@@ -39,7 +39,7 @@ format_storage() {
 ensure_topics() {
   (cd "$GS_ROOT" && "$GS_PY" -c 'import sys
 from gaitstream import config
-from gaitstream.health.kafka import ensure_topic
+from gaitstream.clients import ensure_topic
 cfg = config.load()
 for name in sys.argv[1:]:
     ensure_topic(cfg, name, cfg.kafka.partitions)

@@ -117,12 +117,12 @@ def live_scorer(cfg: gs_config.Config) -> predictions.LiveScorer | None:
     s = cfg.streaming
     if not s.live_predictions:
         return None
-    from gaitstream.health.cassandra import connect
+    from gaitstream import clients
 
     return predictions.LiveScorer(
         Registry(cfg.path("api.registry_dir"), create=False),
         cfg.cassandra.keyspace,
-        lambda: connect(cfg),
+        lambda: clients.cassandra(cfg),
         alias=s.prediction_alias,
     )
 

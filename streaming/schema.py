@@ -123,11 +123,11 @@ def statements(cfg: Config, keyspace: str | None = None) -> list[str]:
 
 def create(cfg: Config, keyspace: str | None = None, session=None) -> list[str]:
     """Run the DDL (idempotent); returns the statements run."""
-    from gaitstream.health.cassandra import connect
+    from gaitstream import clients
 
     own = session is None
     if own:
-        cluster, session = connect(cfg)
+        cluster, session = clients.cassandra(cfg)
     try:
         ddl = statements(cfg, keyspace)
         for statement in ddl:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
+from gaitstream import clients
 from gaitstream.config import Config
 
 HEALTH_COLLECTION = "health"
@@ -16,11 +17,7 @@ def health_database(cfg: Config) -> str:
 
 
 def check(cfg: Config) -> str:
-    from pymongo import MongoClient  # imported here so `python -m gaitstream.health` stays light
-
-    from gaitstream.endpoints import mongo_uri
-
-    client = MongoClient(mongo_uri(cfg), serverSelectionTimeoutMS=2000, connectTimeoutMS=2000, socketTimeoutMS=5000)
+    client = clients.mongo(cfg, timeout=2.0, appname="gaitstream-health")
     try:
         coll = client[health_database(cfg)][HEALTH_COLLECTION]
         doc_id = uuid.uuid4().hex

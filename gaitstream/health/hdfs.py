@@ -7,18 +7,12 @@ import uuid
 
 from hdfs import InsecureClient
 
+from gaitstream import clients
 from gaitstream.config import Config
 
 HEALTH_DIR = "/tmp/gs-health"
 TIMEOUT_S = 5
 STALE_S = 300  # probe files left by a check that failed half-way are removed after this
-
-
-def client(cfg: Config, timeout: float = TIMEOUT_S) -> InsecureClient:
-    """A WebHDFS client for the configured NameNode, as the configured user."""
-    from gaitstream.endpoints import webhdfs_url
-
-    return InsecureClient(webhdfs_url(cfg), user=cfg.hdfs.user, timeout=timeout)
 
 
 def _remove_stale(c: InsecureClient) -> None:
@@ -29,7 +23,7 @@ def _remove_stale(c: InsecureClient) -> None:
 
 
 def check(cfg: Config) -> str:
-    c = client(cfg)
+    c = clients.hdfs(cfg, timeout=TIMEOUT_S)
     path = f"{HEALTH_DIR}/probe-{uuid.uuid4().hex}"
     payload = f"gaitstream health {uuid.uuid4().hex}".encode()
     try:

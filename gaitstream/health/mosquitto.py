@@ -5,8 +5,7 @@ from __future__ import annotations
 import threading
 import uuid
 
-import paho.mqtt.client as mqtt
-
+from gaitstream import clients
 from gaitstream.config import Config
 
 TIMEOUT_S = 3.0
@@ -32,10 +31,11 @@ def check(cfg: Config, user: str | None = None, password: str | None = None) -> 
         if message.payload == payload:
             received.set()
 
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"gs-health-{uuid.uuid4().hex[:8]}")
-    client.username_pw_set(user or m.bridge_user, password or m.bridge_password)
+    client = clients.mqtt_client(cfg, "bridge", f"gs-health-{uuid.uuid4().hex[:8]}")
+    if user or password:  # another account (tests check that a wrong one is refused)
+        client.username_pw_set(user or m.bridge_user, password or m.bridge_password)
     client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
-    client.connect(m.host, m.port, keepalive=10)
+    clients.mqtt_connect(cfg, client, keepalive=10)
     client.loop_start()
     try:
         if not connected.wait(TIMEOUT_S):

@@ -15,12 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from pymongo import MongoClient
 
 from api.seed import seed_keyspace
+from gaitstream import clients, gaitpdb
 from gaitstream import config as gs_config
-from gaitstream import gaitpdb
-from gaitstream.health.cassandra import connect
 from streaming import schema
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -100,7 +98,7 @@ def running_api(
     }
     cfg = gs_config.load(env=env)
     refs = chosen_walks(cfg.path("data.gaitpdb_dir"), refs_per_class_and_study)
-    cluster, session = connect(cfg, request_timeout=60)
+    cluster, session = clients.cassandra(cfg, request_timeout=60)
     proc = None
     log_path = tmp_dir / "api.log"
     try:
@@ -134,5 +132,5 @@ def running_api(
             assert "Application shutdown complete" in log_path.read_text(), log_path.read_text()[-3000:]
         session.execute(f"DROP KEYSPACE IF EXISTS {cfg.cassandra.keyspace}", timeout=60)
         cluster.shutdown()
-        with MongoClient(cfg.mongo.host, cfg.mongo.port, directConnection=True) as client:
+        with clients.mongo(cfg) as client:
             client.drop_database(cfg.mongo.database)

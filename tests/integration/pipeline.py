@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 
 from bridge import payload as payload_schema
+from gaitstream import clients
 from gaitstream import config as gs_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -83,16 +84,11 @@ class BridgeProcess:
 
 def end_session(env: dict[str, str]) -> None:
     """Connect once with clean_session=True under the bridge's client id: the broker drops the session."""
-    import paho.mqtt.client as mqtt
-
     cfg = gs_config.load(env=env)
-    client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2, client_id=cfg.bridge.client_id, protocol=mqtt.MQTTv311, clean_session=True
-    )
-    client.username_pw_set(cfg.mqtt.bridge_user, cfg.mqtt.bridge_password)
+    client = clients.mqtt_client(cfg, "bridge", cfg.bridge.client_id, clean_session=True)
     connected = threading.Event()
     client.on_connect = lambda *args: connected.set()
-    client.connect(cfg.mqtt.host, cfg.mqtt.port)
+    clients.mqtt_connect(cfg, client)
     client.loop_start()
     connected.wait(5)
     client.disconnect()
@@ -130,12 +126,7 @@ def read_topic(
     idle_after_done: float = 0.0,
 ) -> TopicContents:
     """Read a topic from the beginning until ``until(contents)`` holds or ``timeout`` passes."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=f"{cfg.kafka.host}:{cfg.kafka.port}",
-        group_id=None,
-        enable_auto_commit=False,
-        consumer_timeout_ms=1000,
-    )
+    consumer = clients.kafka_consumer(cfg, consumer_timeout_ms=1000)
     contents = TopicContents()
     decoder = msgspec.json.Decoder(payload_schema.SampleBatch)
     try:
@@ -185,9 +176,9 @@ def replay_into_kafka(cfg, env: dict[str, str], refs, data_dir, log_path: Path, 
 
 
 def drop_keyspace(cfg: gs_config.Config, keyspace: str) -> None:
-    from gaitstream.health.cassandra import connect
+    from gaitstream import clients
 
-    cluster, session = connect(cfg)
+    cluster, session = clients.cassandra(cfg)
     try:
         session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
     finally:

@@ -14,11 +14,10 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from pymongo import MongoClient
 from sklearn.metrics import accuracy_score, brier_score_loss, f1_score, precision_score, recall_score, roc_auc_score
 
 from api.seed import walk_rows
-from gaitstream import gaitpdb
+from gaitstream import clients, gaitpdb
 from model import families, features
 from model.errors import IntegrityError
 from model.families import GAIT_COLUMNS
@@ -85,7 +84,7 @@ def test_run_document_metrics_equal_a_direct_computation(api, logreg_run):
     """Usual walks only, one row per subject (feature means), the nested model refitted on each stored
     fold's training subjects: the stored per-subject metrics are sklearn's on those probabilities."""
     base, cfg, refs = api
-    with MongoClient(cfg.mongo.host, cfg.mongo.port, directConnection=True) as client:
+    with clients.mongo(cfg) as client:
         doc = client[cfg.mongo.database][cfg.mongo.runs_collection].find_one({"_id": logreg_run["run_id"]})
     assert doc["status"] == "succeeded" and doc["model_version"] == logreg_run["model_version"]
     labels = gaitpdb.read_demographics(cfg.path("data.gaitpdb_dir"))

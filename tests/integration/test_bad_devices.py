@@ -15,13 +15,12 @@ import signal
 import time
 import uuid
 
-import paho.mqtt.client as mqtt
 import psutil
 import pytest
-from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
 from bridge import payload
+from gaitstream import clients
 from gaitstream import config as gs_config
 from tests.integration.pipeline import BridgeProcess, isolated_config, read_topic
 
@@ -59,12 +58,8 @@ def _topic(cfg: gs_config.Config, subject_id: str, walk: str = "01") -> str:
 
 def _publish(cfg: gs_config.Config, messages: list[tuple[str, bytes]]) -> None:
     """Publish with QoS 1 as the replay user; returns once Mosquitto has every PUBACK."""
-    m = cfg.mqtt
-    client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2, client_id=f"bad-device-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv311
-    )
-    client.username_pw_set(m.replay_user, m.replay_password)
-    client.connect(m.host, m.port)
+    client = clients.mqtt_client(cfg, "replay", f"bad-device-{uuid.uuid4().hex[:8]}")
+    clients.mqtt_connect(cfg, client)
     client.loop_start()
     try:
         infos = [client.publish(topic, body, qos=1) for topic, body in messages]
@@ -181,7 +176,7 @@ def test_a_record_kafka_refuses_is_dead_lettered_not_resent(stack, tmp_path):
     cfg, env = isolated_config(
         GAITSTREAM_BRIDGE_MAX_PAYLOAD_BYTES="4000000", GAITSTREAM_BRIDGE_MAX_SAMPLES_PER_MESSAGE="100000"
     )
-    admin = KafkaAdminClient(bootstrap_servers=f"{cfg.kafka.host}:{cfg.kafka.port}")
+    admin = clients.kafka_admin(cfg)
     try:
         admin.create_topics([NewTopic(cfg.kafka.samples_topic, 1, 1, topic_configs={"max.message.bytes": "100000"})])
     finally:

@@ -8,11 +8,10 @@ import random
 import signal
 import time
 
-import paho.mqtt.client as mqtt
 import pytest
 
 from bridge import replay
-from gaitstream import gaitpdb
+from gaitstream import clients, gaitpdb
 from tests.conftest import run_stack
 from tests.integration.pipeline import BridgeProcess, expected_pairs, isolated_config, read_topic, replay_in_thread
 
@@ -168,13 +167,10 @@ def test_fuzzed_payloads_all_go_to_dead_letter_with_a_reason(stack, tmp_path):
     bridge = BridgeProcess(env, tmp_path / "bridge.log").start()
     payloads = _fuzz_payloads(random.Random(20261126), cfg.mqtt.topic_prefix, 10_000)
     m = cfg.mqtt
-    client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2, client_id=f"fuzz-{cfg.bridge.client_id}", protocol=mqtt.MQTTv311
-    )
-    client.username_pw_set(m.replay_user, m.replay_password)
+    client = clients.mqtt_client(cfg, "replay", f"fuzz-{cfg.bridge.client_id}")
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
-    client.connect(m.host, m.port)
+    clients.mqtt_connect(cfg, client)
     client.loop_start()
     infos = [client.publish(topic, body, qos=1) for topic, body in payloads]
     # One valid message after the storm: the bridge must still forward.
@@ -230,16 +226,15 @@ def test_wrong_credentials_are_refused(stack, walks, tmp_path):
 
 def test_the_bridges_topics_take_replication_from_config(stack, tmp_path):
     """kafka.replication_factor and kafka.min_insync_replicas reach every topic the project creates."""
-    from kafka import KafkaAdminClient
     from kafka.admin import ConfigResource, ConfigResourceType
     from kafka.errors import InvalidReplicationFactorError
 
-    from gaitstream.health.kafka import ensure_topic
+    from gaitstream.clients import ensure_topic
 
     cfg, env = isolated_config()
     bridge = BridgeProcess(env, tmp_path / "bridge.log").start()
     bridge.stop()
-    admin = KafkaAdminClient(bootstrap_servers=f"{cfg.kafka.host}:{cfg.kafka.port}")
+    admin = clients.kafka_admin(cfg)
     try:
         topics = [cfg.kafka.samples_topic, cfg.kafka.dead_letter_topic]
         for topic in admin.describe_topics(topics):

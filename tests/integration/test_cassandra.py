@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from gaitstream import clients
 from gaitstream.health import cassandra as cass_health
 
 pytestmark = pytest.mark.integration
@@ -31,7 +32,7 @@ def run_script(verb: str) -> str:
 
 
 def session_for(cfg):
-    return cass_health.connect(cfg, connect_timeout=5, request_timeout=30)
+    return clients.cassandra(cfg, connect_timeout=5, request_timeout=30)
 
 
 @pytest.fixture

@@ -22,10 +22,9 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from pymongo import MongoClient
 
 from api.seed import walk_rows
-from gaitstream import health
+from gaitstream import clients, health
 from gaitstream.gaitpdb import FORCE_CHANNELS
 from streaming import status as streaming_status
 from streaming.schema import WINDOWS_TABLE
@@ -160,13 +159,11 @@ def write_pipeline_files(tmp: Path, topic: str, produced: int) -> dict[str, str]
 
 
 def produce(cfg, topic: str, records: int) -> None:
-    from kafka import KafkaProducer
 
-    from gaitstream.endpoints import kafka_bootstrap
-    from gaitstream.health.kafka import ensure_topic
+    from gaitstream.clients import ensure_topic
 
     ensure_topic(cfg, topic, partitions=1)
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap(cfg))
+    producer = clients.kafka_producer(cfg)
     for k in range(records):
         producer.send(topic, key=b"test/walk", value=json.dumps({"n": k}).encode())
     producer.flush(10)
@@ -217,7 +214,7 @@ def insert_windows(api, rows: list[tuple]) -> None:
 
 
 def run_documents(cfg) -> list[dict]:
-    with MongoClient(cfg.mongo.host, cfg.mongo.port, directConnection=True) as client:
+    with clients.mongo(cfg) as client:
         return list(client[cfg.mongo.database][cfg.mongo.runs_collection].find().sort("created_at", 1))
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from pymongo import ASCENDING, DESCENDING, MongoClient
 
+from gaitstream import clients
 from gaitstream.config import Config
 
 pytestmark = pytest.mark.integration
@@ -18,12 +19,7 @@ STACK = Path(__file__).resolve().parents[2] / "stack"
 
 
 def _client(cfg: Config) -> MongoClient:
-    return MongoClient(
-        host=cfg.mongo.host,
-        port=cfg.mongo.port,
-        serverSelectionTimeoutMS=5000,
-        directConnection=True,
-    )
+    return clients.mongo(cfg, timeout=5.0)
 
 
 @pytest.fixture()

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from gaitstream.health import hdfs as hdfs_health
+from gaitstream import clients
 from tests.conftest import run_stack
 
 pytestmark = pytest.mark.integration
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture()
 def client(stack):
-    return hdfs_health.client(stack, timeout=30)
+    return clients.hdfs(stack, timeout=30)
 
 
 @pytest.fixture()
@@ -44,11 +44,11 @@ def test_directory_listing(client, base):
 
 
 def test_data_survives_restart(stack, base):
-    before = hdfs_health.client(stack, timeout=30)
+    before = clients.hdfs(stack, timeout=30)
     payload = f"kept across restart {uuid.uuid4().hex}\n".encode()
     before.write(f"{base}/kept.txt", data=payload)
     run_stack("hdfs.sh", "restart")
-    after = hdfs_health.client(stack, timeout=30)
+    after = clients.hdfs(stack, timeout=30)
     with after.read(f"{base}/kept.txt") as reader:
         assert reader.read() == payload
     assert after.list(base) == ["kept.txt"]

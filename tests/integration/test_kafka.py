@@ -6,8 +6,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from kafka import KafkaAdminClient
 
+from gaitstream import clients
 from gaitstream.health import kafka as kafka_health
 from tests.conftest import run_stack
 
@@ -24,8 +24,8 @@ def test_health_check(stack):
 
 def test_round_trip_on_unique_topic(stack):
     topic = _topic()
-    assert kafka_health.ensure_topic(stack, topic, 2) is True
-    assert kafka_health.ensure_topic(stack, topic, 2) is False  # idempotent
+    assert clients.ensure_topic(stack, topic, 2) is True
+    assert clients.ensure_topic(stack, topic, 2) is False  # idempotent
     sent = {}
     for partition in (0, 1):
         for i in range(3):
@@ -38,7 +38,7 @@ def test_round_trip_on_unique_topic(stack):
 
 def test_pipeline_topics_exist_with_configured_partitions(stack):
     k = stack.kafka
-    admin = KafkaAdminClient(bootstrap_servers=kafka_health.bootstrap(stack), request_timeout_ms=5000)
+    admin = clients.kafka_admin(stack, timeout_ms=5000)
     try:
         described = {t["topic"]: t for t in admin.describe_topics([k.samples_topic, k.dead_letter_topic])}
     finally:
@@ -50,7 +50,7 @@ def test_pipeline_topics_exist_with_configured_partitions(stack):
 
 def test_acked_record_survives_restart(stack):
     topic = _topic()
-    kafka_health.ensure_topic(stack, topic, 1)
+    clients.ensure_topic(stack, topic, 1)
     value = uuid.uuid4().hex.encode()
     offset = kafka_health.produce(stack, topic, value)
     run_stack("kafka.sh", "restart")

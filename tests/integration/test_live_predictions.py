@@ -27,9 +27,8 @@ from sklearn.preprocessing import StandardScaler
 from api import diagnosis
 from api.data import CassandraStore
 from bridge import replay
-from gaitstream import gaitpdb
-from gaitstream.health.cassandra import connect
-from gaitstream.health.hdfs import client as hdfs_client
+from gaitstream import clients, gaitpdb
+from gaitstream.clients import hdfs as hdfs_client
 from model import features, predict
 from model.families import GAIT_COLUMNS
 from model.registry import Registry
@@ -69,7 +68,7 @@ def _walk_arrays(ref):
 
 
 def rows(cfg, keyspace: str, table: str) -> list:
-    cluster, session = connect(cfg)
+    cluster, session = clients.cassandra(cfg)
     try:
         return list(session.execute(f"SELECT * FROM {keyspace}.{table}", timeout=30))
     except Exception:  # keyspace or table not created yet
@@ -116,7 +115,7 @@ def live(stack, tmp_path_factory):
     finally:
         process.kill_everything()
         bridge.stop()
-        cluster, session = connect(cfg)
+        cluster, session = clients.cassandra(cfg)
         try:
             session.execute(f"DROP KEYSPACE IF EXISTS t_live_{tag}", timeout=60)
             hdfs_client(cfg).delete(f"/test/live/{tag}", recursive=True)

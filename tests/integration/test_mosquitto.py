@@ -8,6 +8,7 @@ import uuid
 import paho.mqtt.client as mqtt
 import pytest
 
+from gaitstream import clients
 from gaitstream.health import mosquitto as mosquitto_health
 from tests.conftest import run_stack
 
@@ -17,13 +18,11 @@ pytestmark = pytest.mark.integration
 def _connected(cfg, user: str, password: str, client_id: str, clean_session: bool) -> mqtt.Client:
     """An MQTT 3.1.1 client: mosquitto 2.0 restores 3.1.1 persistent sessions after a restart
     (MQTT 5 sessions with an expiry interval are dropped on restore), so the bridge uses 3.1.1."""
-    client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311, clean_session=clean_session
-    )
+    client = clients.mqtt_client(cfg, "bridge", client_id, clean_session=clean_session)
     client.username_pw_set(user, password)
     done = threading.Event()
     client.on_connect = lambda *args: done.set()
-    client.connect(cfg.mqtt.host, cfg.mqtt.port)
+    clients.mqtt_connect(cfg, client)
     client.loop_start()
     assert done.wait(5), "no CONNACK"
     return client
@@ -77,10 +76,9 @@ def test_queued_qos1_messages_survive_broker_restart(stack):
         if len(received) == n:
             all_in.set()
 
-    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=sub_id, protocol=mqtt.MQTTv311, clean_session=False)
-    sub.username_pw_set(m.bridge_user, m.bridge_password)
+    sub = clients.mqtt_client(stack, "bridge", sub_id, clean_session=False)
     sub.on_message = on_message
-    sub.connect(m.host, m.port)
+    clients.mqtt_connect(stack, sub)
     sub.loop_start()
     all_in.wait(20)
     _close(sub)

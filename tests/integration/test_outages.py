@@ -36,10 +36,9 @@ import psutil
 import pytest
 
 from bridge import replay
+from gaitstream import clients, gaitpdb
 from gaitstream import config as gs_config
-from gaitstream import gaitpdb
-from gaitstream.health.cassandra import connect
-from gaitstream.health.hdfs import client as hdfs_client
+from gaitstream.clients import hdfs as hdfs_client
 from streaming import job as streaming_job
 from streaming import schema
 from streaming.status import read_status
@@ -180,7 +179,7 @@ def seconds_to_first_new_window(
     cfg, keyspace: str, returned_at: float, job: SupervisedJob, timeout: float = 120
 ) -> float:
     """Poll Cassandra from ``returned_at`` (wall clock) until a window not seen then is stored."""
-    cluster, session = connect(cfg)
+    cluster, session = clients.cassandra(cfg)
     try:
         before = window_keys(session, keyspace)
         deadline = time.monotonic() + timeout

@@ -16,12 +16,10 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
-from kafka import KafkaProducer
 
 from bridge import payload, replay
-from gaitstream import gaitpdb
-from gaitstream.health.cassandra import connect
-from gaitstream.health.hdfs import client as hdfs_client
+from gaitstream import clients, gaitpdb
+from gaitstream.clients import hdfs as hdfs_client
 from model import features
 from streaming import job, status
 from tests.integration.pipeline import REPO_ROOT, isolated_config, read_topic, replay_into_kafka
@@ -130,7 +128,7 @@ def assert_features_are_offline(cfg, walk_features, per_walk: dict[str, int]) ->
 
 
 def cassandra_rows(cfg, keyspace: str):
-    cluster, session = connect(cfg)
+    cluster, session = clients.cassandra(cfg)
     try:
         windows = list(session.execute(f"SELECT * FROM {keyspace}.windows", timeout=30))
         walk_features = list(session.execute(f"SELECT * FROM {keyspace}.walk_features", timeout=30))
@@ -211,14 +209,14 @@ def topic(stack, tmp_path_factory):
     report = replay_into_kafka(cfg, env, refs, folder, tmp / "bridge.log", timeout=240)
     # Kafka may hold a record twice (at-least-once bridge): resend the first one, byte for byte.
     first = read_topic(cfg, cfg.kafka.samples_topic, until=lambda c: c.records >= 1, decode_samples=False)
-    producer = KafkaProducer(bootstrap_servers=f"{cfg.kafka.host}:{cfg.kafka.port}")
+    producer = clients.kafka_producer(cfg)
     resent = payload.validate(first.values[0], max_bytes=1 << 20, max_samples=10_000)
     producer.send(cfg.kafka.samples_topic, first.values[0], key=payload.kafka_key(resent))
     producer.send(cfg.kafka.samples_topic, b"definitely not json", key=b"garbage")
     producer.flush()
     producer.close()
     yield cfg, env, tmp, report
-    cluster, session = connect(cfg)
+    cluster, session = clients.cassandra(cfg)
     try:
         for keyspace, folder in _CREATED:
             session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)

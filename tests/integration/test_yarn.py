@@ -18,11 +18,10 @@ import uuid
 import pytest
 
 from bridge import replay
-from gaitstream import gaitpdb
+from gaitstream import clients, gaitpdb
 from gaitstream import yarn as gs_yarn
+from gaitstream.clients import hdfs as hdfs_client
 from gaitstream.health import yarn as yarn_health
-from gaitstream.health.cassandra import connect
-from gaitstream.health.hdfs import client as hdfs_client
 from tests.integration.pipeline import REPO_ROOT, drop_keyspace, isolated_config, replay_into_kafka
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -59,7 +58,7 @@ def expected_window_counts(per_walk: dict[str, int]) -> dict[tuple[str, int], in
 
 
 def tables(cfg, keyspace: str) -> tuple[dict, dict]:
-    cluster, session = connect(cfg)
+    cluster, session = clients.cassandra(cfg)
     try:
         windows = {
             (w.walk_id, w.window_index): w.sample_count

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gaitstream import config
-from gaitstream.health.kafka import new_topic
+from gaitstream.clients import new_topic
 
 
 def test_local_default_is_one_copy():
