@@ -13,10 +13,11 @@ import hmac
 
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
+from litestar.openapi.spec import SecurityRequirement
 
 from api.errors import Unauthorized
 
-SECURITY = [{"BearerToken": []}]
+SECURITY: list[SecurityRequirement] = [{"BearerToken": []}]
 
 
 def token_matches(authorization: str, expected: str) -> bool:

@@ -18,7 +18,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 import tenacity
@@ -145,8 +145,8 @@ def explanation(model, data: Dataset) -> dict[str, Any]:
         median_control = np.nanmedian(data.X[~is_pd], axis=0)
     return {
         "importance": families.importances(model, data.columns),
-        "median_parkinsons": dict(zip(data.columns, median_pd.tolist())),
-        "median_control": dict(zip(data.columns, median_control.tolist())),
+        "median_parkinsons": dict(zip(data.columns, median_pd.tolist(), strict=True)),
+        "median_control": dict(zip(data.columns, median_control.tolist(), strict=True)),
     }
 
 
@@ -279,7 +279,7 @@ class RunLock:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self._handle = None
+        self._handle: TextIO | None = None
 
     def acquire(self, run_id: str) -> bool:
         handle = open(self.path, "a+")
@@ -373,6 +373,7 @@ class Trainer:
         """Mark the run failed, retrying while the run store is away (the run would stay 'running')."""
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
+            assert state.outcome is not None and state.next_action is not None  # set before any sleep
             log.warning(
                 "run %s: failure not recorded yet (%s), retrying in %.0f s",
                 run_id,
@@ -380,12 +381,15 @@ class Trainer:
                 state.next_action.sleep,
             )
 
+        def sleep(seconds: float) -> None:  # the backoff, cut short by close() (which also stops the retries)
+            self._cancelled.wait(seconds)
+
         try:
             tenacity.Retrying(
                 retry=tenacity.retry_if_exception_type(PyMongoError),
                 stop=tenacity.stop_after_delay(RECORD_OUTCOME_SECONDS) | tenacity.stop_when_event_set(self._cancelled),
                 wait=tenacity.wait_exponential(multiplier=0.5, max=5),
-                sleep=self._cancelled.wait,
+                sleep=sleep,
                 before_sleep=before_sleep,
                 reraise=True,
             )(self.runs.update, run_id, status=FAILED, finished_at=now_iso(), error=reason)

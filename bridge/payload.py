@@ -117,7 +117,7 @@ def validate_many(
     bad |= step_bad
     bad |= ((values[:, 1:] < gaitpdb.FORCE_MIN_N) | (values[:, 1:] > gaitpdb.FORCE_MAX_N)).any(axis=1)
     record_bad = np.add.reduceat(bad.astype(np.int64), starts) > 0
-    for (i, batch), start, count, failed in zip(batches, starts, counts, record_bad):
+    for (i, batch), start, count, failed in zip(batches, starts, counts, record_bad, strict=True):
         out[i] = _reason(batch.samples) if failed else (batch, values[start : start + count])
     return out
 

@@ -180,8 +180,8 @@ def _careful_parse(raw: bytes, ref: WalkRef, source: str) -> Walk:
     try:
         text = raw.decode("ascii")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise WalkFileError(source, line, "not ASCII text") from None
+        ascii_line = raw[: exc.start].count(b"\n") + 1
+        raise WalkFileError(source, ascii_line, "not ASCII text") from None
     rows: list[list[float]] = []
     for number, line in enumerate(io.StringIO(text), start=1):
         fields = line.split()

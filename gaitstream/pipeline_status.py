@@ -140,7 +140,8 @@ def describe(cfg: gs_config.Config, name: str) -> list[str]:
     lines = []
     sup = supervisor(cfg, name)
     if sup is not None:
-        text = f"supervisor pid {sup['pid']} {sup['state'] if sup['alive'] else 'not running'}, {sup['restarts']} restart(s)"
+        state = sup["state"] if sup["alive"] else "not running"
+        text = f"supervisor pid {sup['pid']} {state}, {sup['restarts']} restart(s)"
         last = (sup.get("history") or [None])[-1]
         if last:
             text += f"; last at {_clock(last['at'])}: {last['cause']} after {last['ran_s']:.0f}s"

@@ -198,15 +198,16 @@ class Supervisor:
                 pass
 
     # -- the loop ---------------------------------------------------------------------------
-    def spawn(self) -> int:
+    def spawn(self) -> tuple[subprocess.Popen, int]:
+        """Start the child (also kept as ``self.child``); returns it and the log's size before it."""
         offset = self.log_path.stat().st_size if self.log_path and self.log_path.exists() else 0
-        self.child = subprocess.Popen(self.command, process_group=0)
+        child = self.child = subprocess.Popen(self.command, process_group=0)
         self.child_started_at = time.time()
-        log.info("%s: started pid %d: %s", self.name, self.child.pid, " ".join(self.command))
+        log.info("%s: started pid %d: %s", self.name, child.pid, " ".join(self.command))
         self.write_status("running")
         if self.stop_requested.is_set():  # a stop that came while we were starting it
             self.forward(signal.SIGTERM)
-        return offset
+        return child, offset
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self.request_stop)
@@ -214,15 +215,15 @@ class Supervisor:
         signal.signal(signal.SIGHUP, self.request_stop)
         become_subreaper()
         while True:
-            offset = self.spawn()
-            code = self.child.wait()
+            child, offset = self.spawn()
+            code = child.wait()
             ran_s = time.time() - (self.child_started_at or time.time())
             cause = describe_exit(code)
             error = last_error_line(self.log_path, offset)
             self.last_exit = {"code": code, "cause": cause, "error": error, "at": time.time(), "ran_s": round(ran_s, 1)}
             if self.stop_requested.is_set() or code == 0:
                 why = "on request" if self.stop_requested.is_set() else "by itself"
-                log.info("%s: pid %d exited %s (%s): not restarted", self.name, self.child.pid, why, cause)
+                log.info("%s: pid %d exited %s (%s): not restarted", self.name, child.pid, why, cause)
                 kill_leftovers()
                 self.write_status("stopped")
                 return code
@@ -233,7 +234,7 @@ class Supervisor:
                 log.error(
                     "%s: pid %d %s after %.0fs (last error: %s); %d restarts in a row: giving up",
                     self.name,
-                    self.child.pid,
+                    child.pid,
                     cause,
                     ran_s,
                     error or "none logged",
@@ -258,7 +259,7 @@ class Supervisor:
             log.warning(
                 "%s: pid %d %s after %.0fs; last error: %s; restart %d (%d in a row) in %.1fs",
                 self.name,
-                self.child.pid,
+                child.pid,
                 cause,
                 ran_s,
                 error or "none logged",

@@ -89,7 +89,7 @@ def subject_wise(
     for repeat, split in enumerate(splits):
         proba = np.full(len(data.y), np.nan)
         chosen = []
-        for (r, k, _, test), (fold_proba, fold_extra, params) in zip(jobs, results):
+        for (r, k, _, test), (fold_proba, fold_extra, params) in zip(jobs, results, strict=True):
             if r != repeat:
                 continue
             proba[test] = fold_proba
@@ -134,7 +134,7 @@ def subject_wise(
         },
     }
     if extra:
-        usual = dict(zip(subject_ids, np.mean(subject_probas, axis=0)))
+        usual = dict(zip(subject_ids, np.mean(subject_probas, axis=0), strict=True))
         result["other_conditions"] = {
             name: _condition(other, extra_probas[name], usual) for name, other in extra.items()
         }
@@ -224,7 +224,7 @@ def study_held_out(model, data: Dataset, seed: int = 0, n_jobs: int = 1) -> dict
     studies = data.rows["study"].to_numpy()
     held = [s for s in sorted(set(studies.tolist())) if len(set(data.y[studies != s].tolist())) == 2]
     results = Parallel(n_jobs=n_jobs)(delayed(_held_out_study)(model, data, s, seed) for s in held)
-    return dict(zip(held, results))
+    return dict(zip(held, results, strict=True))
 
 
 def leaky_random_row_split(model, data: Dataset, seed: int) -> dict[str, Any]:

@@ -122,6 +122,13 @@ class Dataset:
         return self.rows["subject_id"].to_numpy()
 
 
+def _needed(windows: pd.DataFrame | None, feature_set: str) -> pd.DataFrame:
+    """The window frame, which ``windows`` and ``both`` feature sets are built from."""
+    if windows is None:
+        raise ValueError(f"feature set {feature_set!r} needs the windows frame")
+    return windows
+
+
 def design(
     feature_set: str, walks: pd.DataFrame, windows: pd.DataFrame | None, per: str = "subject"
 ) -> tuple[pd.DataFrame, np.ndarray, str]:
@@ -132,11 +139,11 @@ def design(
     """
     columns = list(feature_columns(feature_set))
     if feature_set == "windows":
-        frame = windows.reset_index(drop=True)
+        frame = _needed(windows, feature_set).reset_index(drop=True)
         return frame, frame[columns].to_numpy(np.float64), "window"
     frame = walks.reindex(columns=list(dict.fromkeys(["subject_id", "walk_id", *walks.columns, *GAIT_COLUMNS])))
     if feature_set == "both":
-        means = windows.groupby(["subject_id", "walk_id"])[list(WINDOW_COLUMNS)].mean()
+        means = _needed(windows, feature_set).groupby(["subject_id", "walk_id"])[list(WINDOW_COLUMNS)].mean()
         means.columns = list(MEAN_WINDOW_COLUMNS)
         frame = frame.join(means, on=["subject_id", "walk_id"])
     if per == "subject":
@@ -160,7 +167,9 @@ def upload_features(feature_set: str, gait: dict[str, float], forces: np.ndarray
         return np.array([[w[c] for c in WINDOW_COLUMNS] for w in rows], dtype=np.float64)
     values = dict(gait)
     if feature_set == "both":
-        values.update({f"window_mean_{c}": float(v) for c, v in zip(FORCE_CHANNELS, np.asarray(forces).mean(axis=0))})
+        values.update(
+            {f"window_mean_{c}": float(v) for c, v in zip(FORCE_CHANNELS, np.asarray(forces).mean(axis=0), strict=True)}
+        )
     return np.array([[values.get(c, np.nan) for c in feature_columns(feature_set)]], dtype=np.float64)
 
 
@@ -179,4 +188,4 @@ def importances(model, columns: tuple[str, ...]) -> dict[str, float]:
         full = np.zeros(len(columns))
         full[pipeline.named_steps["select"].get_support()] = weights
         weights = full
-    return {c: float(w) for c, w in zip(columns, weights)}
+    return {c: float(w) for c, w in zip(columns, weights, strict=True)}

@@ -259,7 +259,7 @@ class GaitAccumulator:
             np.array(wire.channel_sums, dtype=np.float64),
             wire.tail_start,
             tail,
-            dict(zip(_FEET, wire.feet)),
+            dict(zip(_FEET, wire.feet, strict=True)),
         )
 
     # -- one window -------------------------------------------------------------------------
@@ -573,18 +573,18 @@ def _judge(state: _FootState, other: _FootState, final: bool) -> None:
         for column in range(3):
             if sum(ok) < MIN_STRIDES:
                 break
-            kept = [row[column] for row, good in zip(hood, ok) if good]
+            kept = [row[column] for row, good in zip(hood, ok, strict=True) if good]
             med = _median(kept)
             limit = OUTLIER_MAD_K * max(MAD_TO_SD * _median([abs(x - med) for x in kept]), MAD_FLOOR_S)
-            ok = [good and abs(row[column] - med) <= limit for row, good in zip(hood, ok)]
+            ok = [good and abs(row[column] - med) <= limit for row, good in zip(hood, ok, strict=True)]
         contribution = state.pending.pop(0)
         state.first_pending += 1
         if ok[j - lo] and contribution:
             _accepted_timing(state, other, j, contribution)
             finite = [v == v for v in contribution]  # not NaN
-            state.sums = [s + v if f else s for s, v, f in zip(state.sums, contribution, finite)]
-            state.squares = [s + v * v if f else s for s, v, f in zip(state.squares, contribution, finite)]
-            state.counts = [c + 1.0 if f else c for c, f in zip(state.counts, finite)]
+            state.sums = [s + v if f else s for s, v, f in zip(state.sums, contribution, finite, strict=True)]
+            state.squares = [s + v * v if f else s for s, v, f in zip(state.squares, contribution, finite, strict=True)]
+            state.counts = [c + 1.0 if f else c for c, f in zip(state.counts, finite, strict=True)]
     keep_from = max(state.first_pending - OUTLIER_HALF_WIDTH, state.first_stride)
     if keep_from > state.first_stride:
         del state.strides[: keep_from - state.first_stride]
@@ -778,7 +778,7 @@ def window_means(seq: np.ndarray, forces: np.ndarray, window: int = 100) -> list
                 "first_seq": int(seq[part][0]),
                 "last_seq": int(seq[part][-1]),
                 "partial": count < window,
-                **{c: float(m) for c, m in zip(FORCE_CHANNELS, means)},
+                **{c: float(m) for c, m in zip(FORCE_CHANNELS, means, strict=True)},
             }
         )
     return rows

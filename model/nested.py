@@ -84,7 +84,7 @@ class NestedCalibrated(ClassifierMixin, BaseEstimator):
                 )
                 search.fit(X, y)
                 self.best_params_ = dict(search.best_params_)
-                self.inner_auc_ = float(search.best_score_)
+                self.inner_auc_: float | None = float(search.best_score_)
             else:
                 self.best_params_, self.inner_auc_ = {}, None
             best = clone(self.pipeline).set_params(**self.best_params_)

@@ -49,7 +49,7 @@ def decode_records(keys, values, limits: Limits) -> tuple[list[Decoded], list[tu
     checked = payload.validate_many(
         [bytes(values[i]) for i in present], max_bytes=limits.max_bytes, max_samples=limits.max_samples
     )
-    for i, result in zip(present, checked):
+    for i, result in zip(present, checked, strict=True):
         if isinstance(result, payload.InvalidPayload):
             bad.append((i, str(result)))
             continue

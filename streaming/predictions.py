@@ -22,7 +22,7 @@ import datetime as dt
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from model import predict
 from model.errors import ModelError
@@ -35,6 +35,9 @@ from streaming.schema import (
     WALK_PREDICTIONS_TABLE,
     identifier,
 )
+
+if TYPE_CHECKING:
+    from cassandra.cluster import Cluster, Session
 
 log = logging.getLogger("gaitstream.streaming.predictions")
 CONCURRENCY = 32
@@ -55,17 +58,23 @@ class LiveScorer:
         self, registry: Registry, keyspace: str, connect: Callable[[], tuple[Any, Any]], alias: str = CHAMPION
     ):
         self.watcher, self.alias, self.keyspace, self._connect = AliasWatcher(registry, alias), alias, keyspace, connect
-        self._cluster = self._session = None
+        self._cluster: Cluster | None = None
+        self._session: Session | None = None
         self._statements: dict[str, Any] = {}
         self.state = "starting"  # scoring | no_model | unscorable | model_error
         self.reason = ""
         self.walks_scored = 0
 
     # -- Cassandra ------------------------------------------------------------------------------
-    def _prepared(self, name: str):
+    def _live_session(self) -> Session:
+        """The Cassandra session, connected on first use (and again after :meth:`close`)."""
         if self._session is None:
             self._cluster, self._session = self._connect()
             self._statements.clear()
+        return self._session
+
+    def _prepared(self, name: str):
+        session = self._live_session()
         if name not in self._statements:
             cql = {
                 "walk": _insert(
@@ -77,7 +86,7 @@ class LiveScorer:
                 "subject_walks": f"SELECT walk_id, final, feature_version, features FROM "
                 f"{identifier(self.keyspace)}.{FEATURES_TABLE} WHERE subject_id = ?",
             }[name]
-            self._statements[name] = self._session.prepare(cql)
+            self._statements[name] = session.prepare(cql)
         return self._statements[name]
 
     def close(self) -> None:
@@ -90,7 +99,7 @@ class LiveScorer:
 
         statement = self._prepared(name)
         for ok, result in execute_concurrent_with_args(
-            self._session, statement, list(params), concurrency=CONCURRENCY, raise_on_first_error=False
+            self._live_session(), statement, list(params), concurrency=CONCURRENCY, raise_on_first_error=False
         ):
             if not ok:
                 raise result
@@ -157,12 +166,13 @@ class LiveScorer:
         return len(walk_params)
 
     def _subject_params(self, model: LoadedModel, subject_id: str, now: dt.datetime) -> tuple:
-        walks = list(self._session.execute(self._prepared("subject_walks"), (subject_id,)))
+        statement = self._prepared("subject_walks")
+        walks = list(self._live_session().execute(statement, (subject_id,)))
         ids = [w.walk_id for w in walks]
         features = [dict(w.features or {}) for w in walks]
         X, used = predict.subject_inputs(model, ids, features)
         p, inputs = predict.probability(model, X), X[0]
-        finite = {name: float(v) for name, v in zip(model.meta["features"], inputs) if math.isfinite(v)}
+        finite = {name: float(v) for name, v in zip(model.meta["features"], inputs, strict=True) if math.isfinite(v)}
         versions = {w.feature_version for w in walks if w.feature_version is not None}
         return (
             subject_id,

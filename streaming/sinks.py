@@ -32,20 +32,20 @@ from streaming import schema
 log = logging.getLogger("gaitstream.streaming.sinks")
 
 CASSANDRA_FORMAT = "org.apache.spark.sql.cassandra"
-WINDOW_KEY = ("subject_id", "walk_id", "window_index")
-FEATURE_KEY = ("subject_id", "walk_id")
+WINDOW_KEY = schema.names(schema.WINDOW_KEY)
+FEATURE_KEY = schema.names(schema.FEATURE_KEY)
 DEADLETTER_COLUMNS = ("subject_id", "walk_id", "key", "value", "partition", "offset", "kafka_ms", "reason")
 
 
 def window_rows(outputs: DataFrame) -> DataFrame:
     """Operator output → rows of the ``windows`` table."""
-    columns = WINDOW_KEY + tuple(name for name, _type in schema.WINDOW_COLUMNS)
+    columns = WINDOW_KEY + schema.names(schema.WINDOW_COLUMNS)
     return outputs.where(F.col("kind") == "window").select(*columns)
 
 
 def feature_rows(outputs: DataFrame) -> DataFrame:
     """Operator output → rows of the ``walk_features`` table."""
-    columns = FEATURE_KEY + tuple(name for name, _type in schema.FEATURE_COLUMNS)
+    columns = FEATURE_KEY + schema.names(schema.FEATURE_COLUMNS)
     return outputs.where(F.col("kind") == "features").select(*columns)
 
 
@@ -169,6 +169,10 @@ class SinkRetry:
     ready: Callable[[], bool] | None = field(default=None, compare=False)
     settle_s: float = 0.0
 
+    def _sleep(self, seconds: float) -> None:
+        """tenacity's backoff sleep, cut short by a stop (the stop condition then ends the retries)."""
+        self.stop.wait(seconds)
+
     def call(self, what: str, write: Callable[[], object], gated: bool = False) -> None:
         """``write()``, retried on transient errors; logs each failed attempt and the recovery."""
         started = time.monotonic()
@@ -200,6 +204,7 @@ class SinkRetry:
                 raise
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
+            assert state.outcome is not None and state.next_action is not None  # set before any sleep
             failures[0] += 1
             exc = state.outcome.exception()
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -218,7 +223,7 @@ class SinkRetry:
             retry=tenacity.retry_if_exception(is_transient),
             stop=tenacity.stop_after_delay(self.total_s) | tenacity.stop_when_event_set(self.stop),
             wait=tenacity.wait_exponential(multiplier=self.initial_s, max=self.max_backoff_s),
-            sleep=self.stop.wait,
+            sleep=self._sleep,
             before_sleep=before_sleep,
             reraise=True,
         )
@@ -251,8 +256,8 @@ def walk_writer(keyspace: str, deadletter_uri: str, retry: SinkRetry | None = No
                 writer = rows.write.format(CASSANDRA_FORMAT).options(keyspace=keyspace, table=table).mode("append")
                 retry.call(f"batch {batch_id}: Cassandra {keyspace}.{table}", writer.save, gated=True)
             if scorer is not None:
-                rows = [row.asDict(recursive=True) for row in feature_rows(outputs).collect()]
-                retry.call(f"batch {batch_id}: live predictions", lambda: score(rows, batch_id))
+                features = [row.asDict(recursive=True) for row in feature_rows(outputs).collect()]
+                retry.call(f"batch {batch_id}: live predictions", lambda: score(features, batch_id))
             dead = dead_letter_rows(outputs)
             if not dead.isEmpty():
                 target = f"{deadletter_uri.rstrip('/')}/batch={batch_id}"

@@ -21,8 +21,9 @@ samples not yet emitted (partial). A sample for a window behind the frontier is 
 counted, never windowed (its window and the features already went out). Once a window
 ``max_open_windows // 2`` or more past the frontier is complete, the frontier window goes to the
 detector as it is (emitted partial: a lost sample is a gap, skipped seqs are skipped). At most
-``max_open_windows`` windows are open: one more forces the oldest out the same way. A record more than ``max_seq_jump_windows`` past the frontier
-is refused (``Refused`` with a reason: the caller dead-letters it) without allocating anything.
+``max_open_windows`` windows are open: one more forces the oldest out the same way. A record more
+than ``max_seq_jump_windows`` past the frontier is refused (``Refused`` with a reason: the caller
+dead-letters it) without allocating anything.
 Gait features are emitted every ``features_every`` newly completed windows and, marked final,
 on the idle flush.
 """
@@ -191,7 +192,7 @@ def add_samples(
     seq, values, sent_ms = seq[order], values[order], sent_ms[order]
     index = seq // size
     bounds = np.flatnonzero(np.diff(index)) + 1
-    for lo, hi in zip(np.concatenate([[0], bounds]), np.concatenate([bounds, [len(seq)]])):
+    for lo, hi in zip(np.concatenate([[0], bounds]), np.concatenate([bounds, [len(seq)]]), strict=True):
         w = int(index[lo])
         if w < state.frontier:  # forced past while this batch was being added
             state.late_samples += int(hi - lo)
@@ -292,7 +293,7 @@ def window_row(state: WalkState, window: OpenWindow, settings: WindowSettings) -
         "last_seq": int(window.seq[-1]),
         "first_time": float(values[0, 0]),
         "last_time": float(values[-1, 0]),
-        **{channel: float(m) for channel, m in zip(FORCE_CHANNELS, means)},
+        **{channel: float(m) for channel, m in zip(FORCE_CHANNELS, means, strict=True)},
         "max_sent_at_ms": int(window.max_sent_ms),
     }
 

@@ -84,7 +84,7 @@ class DiagnoseController(Controller):
     async def diagnose_walk(
         self, request: Request, holder: ModelHolder, settings: ApiSettings, metrics: Metrics
     ) -> Diagnosis:
-        """Probability of Parkinson's for one uploaded walk (gaitpdb format; raw body, gzip or multipart field 'file')."""
+        """Parkinson's probability for one uploaded walk (gaitpdb format; raw body, gzip or multipart field 'file')."""
         started = time.perf_counter()
         try:
             raw = await upload_bytes(request)

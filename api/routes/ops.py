@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from litestar import Controller, MediaType, Response, get
 
 from api.data import CassandraStore
@@ -31,7 +33,7 @@ class OpsController(Controller):
             f"loaded {model.version} ({model.meta['family']}/{model.meta['feature_set']})" if model else "none promoted"
         )
         up = cassandra_ok and mongo_ok
-        status = "down" if not up else ("ok" if model else "degraded")
+        status: Literal["ok", "degraded", "down"] = "down" if not up else ("ok" if model else "degraded")
         body = Health(status=status, cassandra=cassandra, mongo=mongo, model=model_text, training_run=trainer.running)
         return Response(body, status_code=200 if up else 503)
 

@@ -244,7 +244,7 @@ def _cop_features(foot: str, strides: pd.DataFrame, forces: np.ndarray, total: n
     # Heel-to-toe excursion per step: range of COP y within each stance (loaded samples only).
     cop_y = np.full(len(total), np.nan)
     cop_y[mask] = cop[:, 1]
-    ranges = [np.nanmax(cop_y[a:b]) - np.nanmin(cop_y[a:b]) for a, b in zip(hs, to) if mask[a:b].any()]
+    ranges = [np.nanmax(cop_y[a:b]) - np.nanmin(cop_y[a:b]) for a, b in zip(hs, to, strict=False) if mask[a:b].any()]
     out = {
         f"cop_x_mean_{foot}": float(cop[:, 0].mean()),
         f"cop_x_std_{foot}": float(cop[:, 0].std()),

@@ -85,7 +85,7 @@ def walk_function(settings: WindowSettings, idle_timeout_ms: int, expiry_ms: int
 
 def output_frame(key: tuple, rows: list[dict]) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
-    for name, value in zip(KEY_COLUMNS, key):
+    for name, value in zip(KEY_COLUMNS, key, strict=True):
         frame[name] = value
     frame = frame.reindex(columns=_OUTPUT_COLUMNS)
     # Window rows have no feature map: None, not the NaN reindex puts there (Arrow wants a dict or None).

@@ -136,7 +136,7 @@ def window_row(state: WalkState, window_index: int, settings: WindowSettings) ->
         "last_seq": int(idx[-1]),
         "first_time": float(values[0, 0]),
         "last_time": float(values[-1, 0]),
-        **{channel: float(m) for channel, m in zip(FORCE_CHANNELS, means)},
+        **{channel: float(m) for channel, m in zip(FORCE_CHANNELS, means, strict=True)},
         "max_sent_at_ms": int(state.max_sent_ms[window_index]),
     }
 

@@ -267,7 +267,7 @@ def test_window_means_dedups_sorts_and_flags_partial_windows():
     windows = window_means(seq, forces, window=4)
     expected = [(0, 4, 0, 3, False, 15.0), (1, 2, 4, 5, True, 45.0), (2, 1, 9, 9, True, 90.0)]
     assert len(windows) == len(expected)
-    for got, (index, count, first, last, partial, mean) in zip(windows, expected):
+    for got, (index, count, first, last, partial, mean) in zip(windows, expected, strict=True):
         assert (got["window_index"], got["sample_count"], got["first_seq"], got["last_seq"], got["partial"]) == (
             index,
             count,

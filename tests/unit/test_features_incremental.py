@@ -9,6 +9,7 @@ and every window the numpy mean of its samples to 1e-6. ``bench/state_size.py`` 
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -71,6 +72,6 @@ def test_running_features_converge_to_the_final_ones():
     walk = gaitpdb.read_walk(_walks(1)[0])
     rows = stream(walk, np.random.default_rng(0))
     running = [r for r in rows if r["kind"] == "features" and not r["final"]]
-    assert len(running) >= 10 and all(a["samples"] < b["samples"] for a, b in zip(running, running[1:]))
+    assert len(running) >= 10 and all(a["samples"] < b["samples"] for a, b in itertools.pairwise(running))
     final = rows[-1]["features"]
     assert running[-1]["features"]["stride_time_mean_l"] == pytest.approx(final["stride_time_mean_l"], rel=0.02)

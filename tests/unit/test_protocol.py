@@ -40,7 +40,7 @@ def subjects(n: int = 60, signal: float = 1.5, seed: int = 0, rows_per_subject: 
     records, X = [], []
     for k in range(n):
         label = k % 2
-        for r in range(rows_per_subject):
+        for _ in range(rows_per_subject):
             records.append({"subject_id": f"S{k:03d}", "study": ("Ga", "Ju", "Si")[k % 3], "pd": label})
             X.append([len(X), label * signal + rng.normal(), rng.normal(), rng.normal()])
     return Dataset(pd.DataFrame(records), np.array(X, dtype=float), ("row", "a", "b", "c"), "subject")

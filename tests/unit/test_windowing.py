@@ -118,7 +118,7 @@ def test_matches_the_offline_reference():
     got = sorted(windows(rows), key=lambda r: r["window_index"])
     expected = features.window_means(seq, forces)
     assert len(got) == len(expected) == 13
-    for g, e in zip(got, expected):
+    for g, e in zip(got, expected, strict=True):
         for name in ("window_index", "sample_count", "first_seq", "last_seq", "partial"):
             assert g[name] == e[name]
         for channel in FORCE_CHANNELS:
