@@ -8,7 +8,7 @@ closed at shutdown. ``/`` is the dashboard (api.routes.dashboard).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
@@ -54,14 +54,28 @@ class PipelineMetrics(Metrics):
         return super().render(gauges) + "".join(f"{line}\n" for line in extra)
 
 
-def create_app(cfg: Config, settings: ApiSettings | None = None) -> Litestar:
+Backends = Callable[[Config, ApiSettings], tuple[CassandraStore, RunStore, Callable[[], None]]]
+
+
+def connect_backends(cfg: Config, settings: ApiSettings) -> tuple[CassandraStore, RunStore, Callable[[], None]]:
+    """The Cassandra store and the MongoDB run store (both connect lazily), and what closes them."""
+    store = CassandraStore(cfg, settings.keyspace, settings.backend_timeout, settings.prediction_cache_seconds)
+    client = mongo_client(cfg, settings.backend_timeout)
+
+    def close() -> None:
+        store.close()
+        client.close()
+
+    return store, RunStore(client, settings.mongo_database, settings.runs_collection), close
+
+
+def create_app(cfg: Config, settings: ApiSettings | None = None, backends: Backends = connect_backends) -> Litestar:
+    """``backends`` builds the databases at startup; unit tests pass in-memory fakes."""
     settings = settings or ApiSettings.from_config(cfg)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        store = CassandraStore(cfg, settings.keyspace, settings.backend_timeout, settings.prediction_cache_seconds)
-        client = mongo_client(cfg, settings.backend_timeout)
-        runs = RunStore(client, settings.mongo_database, settings.runs_collection)
+        store, runs, close_backends = backends(cfg, settings)
         registry = Registry(settings.registry_dir)
         holder = ModelHolder(registry)
         if holder.get() is not None:
@@ -87,8 +101,7 @@ def create_app(cfg: Config, settings: ApiSettings | None = None) -> Litestar:
             yield
         finally:
             trainer.close()
-            store.close()
-            client.close()
+            close_backends()
 
     def provider(name: str) -> Provide:
         def from_state(state: State):

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from kafka.future import Future
 
-from api.data import WALK_KEY_COLUMNS, WINDOW_KEY_COLUMNS, walks_frame
+from api.data import WALK_KEY_COLUMNS, WINDOW_KEY_COLUMNS, CassandraStore, walks_frame
 from api.settings import ApiSettings
 from gaitstream.gaitpdb import FORCE_CHANNELS
 from model.families import GAIT_COLUMNS
@@ -109,8 +109,12 @@ class FakeMqttClient:
 
 
 # --- Cassandra and MongoDB (the API, the trainer) -----------------------------------------------
-class FakeCassandraStore:
-    """:class:`api.data.CassandraStore`'s reads over in-memory rows (``walk_features`` rows as dicts)."""
+class FakeCassandraStore(CassandraStore):
+    """:class:`api.data.CassandraStore`'s reads over in-memory rows (``walk_features`` rows as dicts).
+
+    A subclass because Litestar checks an injected dependency against the handler's annotation;
+    every read is overridden, and :meth:`session` refuses, so nothing here ever connects.
+    """
 
     def __init__(self, walks: list[dict[str, Any]] | None = None, down: BaseException | None = None):
         self.walks = walks or []
@@ -125,13 +129,16 @@ class FakeCassandraStore:
         if self.down is not None:
             raise self.down
 
+    def session(self):
+        raise AssertionError("FakeCassandraStore has no session: override the read that needed one")
+
     def ping(self) -> str:
         self._call()
         return "fake"
 
     def walk_features(self, subject_id: str | None = None) -> pd.DataFrame:
-        self._call()
         self.release.wait(10)
+        self._call()
         rows = [SimpleNamespace(**w) for w in self.walks if subject_id in (None, w["subject_id"])]
         return walks_frame(rows)
 
