@@ -78,8 +78,9 @@ def create_app(cfg: Config, settings: ApiSettings | None = None, backends: Backe
         store, runs, close_backends = backends(cfg, settings)
         registry = Registry(settings.registry_dir)
         holder = ModelHolder(registry)
-        if holder.get() is not None:
-            log.info("model %s loaded (alias champion)", holder.get().version)
+        model = holder.get()
+        if model is not None:
+            log.info("model %s loaded (alias champion)", model.version)
         trainer = Trainer(settings, store, runs, registry)
         try:
             stale = runs.fail_unfinished("interrupted: the API process that ran it stopped")

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from litestar import MediaType, Request, Response
+from litestar.types import ExceptionHandlersMap
 
 from model import errors as model_errors
 
@@ -55,7 +56,7 @@ MODEL_ERROR_STATUS: dict[type[model_errors.ModelError], int] = {
 }
 
 
-def _backend_errors() -> tuple[type[BaseException], ...]:
+def _backend_errors() -> tuple[type[Exception], ...]:
     """Driver exceptions that mean "the database is down or slow", answered with 503."""
     from cassandra import DriverException, OperationTimedOut, ReadTimeout, Unavailable
     from cassandra.cluster import NoHostAvailable
@@ -118,7 +119,7 @@ def _backend_error(request: Request, exc: Exception) -> Response:
     )
 
 
-def handlers() -> dict[type[BaseException], Any]:
+def handlers() -> ExceptionHandlersMap:
     """Exception → response mapping for ``Litestar(exception_handlers=...)``."""
     return {
         ApiError: _api_error,

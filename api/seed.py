@@ -57,8 +57,8 @@ def seed_keyspace(
     with ProcessPoolExecutor(max_workers=processes) as pool:
         results = list(pool.map(walk_rows, refs, chunksize=4))
     insert_walk = session.prepare(
-        f"INSERT INTO {keyspace}.{FEATURES_TABLE} (subject_id, walk_id, study, samples, final, feature_version, features) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)"
+        f"INSERT INTO {keyspace}.{FEATURES_TABLE} "
+        "(subject_id, walk_id, study, samples, final, feature_version, features) VALUES (?, ?, ?, ?, ?, ?, ?)"
     )
     walk_params = [feature_row for feature_row, _ in results]
     _run(execute_concurrent_with_args(session, insert_walk, walk_params, concurrency=CONCURRENCY))
@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         cluster.shutdown()
     print(
-        f"seeded {keyspace}: {counts['walks']} walks, {counts['windows']} windows in {time.perf_counter() - started:.1f} s"
+        f"seeded {keyspace}: {counts['walks']} walks, {counts['windows']} windows "
+        f"in {time.perf_counter() - started:.1f} s"
     )
     return 0
 

@@ -115,7 +115,8 @@ def train_and_score(cfg, registry_dir: Path) -> str:
         rows = [
             r._asdict()
             for r in session.execute(
-                f"SELECT subject_id, walk_id, study, samples, final, feature_version, features FROM {BENCH_KEYSPACE}.walk_features"
+                "SELECT subject_id, walk_id, study, samples, final, feature_version, features "
+                f"FROM {BENCH_KEYSPACE}.walk_features"
             )
         ]
     finally:
@@ -222,7 +223,8 @@ def main() -> int:
             f"{workers} uvicorn workers, whole stack running); locust, {args.seconds} s per rate\n"
         )
         print(
-            f"{'offered req/s':>14}{'achieved':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}   previous design"
+            f"{'offered req/s':>14}{'achieved':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}"
+            "   previous design"
         )
         knee = None
         for rate in (float(r) for r in args.rates.split(",")):

@@ -145,7 +145,8 @@ def main() -> None:
         store.close()
     data = results["forest"]["data"]
     print(
-        f"\nkeyspace {keyspace}: {data['walks']} usual walks ({data['walks_all_conditions']} in all), {data['subjects']} subjects "
+        f"\nkeyspace {keyspace}: {data['walks']} usual walks ({data['walks_all_conditions']} in all), "
+        f"{data['subjects']} subjects "
         f"({data['classes']['parkinsons']} PD, {data['classes']['control']} control), "
         f"{results['knn']['data']['rows']} full windows; {settings.cv_folds}-fold StratifiedGroupKFold by subject "
         f"x {settings.cv_repeats} repeats\n"
@@ -164,8 +165,8 @@ def main() -> None:
             f"{summary['rows']['accuracy']:>12.3f}{summary['rows']['roc_auc']:>8.3f}{results[family]['timings']['total_s']:>9.1f}"
         )
     print(
-        "* the service's default model ([api] default_family/default_feature_set). Targets (issue 14, nested, per subject): "
-        "AUC >= 0.93 pooled, >= 0.90 per held-out study, accuracy >= 0.88."
+        "* the service's default model ([api] default_family/default_feature_set). "
+        "Targets (issue 14, nested, per subject): AUC >= 0.93 pooled, >= 0.90 per held-out study, accuracy >= 0.88."
     )
     print("\nstudy held out (train on the other two studies; per-subject acc / AUC)")
     for family, _, label in CANDIDATES:

@@ -138,7 +138,7 @@ def realtime(tmp, memory, refs, folder, seconds: float) -> tuple[np.ndarray, flo
         threading.Timer(seconds, stop.set).start()
         memory.series.clear()
         memory.start()
-        sent = samples = 0
+        samples = 0
         started = time.monotonic()
         played = []
         round_no = 0

@@ -12,6 +12,7 @@ from litestar import Controller, MediaType, get
 from litestar.params import Parameter
 from litestar.response import File
 from litestar.static_files import create_static_files_router
+from litestar.types import ControllerRouterHandler
 
 from api.auth import require_token_when_exposed
 from api.data import CassandraStore
@@ -131,4 +132,4 @@ class DashboardController(Controller):
 
 
 static_files = create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False)
-DASHBOARD_HANDLERS = [DashboardController, static_files]
+DASHBOARD_HANDLERS: list[ControllerRouterHandler] = [DashboardController, static_files]

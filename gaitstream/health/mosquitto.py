@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import uuid
 
+from paho.mqtt.reasoncodes import ReasonCode
+
 from gaitstream import clients
 from gaitstream.config import Config
 
@@ -16,7 +18,7 @@ def check(cfg: Config, user: str | None = None, password: str | None = None) -> 
     topic = f"gs-health/{uuid.uuid4().hex}"
     payload = uuid.uuid4().bytes
     connected, received = threading.Event(), threading.Event()
-    result: dict[str, object] = {}
+    result: dict[str, ReasonCode] = {}
 
     def on_connect(client, userdata, flags, reason_code, properties):
         result["connect"] = reason_code

@@ -81,7 +81,7 @@ def _dead_letters(cfg: gs_config.Config, count: int, timeout: float = 120, idle:
         decode_samples=False,
         idle_after_done=idle,
     )
-    return list(zip(dead.values, dead.headers))
+    return list(zip(dead.values, dead.headers, strict=True))
 
 
 def _samples(cfg: gs_config.Config, pairs: set[tuple[str, int]], timeout: float = 60):
@@ -221,7 +221,7 @@ def test_foreign_and_malformed_payloads_are_dead_lettered_with_their_reason(devi
     )
     dead = {value: _reason(headers) for value, headers in _dead_letters(cfg, len(cases))}
     assert len(dead) == len(cases)
-    for name, (topic, body, reason) in cases.items():
+    for name, (_, body, reason) in cases.items():
         assert dead[body].startswith(reason), f"{name}: {dead[body]}"
     forwarded = _samples(cfg, {(f"{subject}_01", 40 + i) for i in range(10)})
     assert forwarded.records == 1

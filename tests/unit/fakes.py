@@ -263,7 +263,7 @@ def gait_table(per_class_per_study: int = 4, seed: int = 0) -> tuple[list[dict[s
                             "samples": 12_000,
                             "final": True,
                             "feature_version": FEATURE_VERSION,
-                            "features": dict(zip(GAIT_COLUMNS, values.tolist())),
+                            "features": dict(zip(GAIT_COLUMNS, values.tolist(), strict=True)),
                         }
                     )
     return walks, labels
