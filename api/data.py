@@ -118,7 +118,7 @@ class CassandraStore:
                 if subject_id in self._predictions:
                     return self._predictions[subject_id]
         row = self.session().execute(self.prepared("subject_prediction"), (subject_id,), timeout=self.timeout).one()
-        found = None if row is None else dict(zip(SUBJECT_PREDICTION_FIELDS, tuple(row)))
+        found = None if row is None else dict(zip(SUBJECT_PREDICTION_FIELDS, tuple(row), strict=True))
         if self._predictions is not None:
             with self._cache_lock:
                 self._predictions[subject_id] = found
@@ -127,7 +127,7 @@ class CassandraStore:
     def walk_predictions(self) -> list[dict[str, Any]]:
         """Every walk's live prediction (the dashboard's live panel); a few hundred rows at most."""
         rows = self.session().execute(self.prepared("walk_predictions"), timeout=self.timeout)
-        return [dict(zip(WALK_PREDICTION_FIELDS, tuple(row))) for row in rows]
+        return [dict(zip(WALK_PREDICTION_FIELDS, tuple(row), strict=True)) for row in rows]
 
     def windows(self, subject_id: str | None = None, walk_ids: list[str] | None = None) -> pd.DataFrame:
         """One row per 100-sample window: key columns and the 18 channel means."""
@@ -147,7 +147,7 @@ class CassandraStore:
     def walk_keys(self) -> list[dict[str, Any]]:
         """Every walk with stored features (no feature maps): what the dashboard's pickers list."""
         rows = self.session().execute(self.prepared("walk_keys"), timeout=self.timeout)
-        return [dict(zip(WALK_KEY_COLUMNS, tuple(row))) for row in rows]
+        return [dict(zip(WALK_KEY_COLUMNS, tuple(row), strict=True)) for row in rows]
 
     def walk_windows_after(self, subject_id: str, walk_id: str, after_index: int) -> pd.DataFrame:
         """One walk's windows with ``window_index > after_index`` (a poller asks only for new ones)."""

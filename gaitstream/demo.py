@@ -73,11 +73,11 @@ def stored_counts(session, keyspace: str, walks: list[gaitpdb.WalkRef]) -> Store
     )
     args = [(w.subject_id, w.walk_id) for w in walks]
     windows = {}
-    for (subject, walk), (ok, rows) in zip(
-        args, execute_concurrent_with_args(session, count_windows, args, concurrency=32)
+    for (_, walk), (ok, rows) in zip(
+        args, execute_concurrent_with_args(session, count_windows, args, concurrency=32), strict=True
     ):
         windows[walk] = rows.one()[0] if ok else 0
-    final = set()
+    final: set[str] = set()
     subjects = sorted({w.subject_id for w in walks})
     for ok, rows in execute_concurrent_with_args(session, final_of, [(s,) for s in subjects], concurrency=32):
         if ok:
@@ -249,7 +249,7 @@ def run_demo(cfg: Config, speed: float, batch_size: int, replay_all: bool, wait:
 
 
 # The seed tutorial's model, then the default model family on gait features ([api] defaults).
-TRAININGS = {
+TRAININGS: dict[str, dict[str, str | bool]] = {
     "seed: KNN k=5 on window means": {"family": "knn", "feature_set": "windows"},
     "gait-feature model (promoted)": {"promote": True},
 }
@@ -298,7 +298,8 @@ def print_report(
     lines = [
         "",
         "gaitstream demo report",
-        f"  samples replayed this run : {samples_in:,}  (data set: {sum(lengths.values()):,} samples, {len(walks)} walks)",
+        f"  samples replayed this run : {samples_in:,}  "
+        f"(data set: {sum(lengths.values()):,} samples, {len(walks)} walks)",
         f"  windows stored            : {sum(expected_windows(n, window) for n in lengths.values()):,} "
         f"in {cfg.cassandra.keyspace}.windows; {len(walks)} walks' final features in walk_features",
         f"  raw archive (Parquet)     : {archive}",
@@ -307,7 +308,8 @@ def print_report(
     for label, run in runs.items():
         subjects, leaky = _subject_summary(run), _leaky(run)
         lines.append(
-            f"    {label:32s}: {subjects.get('accuracy', float('nan')):.3f} / {subjects.get('roc_auc', float('nan')):.3f}"
+            f"    {label:32s}: {subjects.get('accuracy', float('nan')):.3f} / "
+            f"{subjects.get('roc_auc', float('nan')):.3f}"
             f"   (LEAKY random row split, not an estimate: accuracy {leaky.get('accuracy', float('nan')):.3f})"
             f"   run {run.get('run_id')}, model {run.get('model_version')}"
         )
