@@ -46,7 +46,7 @@ from tests.conftest import run_stack
 from tests.integration.api_server import running_api
 from tests.integration.pipeline import REPO_ROOT, BridgeProcess, drop_keyspace, isolated_config
 from tests.integration.test_e2e_faults import WALKS, offline
-from tests.integration.test_streaming import cassandra_rows, job_env, spark_reader, wait_for_archive  # noqa: F401
+from tests.integration.test_streaming import cassandra_rows, job_env, wait_for_archive  # noqa: F401
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -185,21 +185,6 @@ def wait_for_archive(reader, uri: str, total: int, job_process: JobProcess, time
 
 
 @pytest.fixture(scope="module")
-def spark_reader():
-    """A plain local Spark session to read the Parquet archive back (as any consumer would)."""
-    from pyspark.sql import SparkSession
-
-    session = (
-        SparkSession.builder.master("local[1]")
-        .appName("archive-reader")
-        .config("spark.ui.enabled", False)
-        .getOrCreate()
-    )
-    yield session
-    session.stop()
-
-
-@pytest.fixture(scope="module")
 def topic(stack, tmp_path_factory):
     """The chosen walks replayed into a fresh Kafka topic, plus one duplicate and one garbage record."""
     tmp = tmp_path_factory.mktemp("streaming")
