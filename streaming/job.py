@@ -229,7 +229,7 @@ def backend_probes(cfg: gs_config.Config) -> dict:
     on_hdfs = archive_uri(cfg).startswith("hdfs://")
     if on_hdfs:
         namenode = urlsplit(endpoints.hdfs_namenode_uri(cfg))
-        hdfs_up = sinks.tcp_probe([namenode.hostname], namenode.port or 8020)
+        hdfs_up = sinks.tcp_probe([namenode.hostname or "localhost"], namenode.port or 8020)  # as socket treats None
     cassandra_up = sinks.tcp_probe(endpoints.cassandra_contact_points(cfg), cfg.cassandra.port)
     return {
         "archive": lambda: kafka_up() and (not on_hdfs or hdfs_up()),
