@@ -152,8 +152,12 @@ def fair_scheduler_file(cfg: gs_config.Config) -> Path | None:
         return None
     path.write_text(f"""<?xml version="1.0"?>
 <allocations>
-  <pool name="{WINDOWS_POOL}"><schedulingMode>FIFO</schedulingMode><weight>{weight}</weight><minShare>1</minShare></pool>
-  <pool name="{ARCHIVE_POOL}"><schedulingMode>FIFO</schedulingMode><weight>1</weight><minShare>0</minShare></pool>
+  <pool name="{WINDOWS_POOL}">
+    <schedulingMode>FIFO</schedulingMode><weight>{weight}</weight><minShare>1</minShare>
+  </pool>
+  <pool name="{ARCHIVE_POOL}">
+    <schedulingMode>FIFO</schedulingMode><weight>1</weight><minShare>0</minShare>
+  </pool>
 </allocations>
 """)
     return path
