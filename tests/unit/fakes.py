@@ -35,8 +35,8 @@ class Sent:
     """One record handed to the fake producer, and the future the bridge waits on."""
 
     topic: str
-    key: bytes
-    value: bytes
+    key: bytes | None
+    value: bytes | None
     headers: list[tuple[str, bytes]] | None
     future: Future = field(default_factory=Future)
 
@@ -221,11 +221,15 @@ class FakeMongoClient:
     def __init__(self, down: BaseException | None = None):
         self.down = down
         self.collections: dict[tuple[str, str], FakeCollection] = {}
-        self.admin = SimpleNamespace(command=lambda name: self.call() or {"ok": 1})
+        self.admin = SimpleNamespace(command=self._command)
 
     def call(self) -> None:
         if self.down is not None:
             raise self.down
+
+    def _command(self, name: str) -> dict[str, Any]:
+        self.call()
+        return {"ok": 1}
 
     def __getitem__(self, database: str):
         client = self

@@ -5,8 +5,10 @@ the reason and Retry-After, mutating routes need the token. No service runs."""
 from __future__ import annotations
 
 import functools
+import gzip
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 from cassandra.cluster import NoHostAvailable
@@ -53,13 +55,13 @@ def cfg():
 
 @pytest.fixture
 def api(cfg, tmp_path):
-    """``api(store=..., mongo=..., model=True, **settings)`` → a started TestClient over the fakes."""
-    clients = []
+    """``api(store=, mongo=, model=<registry to copy>, **settings)`` → a started TestClient over fakes."""
+    clients: list[TestClient] = []
 
     def start(
         store: FakeCassandraStore | None = None,
         mongo: FakeMongoClient | None = None,
-        model: str | None = None,
+        model: Path | None = None,
         **overrides,
     ) -> TestClient:
         settings = api_settings(tmp_path / f"api{len(clients)}", LABELS, **overrides)
@@ -109,7 +111,33 @@ def test_bad_body_is_400_naming_the_field_at_fault(api, trained, method, path, b
 
 def test_body_that_is_not_json_is_400(api):
     answer = api().post("/retrain", content=b"family=knn", headers={**AUTH, "Content-Type": "application/json"})
-    assert answer.status_code == 400
+    assert answer.status_code == 400 and answer.json()["detail"].startswith("JSON is malformed")
+
+
+GOOD_LINE = b"0.01\t" + b"\t".join([b"100"] * 18) + b"\n"
+
+
+@pytest.mark.parametrize(
+    "upload, line, error",
+    [
+        (b"1 2 3\n", 1, "expected 19 columns, found 3"),
+        (GOOD_LINE + b"0.02\tabc\n", 2, "expected 19 columns, found 2"),
+        (b"\x1f\x8b" + b"not gzip", 0, "not a valid gzip file"),
+    ],
+)
+def test_malformed_walk_upload_is_422_naming_the_line(api, trained, upload, line, error):
+    answer = api(model=trained[0]).post("/diagnose/walk", content=upload)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["line"] == line and error in answer.json()["error"]
+
+
+def test_upload_beyond_the_size_limit_is_refused_gzipped_or_not(api, trained):
+    client = api(model=trained[0], max_upload_bytes=20_000)
+    assert client.post("/diagnose/walk", content=GOOD_LINE * 400).status_code == 413
+    bomb = gzip.compress(GOOD_LINE * 20_000)  # ~1 MB of text in a few KB
+    assert len(bomb) < 20_000
+    answer = client.post("/diagnose/walk", content=bomb)
+    assert answer.status_code == 422 and answer.json()["error"] == "upload larger than 20000 bytes"
 
 
 # --- 404: unknown things ------------------------------------------------------------------------

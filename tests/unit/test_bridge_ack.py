@@ -7,6 +7,7 @@ The broker redelivers whatever was not acknowledged, so "not acked" is what keep
 from __future__ import annotations
 
 import time
+from typing import cast
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -34,7 +35,9 @@ def make_bridge(cfg):
 
     def make(producer: FakeProducer) -> tuple[Bridge, FakeMqttClient]:
         client = FakeMqttClient(events=producer.events)
-        bridge = Bridge(cfg, client_id="unit-bridge", shared_group="", producer=producer, mqtt_client=client)
+        bridge = Bridge(
+            cfg, client_id="unit-bridge", shared_group="", producer=producer, mqtt_client=cast(mqtt.Client, client)
+        )
         bridges.append(bridge)
         return bridge, client
 
@@ -155,7 +158,7 @@ def test_oversized_payload_is_dead_lettered_cut_with_its_length_and_digest(make_
     raw = b"x" * (bridge.dead_letter_max_bytes + 1000)
     deliver(bridge, client, raw, mid=12)
     [letter] = producer.to(bridge.dead_letter_topic)
-    assert len(letter.value) == bridge.dead_letter_max_bytes and letter.header["truncated"] == b"1"
+    assert letter.value == raw[: bridge.dead_letter_max_bytes] and letter.header["truncated"] == b"1"
     assert letter.header["original_length"] == str(len(raw)).encode()
     assert client.acks == [(12, 1)] and bridge.stats.truncated == 1
 
