@@ -82,14 +82,8 @@ tmp.replace(target)
 EOF
 )
 
-cmd=("$SPARK_HOME/bin/spark-submit" --master "$master" --name "$GS_SPARK_APP_NAME"
-  --jars "$jars" --py-files "$py_zip"
-  --conf "spark.driver.memory=$GS_SPARK_DRIVER_MEMORY"
-  --conf "spark.driver.extraJavaOptions=-XX:ErrorFile=$GS_LOG_DIR/spark-hs_err_%p.log"
-  --conf "spark.ui.port=$GS_SPARK_UI_PORT"
-  "${spark_args[@]}" "$GS_ROOT/streaming/job.py" "${job_args[@]}")
 deploy_mode=client
-if [[ "$master" == yarn* ]]; then  # YARN sizing from [spark]; options given on the command line win
+if [[ "$master" == yarn* ]]; then
   deploy_mode="$GS_SPARK_DEPLOY_MODE"
   for ((i = 0; i < ${#spark_args[@]}; i++)); do
     case "${spark_args[i]}" in
@@ -97,14 +91,20 @@ if [[ "$master" == yarn* ]]; then  # YARN sizing from [spark]; options given on 
       --deploy-mode=*) deploy_mode="${spark_args[i]#--deploy-mode=}" ;;
     esac
   done
+fi
+# Driver memory, UI port, YARN sizing and retries: one definition, streaming/spark_conf.py (options
+# given on this script's command line win: spark-submit prefers its flags to --conf values).
+conf_lines="$(cd "$GS_ROOT" && "$GS_PY" -m streaming.spark_conf submit --master "$master" \
+  --deploy-mode "$deploy_mode" --python "$GS_PY")" || gs_die "python -m streaming.spark_conf failed"
+submit_conf=()
+while IFS= read -r kv; do submit_conf+=(--conf "$kv"); done <<<"$conf_lines"
+cmd=("$SPARK_HOME/bin/spark-submit" --master "$master" --name "$GS_SPARK_APP_NAME"
+  --jars "$jars" --py-files "$py_zip" "${submit_conf[@]}"
+  "${spark_args[@]}" "$GS_ROOT/streaming/job.py" "${job_args[@]}")
+if [[ "$master" == yarn* ]]; then
   # The tag finds this submission's application in the ResourceManager (python -m gaitstream.yarn).
   yarn_tag="${GS_YARN_TAG:-gaitstream-$(hostname -s)-$$-$RANDOM}"
-  yarn=(--deploy-mode "$deploy_mode" --queue "$GS_SPARK_YARN_QUEUE"
-    --num-executors "$GS_SPARK_EXECUTOR_INSTANCES" --executor-memory "$GS_SPARK_EXECUTOR_MEMORY"
-    --executor-cores "$GS_SPARK_EXECUTOR_CORES" --conf "spark.yarn.tags=$yarn_tag"
-    --conf "spark.pyspark.python=${GS_SPARK_YARN_PYTHON:-$GS_PY}"
-    --conf "spark.yarn.maxAppAttempts=$GS_SPARK_YARN_MAX_APP_ATTEMPTS"
-    --conf "spark.yarn.am.attemptFailuresValidityInterval=$GS_SPARK_YARN_ATTEMPT_FAILURES_VALIDITY_INTERVAL")
+  yarn=(--deploy-mode "$deploy_mode" --conf "spark.yarn.tags=$yarn_tag")
   case "$GS_SPARK_YARN_SPARK_JARS" in
     upload) ;;  # Spark's default: zip $SPARK_HOME/jars into the HDFS staging folder at each submit
     local) yarn+=(--conf "spark.yarn.jars=local:$SPARK_HOME/jars/*") ;;
@@ -130,9 +130,7 @@ if [[ "$master" == yarn* ]]; then  # YARN sizing from [spark]; options given on 
         GAITSTREAM_*) yarn+=(--conf "spark.yarn.appMasterEnv.$name=$value") ;;
       esac
     done < <(env)
-    checkpoints="$(cd "$GS_ROOT" && "$GS_PY" -c 'from gaitstream import config; c = config.load(); raw = c.spark.checkpoint_dir
-print(raw if "://" in raw else c.path("spark.checkpoint_dir").as_uri())')"
-    yarn+=(--conf "spark.yarn.appMasterEnv.GAITSTREAM_SPARK_CHECKPOINT_DIR=$checkpoints"
+    yarn+=(--conf "spark.yarn.appMasterEnv.GAITSTREAM_SPARK_CHECKPOINT_DIR=$GS_CHECKPOINT_ROOT"
       --conf "spark.yarn.appMasterEnv.GAITSTREAM_STREAMING_STATUS_FILE=$GS_STREAMING_STATUS_FILE")
   fi
   cmd=("${cmd[0]}" "${yarn[@]}" "${cmd[@]:1}")

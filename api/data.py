@@ -22,7 +22,9 @@ from streaming.schema import (
     SUBJECT_PREDICTIONS_TABLE,
     WALK_PREDICTION_COLUMNS,
     WALK_PREDICTIONS_TABLE,
+    WINDOW_KEY,
     WINDOWS_TABLE,
+    names,
 )
 
 log = logging.getLogger("api.data")
@@ -30,7 +32,7 @@ FETCH_SIZE = 5000
 PREDICTION_CACHE_SIZE = 10_000
 WALK_COLUMNS = ("subject_id", "walk_id", "study", "samples", "final", "feature_version", "features")
 WALK_KEY_COLUMNS = ("subject_id", "walk_id", "study", "samples", "final")
-WINDOW_KEY_COLUMNS = ("subject_id", "walk_id", "window_index", "sample_count", "partial")
+WINDOW_KEY_COLUMNS = names(WINDOW_KEY) + ("sample_count", "partial")
 SUBJECT_PREDICTION_FIELDS = ("subject_id",) + tuple(name for name, _kind in SUBJECT_PREDICTION_COLUMNS)
 WALK_PREDICTION_FIELDS = ("subject_id", "walk_id") + tuple(name for name, _kind in WALK_PREDICTION_COLUMNS)
 

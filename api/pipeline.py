@@ -16,9 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from gaitstream import health, pipeline_status
+from gaitstream import endpoints, health, heartbeats, pipeline_status
 from gaitstream.config import Config
-from streaming.status import read_status
 
 CACHE_SECONDS = 3.0
 
@@ -37,13 +36,6 @@ def check_one(service: str, cfg: Config) -> dict[str, Any]:
         "detail": detail,
         "check_ms": round((time.perf_counter() - started) * 1000, 1),
     }
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(Path(path).read_text())
-    except (FileNotFoundError, json.JSONDecodeError, OSError):
-        return None
 
 
 def checkpoint_offsets(checkpoint_dir: Path, topic: str) -> dict[str, int]:
@@ -91,11 +83,10 @@ def kafka_lag(cfg: Config) -> dict[str, Any]:
     except Exception as exc:
         out["error"] = f"Kafka end offsets: {type(exc).__name__}: {str(exc)[:200]}"
         return out
-    raw = cfg.spark.checkpoint_dir
-    if "://" in raw and not raw.startswith("file://"):
-        out["error"] = f"checkpoints at {raw} are not local: lag unknown"
+    checkpoints = endpoints.local_checkpoint_dir(cfg)
+    if checkpoints is None:
+        out["error"] = f"checkpoints at {endpoints.checkpoint_root(cfg)} are not local: lag unknown"
         return out
-    checkpoints = Path(raw[len("file://") :]) if raw.startswith("file://") else cfg.path("spark.checkpoint_dir")
     for name, offset in checkpoint_offsets(checkpoints, topic).items():
         out["queries"].append({"name": name, "offset": offset, "lag": max(out["end_offset"] - offset, 0)})
     if not out["queries"]:
@@ -107,9 +98,10 @@ def streaming_status(cfg: Config) -> dict[str, Any]:
     """The job's status file (see streaming.status) with its age, or why there is none; each query
     with ``last_progress_age_s`` (seconds since its last batch) and ``stale`` (beyond
     ``supervise.stale_after_seconds``), judged as ``stack/status`` does."""
-    path = cfg.path("streaming.status_file")
+    heartbeat = heartbeats.streaming(cfg)
+    path = heartbeat.path
     stale_after = cfg.supervise.stale_after_seconds
-    status = read_status(path)
+    status = heartbeat.read()
     if status is None:
         return {
             "state": "no status file",
@@ -120,8 +112,8 @@ def streaming_status(cfg: Config) -> dict[str, Any]:
             "fresh": False,
             "stale_after_s": stale_after,
         }
-    updated_ms = status.get("updated_at_ms")
-    age = round(time.time() - updated_ms / 1000, 1) if isinstance(updated_ms, (int, float)) else None
+    age = heartbeat.age_s(status)
+    age = None if age is None else round(age, 1)
     judged = pipeline_status.streaming_job(cfg)
     return {
         "state": status.get("state"),
@@ -218,12 +210,12 @@ def data_flow(services: list[dict[str, Any]], streaming: dict[str, Any], sups: l
 
 
 def bridge_stats(cfg: Config) -> dict[str, Any]:
-    path = cfg.path("bridge.stats_file")
-    stats = read_json(path)
+    heartbeat = heartbeats.bridge(cfg)
+    stats = heartbeat.read()
     if stats is None:
-        return {"error": f"no stats file at {path}: is the bridge running?"}
-    updated = stats.get("updated_at")
-    stats["age_s"] = round(time.time() - updated, 1) if isinstance(updated, (int, float)) else None
+        return {"error": f"no stats file at {heartbeat.path}: is the bridge running?"}
+    age = heartbeat.age_s(stats)
+    stats["age_s"] = None if age is None else round(age, 1)
     stats["error"] = None
     return stats
 

@@ -26,8 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bridge import replay  # noqa: E402
 from gaitstream import config as gs_config  # noqa: E402
-from gaitstream import gaitpdb  # noqa: E402
-from streaming import status  # noqa: E402
+from gaitstream import gaitpdb, heartbeats  # noqa: E402
 from tests.integration.pipeline import BridgeProcess, drop_keyspace, isolated_config  # noqa: E402
 from tests.integration.test_streaming import JobProcess, job_env  # noqa: E402
 
@@ -38,7 +37,7 @@ def crash_logs(cfg) -> set[Path]:
 
 def running_batches(cfg) -> bool:
     try:
-        current = status.read_status(cfg.path("streaming.status_file")) or {}
+        current = heartbeats.streaming(cfg).read() or {}
     except Exception:
         return False
     queries = current.get("queries") or []

@@ -32,6 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from gaitstream import config as gs_config  # noqa: E402
+from gaitstream import endpoints  # noqa: E402
 from gaitstream.gaitpdb import FORCE_CHANNELS  # noqa: E402
 
 RECORD_SAMPLES = 10
@@ -165,7 +166,6 @@ def full_job(walks: int) -> tuple[float, int, float]:
 
     from bridge import replay
     from gaitstream import clients, gaitpdb
-    from streaming import job as streaming_job
     from tests.integration.pipeline import isolated_config, replay_into_kafka
     from tests.integration.test_streaming import JobProcess, job_env
 
@@ -217,7 +217,7 @@ def full_job(walks: int) -> tuple[float, int, float]:
                     windows_done = time.monotonic() - first_batch
             if first_batch is not None and archive_done is None:
                 try:
-                    archived = reader.read.parquet(streaming_job.archive_uri(run_cfg)).count()
+                    archived = reader.read.parquet(endpoints.archive_uri(run_cfg)).count()
                 except Exception:
                     archived = 0
                 if archived >= report.samples:

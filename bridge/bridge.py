@@ -17,7 +17,6 @@ dead-lettered (``kafka_refused``); only failures that can heal (Kafka down, time
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import signal
@@ -41,7 +40,7 @@ from tenacity import before_sleep_log, retry, retry_if_exception_type, wait_expo
 from bridge import metrics
 from bridge import payload as payload_schema
 from bridge.limits import OpenWalks
-from gaitstream import clients, endpoints
+from gaitstream import clients, endpoints, heartbeats
 from gaitstream.config import Config
 
 log = logging.getLogger("gaitstream.bridge")
@@ -402,8 +401,7 @@ class Bridge:
 
     def write_stats(self, rate: float) -> None:
         """Atomically rewrite the stats file (a heartbeat: its timestamp says the bridge is alive)."""
-        path = self.cfg.path("bridge.stats_file")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = heartbeats.bridge(self.cfg).path
         doc = {
             "client_id": self.client_id,
             "pid": os.getpid(),
@@ -413,9 +411,7 @@ class Bridge:
             "pending": self.stats.pending,
             "forwarded_per_s": round(rate, 1),
         }
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        tmp.write_text(json.dumps(doc))
-        os.replace(tmp, path)
+        heartbeats.write(path, doc)
         metrics.write_textfile(path, doc)  # the same numbers in Prometheus text format, <stem>.prom
 
     def request_stop(self, *_args) -> None:

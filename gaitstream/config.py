@@ -299,6 +299,10 @@ def _shell_lines(cfg: Config) -> list[str]:
             value = cfg.path(dotted)
         name = "GS_" + dotted.replace(".", "_").upper()
         lines.append(f"{name}={shlex.quote(str(value))}")
+    from gaitstream import endpoints  # stdlib only, like this module
+
+    for name, value in endpoints.derived(cfg).items():
+        lines.append(f"GS_{name.upper()}={shlex.quote(value)}")
     lines.append(f"GS_ROOT={shlex.quote(str(cfg.root))}")
     return lines
 

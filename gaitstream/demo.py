@@ -293,7 +293,7 @@ def print_report(
     api: str,
     seconds: float,
 ) -> None:
-    archive = cfg.streaming.archive_uri or f"{endpoints.hdfs_namenode_uri(cfg)}{cfg.hdfs.archive_path}"
+    archive = endpoints.archive_uri(cfg)
     window = cfg.streaming.window_size
     lines = [
         "",

@@ -8,6 +8,7 @@ streaming job) asks here, so the cluster templates in ``conf/templates/`` are ho
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import quote_plus
 
 from gaitstream.config import Config
@@ -88,6 +89,48 @@ def hdfs_namenode_uri(cfg: Config) -> str:
 def webhdfs_url(cfg: Config) -> str:
     h = cfg.hdfs
     return h.webhdfs_url or f"http://{h.host}:{h.webhdfs_port}"
+
+
+def hdfs_uri(cfg: Config, path: str) -> str:
+    """``path`` on the configured HDFS (``hdfs://namenode:port/path``)."""
+    return hdfs_namenode_uri(cfg) + path
+
+
+def archive_uri(cfg: Config) -> str:
+    """Where the streaming job archives raw samples: ``streaming.archive_uri`` when set
+    (e.g. ``file:///...``), else ``hdfs.archive_path`` on HDFS."""
+    return cfg.streaming.archive_uri or hdfs_uri(cfg, cfg.hdfs.archive_path)
+
+
+def deadletter_uri(cfg: Config) -> str:
+    """Where the streaming job writes records it could not window (Parquet, with the reason)."""
+    return cfg.streaming.deadletter_uri or hdfs_uri(cfg, cfg.streaming.deadletter_path)
+
+
+def checkpoint_root(cfg: Config) -> str:
+    """The streaming queries' checkpoint root as a URI (``spark.checkpoint_dir``: a URI, or a
+    path relative to ``runtime.dir``)."""
+    raw = cfg.spark.checkpoint_dir
+    return raw if "://" in raw else cfg.path("spark.checkpoint_dir").as_uri()
+
+
+def local_checkpoint_dir(cfg: Config) -> Path | None:
+    """The checkpoint root as a local folder, or None when it is on HDFS (or another remote store)."""
+    root = checkpoint_root(cfg)
+    return Path(root[len("file://") :]) if root.startswith("file://") else None
+
+
+def derived(cfg: Config) -> dict[str, str]:
+    """Values worked out here that the shell scripts need too (``python -m gaitstream.config --shell``
+    prints them as ``GS_<NAME>``)."""
+    return {
+        "kafka_bootstrap": kafka_bootstrap(cfg),
+        "hdfs_namenode_uri": hdfs_namenode_uri(cfg),
+        "webhdfs_url": webhdfs_url(cfg),
+        "archive_uri": archive_uri(cfg),
+        "deadletter_uri": deadletter_uri(cfg),
+        "checkpoint_root": checkpoint_root(cfg),
+    }
 
 
 def is_loopback(host: str) -> bool:

@@ -13,7 +13,6 @@ status_interval_seconds; [bridge] stats_file.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -22,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from gaitstream import config as gs_config
-from gaitstream import supervise
+from gaitstream import heartbeats, supervise
 
 COMPONENTS = ("bridge", "streaming", "api")
 
@@ -63,16 +62,14 @@ def supervisor(cfg: gs_config.Config, name: str) -> dict[str, Any] | None:
 
 def streaming_job(cfg: gs_config.Config, now: float | None = None) -> dict[str, Any]:
     """The job's status file (``streaming.status``) judged: file age, and per query its age and staleness."""
-    from streaming.status import read_status
-
     now = time.time() if now is None else now
     stale_after = cfg.supervise.stale_after_seconds
-    file_max_age = 4 * cfg.streaming.status_interval_seconds + 10
-    status = read_status(cfg.path("streaming.status_file"))
+    heartbeat = heartbeats.streaming(cfg)
+    file_max_age = heartbeat.max_age_s
+    status = heartbeat.read()
     if status is None:
         return {"state": "no status file", "age_s": None, "fresh": False, "queries": []}
-    updated = status.get("updated_at_ms")
-    age = _age_s(updated / 1000 if isinstance(updated, (int, float)) else None, now)
+    age = heartbeat.age_s(status, now)
     started = status.get("started_at_ms")
     running_s = now - started / 1000 if isinstance(started, (int, float)) else math.inf
     queries = []
@@ -195,11 +192,8 @@ def prometheus_lines(cfg: gs_config.Config) -> list[str]:
             lines.append(
                 _metric("gaitstream_supervisor_up", int(sup["alive"] and sup["state"] == "running"), process=name)
             )
-    try:
-        stats = json.loads(cfg.path("bridge.stats_file").read_text())
-    except (OSError, json.JSONDecodeError):
-        stats = None
-    if isinstance(stats, dict):
+    stats = heartbeats.bridge(cfg).read()
+    if stats is not None:
         for key in BRIDGE_COUNTERS:
             if isinstance(stats.get(key), (int, float)):
                 lines.append(f"# TYPE gaitstream_bridge_{key}_total counter")

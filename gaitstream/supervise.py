@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import json
 import logging
 import os
 import re
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from gaitstream import config as gs_config
+from gaitstream import heartbeats
 
 log = logging.getLogger("gaitstream.supervise")
 PR_SET_CHILD_SUBREAPER = 36
@@ -68,14 +68,11 @@ class Policy:
 
 
 def status_path(cfg: gs_config.Config, name: str) -> Path:
-    return cfg.path("supervise.status_dir") / f"{name}-supervisor.json"
+    return heartbeats.supervisor(cfg, name).path
 
 
 def read_status(cfg: gs_config.Config, name: str) -> dict[str, Any] | None:
-    try:
-        return json.loads(status_path(cfg, name).read_text())
-    except (FileNotFoundError, json.JSONDecodeError, OSError):
-        return None
+    return heartbeats.supervisor(cfg, name).read()
 
 
 def describe_exit(returncode: int) -> str:
@@ -177,10 +174,7 @@ class Supervisor:
             "history": self.history[-HISTORY:],
             "updated_at": time.time(),
         }
-        self.status_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.status_file.with_name(f".{self.status_file.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(doc, indent=1))
-        os.replace(tmp, self.status_file)
+        heartbeats.write(self.status_file, doc, indent=1)
 
     # -- signals ----------------------------------------------------------------------------
     def request_stop(self, signum: int, _frame=None) -> None:

@@ -43,30 +43,11 @@ from gaitstream import (
     secrecy,  # noqa: E402
 )
 from model.registry import Registry  # noqa: E402
-from streaming import predictions, records, schema, sinks, stateful, status, worker_daemon  # noqa: E402
+from streaming import predictions, records, schema, sinks, spark_conf, stateful, status  # noqa: E402
 from streaming.decode import Limits  # noqa: E402
 from streaming.windowing import WindowSettings  # noqa: E402
 
 log = logging.getLogger("gaitstream.streaming")
-WINDOWS_POOL, ARCHIVE_POOL = "windows", "archive"
-
-
-def hdfs_uri(cfg: gs_config.Config, path: str) -> str:
-    return endpoints.hdfs_namenode_uri(cfg) + path
-
-
-def archive_uri(cfg: gs_config.Config) -> str:
-    """``streaming.archive_uri`` when set (e.g. ``file:///...``), else the HDFS archive path."""
-    return cfg.streaming.archive_uri or hdfs_uri(cfg, cfg.hdfs.archive_path)
-
-
-def deadletter_uri(cfg: gs_config.Config) -> str:
-    return cfg.streaming.deadletter_uri or hdfs_uri(cfg, cfg.streaming.deadletter_path)
-
-
-def checkpoint_root(cfg: gs_config.Config) -> str:
-    raw = cfg.spark.checkpoint_dir
-    return raw if "://" in raw else cfg.path("spark.checkpoint_dir").as_uri()
 
 
 def window_settings(cfg: gs_config.Config) -> WindowSettings:
@@ -141,40 +122,10 @@ def wait_for_first_batch(query, timeout_s: float, stop: threading.Event | None) 
         time.sleep(0.2)
 
 
-def fair_scheduler_file(cfg: gs_config.Config) -> Path | None:
-    """The FAIR pools: windows (the latency path) weighted ``spark.windows_pool_weight`` to 1 for the
-    archive. None where the driver cannot write it (YARN cluster mode: pools then get weight 1)."""
-    path = cfg.path("runtime.dir") / "spark" / "fairscheduler.xml"
-    weight = cfg.spark.windows_pool_weight
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return None
-    path.write_text(f"""<?xml version="1.0"?>
-<allocations>
-  <pool name="{WINDOWS_POOL}">
-    <schedulingMode>FIFO</schedulingMode><weight>{weight}</weight><minShare>1</minShare>
-  </pool>
-  <pool name="{ARCHIVE_POOL}">
-    <schedulingMode>FIFO</schedulingMode><weight>1</weight><minShare>0</minShare>
-  </pool>
-</allocations>
-""")
-    return path
-
-
-def scheduler_conf(cfg: gs_config.Config) -> dict[str, str]:
-    conf = {"spark.scheduler.mode": "FAIR"}
-    allocation = fair_scheduler_file(cfg)
-    if allocation is not None:
-        conf["spark.scheduler.allocation.file"] = allocation.as_uri()
-    return conf
-
-
 def query_starters(spark: SparkSession, cfg: gs_config.Config, stop: threading.Event | None = None) -> dict:
     """Per query name, in start order, a function that starts it (from its checkpoint when one exists)."""
     s, sp = cfg.streaming, cfg.spark
-    checkpoints = checkpoint_root(cfg).rstrip("/")
+    checkpoints = endpoints.checkpoint_root(cfg).rstrip("/")
     kafka = records.kafka_records(read_kafka(spark, cfg))
     limits = payload_limits(cfg)
     outputs = stateful.walk_outputs(
@@ -197,11 +148,11 @@ def query_starters(spark: SparkSession, cfg: gs_config.Config, stop: threading.E
         spark.conf.set("spark.sql.streaming.stateStore.providerClass", sp.state_store_provider)
         # Each query in its own FAIR pool (a thread-local property its execution thread inherits): the
         # latency path's tasks go first when both queries want the 2 cores.
-        spark.sparkContext.setLocalProperty("spark.scheduler.pool", WINDOWS_POOL)
+        spark.sparkContext.setLocalProperty("spark.scheduler.pool", spark_conf.WINDOWS_POOL)
         started["windows"] = sinks.start_walks(
             outputs,
             cfg.cassandra.keyspace,
-            deadletter_uri(cfg),
+            endpoints.deadletter_uri(cfg),
             f"{checkpoints}/windows",
             s.trigger_seconds,
             retry,
@@ -212,9 +163,14 @@ def query_starters(spark: SparkSession, cfg: gs_config.Config, stop: threading.E
     def archived():
         wait_for_first_batch(started["windows"], float(s.archive_start_wait_seconds), stop)
         spark.conf.set("spark.sql.streaming.stateStore.providerClass", sp.dedupe_state_store_provider)
-        spark.sparkContext.setLocalProperty("spark.scheduler.pool", ARCHIVE_POOL)
+        spark.sparkContext.setLocalProperty("spark.scheduler.pool", spark_conf.ARCHIVE_POOL)
         return sinks.start_parquet(
-            archive, "archive", archive_uri(cfg), ["study", "date"], f"{checkpoints}/archive", s.archive_trigger_seconds
+            archive,
+            "archive",
+            endpoints.archive_uri(cfg),
+            ["study", "date"],
+            f"{checkpoints}/archive",
+            s.archive_trigger_seconds,
         )
 
     return {"windows": walks, "archive": archived}
@@ -230,7 +186,7 @@ def backend_probes(cfg: gs_config.Config) -> dict:
     kafka = [hp.rsplit(":", 1) for hp in endpoints.kafka_bootstrap(cfg).split(",")]
     kafka_up = sinks.tcp_probe([host for host, _port in kafka], int(kafka[0][1]))
     hdfs_up = sinks.tcp_probe([], 0)  # no host: never asked (see below)
-    on_hdfs = archive_uri(cfg).startswith("hdfs://")
+    on_hdfs = endpoints.archive_uri(cfg).startswith("hdfs://")
     if on_hdfs:
         namenode = urlsplit(endpoints.hdfs_namenode_uri(cfg))
         hdfs_up = sinks.tcp_probe([namenode.hostname or "localhost"], namenode.port or 8020)  # as socket treats None
@@ -309,51 +265,14 @@ class QueryRestarter:
         return None
 
 
-def resilience_conf(cfg: gs_config.Config) -> dict[str, str]:
-    """Connector and HDFS client settings that ride out a Cassandra or NameNode outage, and Spark's
-    own Prometheus endpoints ([spark] cassandra_*, hdfs_connect_*, prometheus_enabled)."""
-    sp = cfg.spark
-    conf = {
-        "spark.cassandra.query.retry.count": str(sp.cassandra_query_retry_count),
-        "spark.cassandra.connection.reconnectionDelayMS.min": str(sp.cassandra_reconnection_delay_min_ms),
-        "spark.cassandra.connection.reconnectionDelayMS.max": str(sp.cassandra_reconnection_delay_max_ms),
-        "spark.cassandra.connection.timeoutMS": str(sp.cassandra_connection_timeout_ms),
-        "spark.hadoop.ipc.client.connect.max.retries": str(sp.hdfs_connect_retries),
-        "spark.hadoop.ipc.client.connect.max.retries.on.timeouts": str(sp.hdfs_connect_retries),
-        "spark.hadoop.ipc.client.connect.retry.interval": str(sp.hdfs_connect_retry_interval_ms),
-    }
-    if sp.prometheus_enabled:
-        conf.update(
-            {
-                "spark.ui.prometheus.enabled": "true",
-                "spark.sql.streaming.metricsEnabled": "true",
-                "spark.metrics.conf.*.sink.prometheusServlet.class": "org.apache.spark.metrics.sink.PrometheusServlet",
-                "spark.metrics.conf.*.sink.prometheusServlet.path": "/metrics/prometheus",
-            }
-        )
-    return conf
-
-
 def build_session(cfg: gs_config.Config) -> SparkSession:
-    """Settings the job needs wherever it runs; resources (master, memory, jars) come from spark-submit."""
-    sp = cfg.spark
-    builder = (
-        SparkSession.builder.appName(sp.app_name)
-        .config("spark.sql.shuffle.partitions", sp.shuffle_partitions)
-        .config("spark.sql.execution.arrow.maxRecordsPerBatch", sp.arrow_batch_size)
-        .config("spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled", True)
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.python.daemon.module", worker_daemon.MODULE)
-    )
-    bind = endpoints.spark_bind_conf(cfg)  # loopback UI, no kill links ([spark] bind_host)
-    if "spark.driver.bindAddress" in bind:  # the UI binds to SPARK_LOCAL_IP only: for a JVM started from here
-        os.environ.setdefault("SPARK_LOCAL_IP", bind["spark.driver.bindAddress"])
-    for key, value in {
-        **endpoints.spark_cassandra_conf(cfg),
-        **resilience_conf(cfg),
-        **scheduler_conf(cfg),
-        **bind,
-    }.items():
+    """The session with :func:`streaming.spark_conf.session_conf`; resources (master, memory, jars)
+    come from spark-submit (:func:`streaming.spark_conf.submit_conf`)."""
+    conf = spark_conf.session_conf(cfg)
+    if "spark.driver.bindAddress" in conf:  # the UI binds to SPARK_LOCAL_IP only: for a JVM started from here
+        os.environ.setdefault("SPARK_LOCAL_IP", conf["spark.driver.bindAddress"])
+    builder = SparkSession.builder.appName(cfg.spark.app_name)
+    for key, value in conf.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
 
@@ -397,9 +316,9 @@ def run(cfg: gs_config.Config) -> int:
     print(f"gaitstream streaming job running; Spark UI: {ui_url}; status: {status_path}", flush=True)
     log.info(
         "archive %s, dead letters %s, checkpoints %s, keyspace %s",
-        archive_uri(cfg),
-        deadletter_uri(cfg),
-        checkpoint_root(cfg),
+        endpoints.archive_uri(cfg),
+        endpoints.deadletter_uri(cfg),
+        endpoints.checkpoint_root(cfg),
         cfg.cassandra.keyspace,
     )
     failed = None

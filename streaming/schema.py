@@ -23,6 +23,16 @@ FEATURES_TABLE = "walk_features"
 WALK_PREDICTIONS_TABLE = "walk_predictions"
 SUBJECT_PREDICTIONS_TABLE = "subject_predictions"
 
+# Primary keys (the partition key first): what makes a write idempotent.
+WINDOW_KEY: tuple[tuple[str, str], ...] = (("subject_id", "text"), ("walk_id", "text"), ("window_index", "int"))
+FEATURE_KEY: tuple[tuple[str, str], ...] = (("subject_id", "text"), ("walk_id", "text"))
+
+
+def names(columns: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
+    """The column names of ``(name, CQL type)`` pairs."""
+    return tuple(name for name, _kind in columns)
+
+
 # Columns of `windows` besides the key: counts, bounds, and the mean of each force channel.
 WINDOW_COLUMNS: tuple[tuple[str, str], ...] = (
     ("study", "text"),
@@ -88,22 +98,17 @@ def replication(cfg: Config) -> str:
 def statements(cfg: Config, keyspace: str | None = None) -> list[str]:
     """The DDL, in order: keyspace, then tables (all IF NOT EXISTS)."""
     ks = identifier(keyspace or cfg.cassandra.keyspace)
-    window_cols = ",\n  ".join(f"{name} {kind}" for name, kind in WINDOW_COLUMNS)
-    feature_cols = ",\n  ".join(f"{name} {kind}" for name, kind in FEATURE_COLUMNS)
+    window_cols = ",\n  ".join(f"{name} {kind}" for name, kind in WINDOW_KEY + WINDOW_COLUMNS)
+    feature_cols = ",\n  ".join(f"{name} {kind}" for name, kind in FEATURE_KEY + FEATURE_COLUMNS)
     walk_prediction_cols = ",\n  ".join(f"{name} {kind}" for name, kind in WALK_PREDICTION_COLUMNS)
     subject_prediction_cols = ",\n  ".join(f"{name} {kind}" for name, kind in SUBJECT_PREDICTION_COLUMNS)
     return [
         f"CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = {replication(cfg)}",
         f"""CREATE TABLE IF NOT EXISTS {ks}.{WINDOWS_TABLE} (
-  subject_id text,
-  walk_id text,
-  window_index int,
   {window_cols},
   PRIMARY KEY ((subject_id, walk_id), window_index)
 ) WITH CLUSTERING ORDER BY (window_index ASC)""",
         f"""CREATE TABLE IF NOT EXISTS {ks}.{FEATURES_TABLE} (
-  subject_id text,
-  walk_id text,
   {feature_cols},
   PRIMARY KEY ((subject_id), walk_id)
 )""",

@@ -32,20 +32,20 @@ from streaming import schema
 log = logging.getLogger("gaitstream.streaming.sinks")
 
 CASSANDRA_FORMAT = "org.apache.spark.sql.cassandra"
-WINDOW_KEY = ("subject_id", "walk_id", "window_index")
-FEATURE_KEY = ("subject_id", "walk_id")
+WINDOW_KEY = schema.names(schema.WINDOW_KEY)
+FEATURE_KEY = schema.names(schema.FEATURE_KEY)
 DEADLETTER_COLUMNS = ("subject_id", "walk_id", "key", "value", "partition", "offset", "kafka_ms", "reason")
 
 
 def window_rows(outputs: DataFrame) -> DataFrame:
     """Operator output → rows of the ``windows`` table."""
-    columns = WINDOW_KEY + tuple(name for name, _type in schema.WINDOW_COLUMNS)
+    columns = WINDOW_KEY + schema.names(schema.WINDOW_COLUMNS)
     return outputs.where(F.col("kind") == "window").select(*columns)
 
 
 def feature_rows(outputs: DataFrame) -> DataFrame:
     """Operator output → rows of the ``walk_features`` table."""
-    columns = FEATURE_KEY + tuple(name for name, _type in schema.FEATURE_COLUMNS)
+    columns = FEATURE_KEY + schema.names(schema.FEATURE_COLUMNS)
     return outputs.where(F.col("kind") == "features").select(*columns)
 
 

@@ -33,7 +33,7 @@ from pyspark.sql.types import (
     StructType,
 )
 
-from gaitstream.gaitpdb import FORCE_CHANNELS
+from streaming import schema
 from streaming.decode import Limits, decode_records
 from streaming.windowing import Refused, WalkState, WindowSettings, add_samples, check_record, close, flush
 
@@ -41,25 +41,31 @@ KEY_COLUMNS = ("subject_id", "walk_id", "study")
 # What the operator reads of each Kafka record.
 INPUT_COLUMNS = ("key", "value", "partition", "offset", "kafka_ms")
 
+# CQL type -> Spark type of the operator's output columns.
+_SPARK_TYPES = {
+    "text": StringType(),
+    "int": IntegerType(),
+    "bigint": LongType(),
+    "boolean": BooleanType(),
+    "double": DoubleType(),
+    "map<text, double>": MapType(StringType(), DoubleType()),
+}
+
+
+def _fields(columns: tuple[tuple[str, str], ...], skip: tuple[str, ...] = KEY_COLUMNS) -> list[StructField]:
+    return [StructField(name, _SPARK_TYPES[kind]) for name, kind in columns if name not in skip]
+
+
+# One row type for the three kinds the operator emits; the window and feature columns are the
+# Cassandra tables' (streaming.schema), so a new column is declared there once.
 OUTPUT_SCHEMA = StructType(
     [
         StructField("kind", StringType()),
         *[StructField(name, StringType()) for name in KEY_COLUMNS],
         # kind = "window"
-        StructField("window_index", IntegerType()),
-        StructField("sample_count", IntegerType()),
-        StructField("partial", BooleanType()),
-        StructField("first_seq", IntegerType()),
-        StructField("last_seq", IntegerType()),
-        StructField("first_time", DoubleType()),
-        StructField("last_time", DoubleType()),
-        *[StructField(channel, DoubleType()) for channel in FORCE_CHANNELS],
-        StructField("max_sent_at_ms", LongType()),
+        *_fields(schema.WINDOW_KEY + schema.WINDOW_COLUMNS),
         # kind = "features"
-        StructField("samples", IntegerType()),
-        StructField("final", BooleanType()),
-        StructField("feature_version", IntegerType()),
-        StructField("features", MapType(StringType(), DoubleType())),
+        *_fields(schema.FEATURE_COLUMNS),
         # kind = "deadletter": the record as Kafka had it, and why it was not windowed
         StructField("key", StringType()),
         StructField("value", BinaryType()),

@@ -8,10 +8,10 @@ Written atomically (temp file + rename) by the driver every ``streaming.status_i
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from pathlib import Path
+
+from gaitstream import heartbeats
 
 
 def query_status(query) -> dict:
@@ -40,15 +40,5 @@ def write_status(path: Path, queries, ui_url: str | None, state: str, started_at
         "state": state,
         "queries": [query_status(q) for q in queries],
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(status, indent=1))
-    os.replace(tmp, path)
+    heartbeats.write(path, status, indent=1)
     return status
-
-
-def read_status(path: Path) -> dict | None:
-    try:
-        return json.loads(Path(path).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
+from gaitstream import heartbeats
 from gaitstream.config import Config
-from gaitstream.health.heartbeat import read_fresh
 
 
 def check(cfg: Config) -> str:
-    stats = read_fresh(
-        cfg.path("bridge.stats_file"),
-        "stats file",
-        3 * float(cfg.bridge.stats_interval) + 5,
-        lambda doc: doc["updated_at"],
-    )
+    stats = heartbeats.bridge(cfg).read_fresh()
     if not stats["mqtt_connected"]:
         raise RuntimeError("not connected to MQTT")
     return (

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
+from gaitstream import heartbeats
 from gaitstream.config import Config
-from gaitstream.health.heartbeat import read_fresh
 
 
 def check(cfg: Config) -> str:
-    status = read_fresh(
-        cfg.path("streaming.status_file"),
-        "status file",
-        4 * cfg.streaming.status_interval_seconds + 10,
-        lambda doc: float(doc.get("updated_at_ms", 0)) / 1000.0,
-    )
+    status = heartbeats.streaming(cfg).read_fresh()
     queries = status.get("queries", [])
     if not queries:
         raise RuntimeError("no active query")

@@ -36,12 +36,10 @@ import psutil
 import pytest
 
 from bridge import replay
-from gaitstream import clients, gaitpdb
+from gaitstream import clients, endpoints, gaitpdb, heartbeats
 from gaitstream import config as gs_config
 from gaitstream.clients import hdfs as hdfs_client
-from streaming import job as streaming_job
 from streaming import schema
-from streaming.status import read_status
 from tests.conftest import run_stack
 from tests.integration.api_server import running_api
 from tests.integration.pipeline import REPO_ROOT, BridgeProcess, drop_keyspace, isolated_config
@@ -135,7 +133,7 @@ class SupervisedJob:
 
     def job_started_at_s(self) -> float | None:
         """When the running job's queries started (its status file), if it says it is running."""
-        status = read_status(self.cfg.path("streaming.status_file")) or {}
+        status = heartbeats.streaming(self.cfg).read() or {}
         if status.get("state") != "running" or not status.get("started_at_ms"):
             return None
         return status["started_at_ms"] / 1000
@@ -414,9 +412,9 @@ def test_namenode_crash_and_kafka_stop_ridden_out_archive_exactly_once(stack, tm
 
         stored, finals = wait_until_complete(run_cfg, keyspace, job, expected_windows, report)
         total = sum(report.per_walk.values())
-        wait_for_archive(spark_reader, streaming_job.archive_uri(run_cfg), total, job)
+        wait_for_archive(spark_reader, endpoints.archive_uri(run_cfg), total, job)
         _books, restarts = check_books(expected_windows, expected_features, stored, finals, job, recovery)
-        archive = spark_reader.read.parquet(streaming_job.archive_uri(run_cfg))
+        archive = spark_reader.read.parquet(endpoints.archive_uri(run_cfg))
         archived, distinct = archive.count(), archive.select("walk_id", "seq").distinct().count()
         print(f"archive: {archived} rows, {distinct} distinct samples of {total} sent")
         assert archived == distinct == total

@@ -18,10 +18,10 @@ import psutil
 import pytest
 
 from bridge import payload, replay
-from gaitstream import clients, gaitpdb
+from gaitstream import clients, endpoints, gaitpdb, heartbeats
 from gaitstream.clients import hdfs as hdfs_client
 from model import features
-from streaming import job, status
+from streaming import job
 from tests.integration.pipeline import REPO_ROOT, isolated_config, read_topic, replay_into_kafka
 
 pytestmark = pytest.mark.integration
@@ -233,7 +233,7 @@ def test_windows_features_archive_and_dead_letters(stack, topic, spark_reader):
     # the windows query's first batch, on its own longer trigger: wait for its first batch).
     deadline = time.monotonic() + 120
     while True:
-        current = status.read_status(run_cfg.path("streaming.status_file"))
+        current = heartbeats.streaming(run_cfg).read()
         if all(q["active"] and q["batch_id"] is not None for q in current["queries"]) or time.monotonic() > deadline:
             break
         time.sleep(1)
@@ -242,18 +242,18 @@ def test_windows_features_archive_and_dead_letters(stack, topic, spark_reader):
     assert all(q["active"] and q["batch_id"] is not None for q in current["queries"]), current["queries"]
 
     # SIGTERM: queries stopped cleanly, exit 0.
-    wait_for_archive(spark_reader, job.archive_uri(run_cfg), sum(report.per_walk.values()), process)
+    wait_for_archive(spark_reader, endpoints.archive_uri(run_cfg), sum(report.per_walk.values()), process)
     process.proc.send_signal(signal.SIGTERM)
     assert process.proc.wait(120) == 0, process.log()[-4000:]
     assert "query windows stopped" in process.log()
-    assert status.read_status(run_cfg.path("streaming.status_file"))["state"] == "stopped"
+    assert heartbeats.streaming(run_cfg).read()["state"] == "stopped"
 
-    archive = spark_reader.read.parquet(job.archive_uri(run_cfg))
+    archive = spark_reader.read.parquet(endpoints.archive_uri(run_cfg))
     total = sum(report.per_walk.values())
     assert archive.count() == total
     assert archive.select("walk_id", "seq").distinct().count() == total
     assert set(archive.columns) >= {"study", "date", "walk_id", "seq", "time", "total_l"}
-    dead = spark_reader.read.parquet(job.deadletter_uri(run_cfg)).collect()
+    dead = spark_reader.read.parquet(endpoints.deadletter_uri(run_cfg)).collect()
     assert [d.value for d in dead] == ["definitely not json"] and dead[0].reason.startswith("bad JSON")
     _BASELINE.update(windows=windows, walk_features=walk_features, counts=counts)
 
@@ -285,7 +285,7 @@ def test_kill_9_mid_stream_then_restart_ends_identical(stack, topic, spark_reade
     first.kill_everything()
     second = JobProcess(run_env, tmp / f"job-{tag}-2.log")
     windows, walk_features = wait_for_tables(cfg, keyspace, counts, report.per_walk, second)
-    wait_for_archive(spark_reader, job.archive_uri(run_cfg), sum(report.per_walk.values()), second)
+    wait_for_archive(spark_reader, endpoints.archive_uri(run_cfg), sum(report.per_walk.values()), second)
     second.proc.send_signal(signal.SIGTERM)
     assert second.proc.wait(120) == 0, second.log()[-4000:]
 
@@ -303,6 +303,6 @@ def test_kill_9_mid_stream_then_restart_ends_identical(stack, topic, spark_reade
     if _BASELINE:  # the fault-free run of this session: identical tables
         assert comparable_windows(windows) == comparable_windows(_BASELINE["windows"])
         assert comparable_features(walk_features) == comparable_features(_BASELINE["walk_features"])
-    archive = spark_reader.read.parquet(job.archive_uri(run_cfg))
+    archive = spark_reader.read.parquet(endpoints.archive_uri(run_cfg))
     total = sum(report.per_walk.values())
     assert archive.count() == total and archive.select("walk_id", "seq").distinct().count() == total
