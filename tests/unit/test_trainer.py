@@ -9,6 +9,7 @@ import time
 import pytest
 from cassandra.cluster import NoHostAvailable
 from pymongo.errors import ServerSelectionTimeoutError
+from sklearn.dummy import DummyClassifier
 
 from api.runs import FAILED, SUCCEEDED, RunStore
 from api.training import Trainer, TrainingParams
@@ -93,11 +94,12 @@ def test_run_registers_a_model_with_subject_wise_metrics_and_its_lineage(trainer
 def test_second_run_does_not_move_the_champion_unless_asked(trainer_for):
     walks, labels = gait_table(per_class_per_study=2)
     trainer, runs, registry = trainer_for(FakeCassandraStore(walks), labels)
+    champion = registry.save(DummyClassifier().fit([[0], [1]], [0, 1]), {"family": "dummy"}, run_id="aaaaaa")
+    registry.promote(champion)
     quick = TrainingParams(family="knn", feature_set="gait", evaluation="subject_kfold", seed=0, promote=False)
-    first = wait_finished(runs, trainer.submit(quick))["model_version"]
-    second = wait_finished(runs, trainer.submit(quick))
-    assert second["status"] == SUCCEEDED and second["promoted"] is False
-    assert registry.current_version() == first and len(registry.versions()) == 2
+    run = wait_finished(runs, trainer.submit(quick))
+    assert run["status"] == SUCCEEDED and run["promoted"] is False
+    assert registry.current_version() == champion and registry.versions() == [champion, run["model_version"]]
 
 
 @pytest.mark.parametrize(
