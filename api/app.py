@@ -20,7 +20,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from api import errors
 from api.data import CassandraStore
 from api.metrics import Metrics
-from api.pipeline import PipelineMonitor
+from api.monitor import PipelineMonitor
 from api.routes.dashboard import DASHBOARD_HANDLERS
 from api.routes.diagnose import DiagnoseController
 from api.routes.models import ModelsController

@@ -1,7 +1,7 @@
 """/diagnose under load, measured by a real load generator (locust, headless), beside the previous figures.
 
 1. A bench keyspace with every walk's windows and features (seeded offline with the stream's own
-   functions, ``api.seed``, the first time), the default model trained and promoted in a temporary
+   functions, ``streaming.seed``, the first time), the default model trained and promoted in a temporary
    registry, and every subject scored into ``subject_predictions`` by the streaming job's scorer
    (``streaming.predictions.LiveScorer``): what a running pipeline holds.
 2. ``gaitstream api --workers N`` on a free port over it.
@@ -66,9 +66,9 @@ def ensure_locust() -> None:
 
 def bench_keyspace(cfg) -> list[str]:
     """Seed the bench keyspace if it lacks walks; returns the subjects with features."""
-    from api.seed import seed_keyspace
     from gaitstream import clients
     from streaming import schema
+    from streaming.seed import seed_keyspace
 
     refs, _ = gaitpdb.list_walks(cfg.path("data.gaitpdb_dir"))
     cluster, session = clients.cassandra(cfg, request_timeout=60)
@@ -198,7 +198,7 @@ def main() -> int:
     log_path = registry_dir / "api.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gaitstream.cli", "api", "--port", str(port), "--workers", str(workers)],
+            [sys.executable, "-m", "cli.main", "api", "--port", str(port), "--workers", str(workers)],
             env=env,
             cwd=REPO_ROOT,
             stdout=log,

@@ -1,7 +1,7 @@
 """Quality and speed of the API's models on the full data set, side by side with the seed's.
 
 1. Reads the streaming tables (``cassandra.keyspace``); if they hold fewer walks than the data set,
-   seeds a bench keyspace offline with the stream's own functions (api.seed, ~1 min).
+   seeds a bench keyspace offline with the stream's own functions (streaming.seed, ~1 min).
 2. Runs the service's training function (what POST /retrain runs) for: the seed's model (KNN k=5 on
    window means), and the gait-feature families (forest, boosting, SVM, logistic regression; nested
    selection and calibration, usual walks only, one row per subject). Prints the seed's
@@ -33,7 +33,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from api.data import CassandraStore  # noqa: E402
 from api.runs import RunStore, mongo_client  # noqa: E402
-from api.seed import seed_keyspace  # noqa: E402
 from api.settings import ApiSettings  # noqa: E402
 from api.training import TrainingParams, train  # noqa: E402
 from gaitstream import (  # noqa: E402
@@ -43,6 +42,7 @@ from gaitstream import (  # noqa: E402
 )
 from model.registry import Registry  # noqa: E402
 from streaming import schema  # noqa: E402
+from streaming.seed import seed_keyspace  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCH_KEYSPACE = "gaitstream_bench"
@@ -183,7 +183,7 @@ def main() -> None:
     log_path = registry_dir / "api.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gaitstream.cli", "api", "--port", str(port)],
+            [sys.executable, "-m", "cli.main", "api", "--port", str(port)],
             env=env,
             cwd=REPO_ROOT,
             stdout=log,

@@ -16,7 +16,7 @@ from litestar.types import ControllerRouterHandler
 
 from api.auth import require_token_when_exposed
 from api.data import CassandraStore
-from api.pipeline import PipelineMonitor
+from api.monitor import PipelineMonitor
 from api.schemas import (
     ErrorBody,
     LivePredictions,

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import httpx
 
-from api.seed import seed_keyspace
 from gaitstream import clients, gaitpdb
 from gaitstream import config as gs_config
 from streaming import schema
+from streaming.seed import seed_keyspace
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -106,7 +106,7 @@ def running_api(
         seed_keyspace(session, cfg.cassandra.keyspace, refs, windows=windows)
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "gaitstream.cli", "api"],
+                [sys.executable, "-m", "cli.main", "api"],
                 env=env,
                 cwd=REPO_ROOT,
                 stdout=log,

@@ -49,7 +49,7 @@ class BridgeProcess:
     def start(self, wait_subscribed: bool = True, timeout: float = 60) -> BridgeProcess:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gaitstream.cli", "bridge"],
+            [sys.executable, "-m", "cli.main", "bridge"],
             env=self.env,
             cwd=REPO_ROOT,
             stdout=log,

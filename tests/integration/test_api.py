@@ -1,6 +1,6 @@
 """The API over real Cassandra and FerretDB: `gaitstream api` as a subprocess on a free port.
 
-The keyspace is seeded offline (api.seed: the stream's own feature functions) with the walks of
+The keyspace is seeded offline (streaming/seed.py: the stream's own feature functions) with the walks of
 a balanced set of subjects; database, keyspace, registry folder and token are unique to this module.
 """
 
@@ -16,12 +16,12 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, brier_score_loss, f1_score, precision_score, recall_score, roc_auc_score
 
-from api.seed import walk_rows
 from gaitstream import clients, gaitpdb
 from model import families, features
 from model.errors import IntegrityError
 from model.families import GAIT_COLUMNS
 from model.registry import Registry
+from streaming.seed import walk_rows
 from tests.integration.api_server import running_api, wait_run
 
 pytestmark = pytest.mark.integration

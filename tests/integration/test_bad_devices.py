@@ -189,7 +189,7 @@ def test_a_record_kafka_refuses_is_dead_lettered_not_resent(stack, tmp_path):
         _publish(cfg, [(_topic(cfg, subject), broker_refused), (_topic(cfg, subject), client_refused)])
         dead = _dead_letters(cfg, 2, idle=5)
         assert len(dead) == 2, [_reason(h) for _, h in dead]
-        by_length = {int(h.original_length): (value, h) for value, h in dead}
+        by_length = {int(h["original_length"]): (value, h) for value, h in dead}
         assert set(by_length) == {len(broker_refused), len(client_refused)}
         for raw in (broker_refused, client_refused):
             value, headers = by_length[len(raw)]

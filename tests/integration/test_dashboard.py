@@ -23,11 +23,11 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from api.seed import walk_rows
 from gaitstream import clients, health
 from gaitstream.gaitpdb import FORCE_CHANNELS
 from streaming import status as streaming_status
 from streaming.schema import WINDOWS_TABLE
+from streaming.seed import walk_rows
 from tests.integration.api_server import REPO_ROOT, running_api
 
 pytestmark = pytest.mark.integration

@@ -89,9 +89,9 @@ def test_replayer_cannot_read_sensor_topics(stack):
     """ACL: the replayer publishes, only the bridge reads (the bridge receiving is the control)."""
     m = stack.mqtt
     topic = f"{m.topic_prefix}/test/{uuid.uuid4().hex}"
-    clients, inboxes, arrived = {}, {}, threading.Event()
+    subscribers, inboxes, arrived = {}, {}, threading.Event()
     for role in ("replay", "bridge"):
-        client = _connected(stack, m[f"{role}_user"], m[f"{role}_password"], f"{role}-{uuid.uuid4().hex[:8]}", True)
+        client = _connected(stack, *clients.mqtt_credentials(stack, role), f"{role}-{uuid.uuid4().hex[:8]}", True)
         inboxes[role] = []
         subscribed = threading.Event()
         client.on_subscribe = lambda *args, ev=subscribed: ev.set()
@@ -101,11 +101,11 @@ def test_replayer_cannot_read_sensor_topics(stack):
         )
         client.subscribe(topic, qos=1)
         assert subscribed.wait(5)
-        clients[role] = client
+        subscribers[role] = client
     pub = _connected(stack, m.replay_user, m.replay_password, f"pub-{uuid.uuid4().hex[:8]}", True)
     pub.publish(topic, b"sample", qos=1).wait_for_publish(5)
     assert arrived.wait(5), "the bridge user did not receive the message"
-    for client in (pub, *clients.values()):
+    for client in (pub, *subscribers.values()):
         _close(client)
     assert inboxes["bridge"] == [b"sample"]
     assert inboxes["replay"] == []

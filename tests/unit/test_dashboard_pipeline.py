@@ -7,7 +7,7 @@ import json
 import time
 import uuid
 
-from api.pipeline import bridge_stats, checkpoint_offsets, data_flow, streaming_status
+from api.monitor import bridge_stats, checkpoint_offsets, data_flow, streaming_status
 from gaitstream import config as gs_config
 from streaming.status import write_status
 

@@ -18,7 +18,8 @@ from litestar.testing import TestClient
 from api import errors
 from api.auth import require_token, require_token_when_exposed
 from api.settings import ApiSettings
-from gaitstream import cli, config, endpoints, secrecy
+from cli import main as cli
+from gaitstream import config, endpoints, secrecy
 
 TEMPLATES = config.REPO_ROOT / "conf" / "templates"
 PRODUCTION = {"GAITSTREAM_RUNTIME_PROFILE": "production"}

@@ -1,4 +1,4 @@
-"""What the dashboard's Pipeline panel shows: every service's health, the streaming job's queries
+"""The system monitor behind the dashboard's Pipeline panel: every service's health, the streaming job's queries
 (with the time since each one's last batch), Kafka consumer lag, the bridge's counters, each
 pipeline process's supervisor (restarts) and whether data flows, in one snapshot.
 

@@ -1,6 +1,6 @@
 """Fill a keyspace's streaming tables offline from the data-set files, with the stream's own functions.
 
-Tests, the demo and the benchmark use it when the streaming job has not (yet) filled the tables:
+The API and dashboard tests and the API benchmarks use it to fill a keyspace without running the job:
 rows are computed by ``model.features.window_means`` / ``gait_features`` (what the stream
 computes) and written with prepared statements, concurrently.
 """
@@ -82,14 +82,14 @@ def _run(results) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m api.seed [--keyspace K] [--no-windows]``: seed the configured keyspace from the data set."""
+    """``python -m streaming.seed [--keyspace K] [--no-windows]``: seed the configured keyspace from the data set."""
     import argparse
     import time
 
     from gaitstream import clients, config, gaitpdb
     from streaming import schema
 
-    parser = argparse.ArgumentParser(prog="python -m api.seed", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m streaming.seed", description=main.__doc__)
     parser.add_argument("--keyspace")
     parser.add_argument("--no-windows", action="store_true")
     args = parser.parse_args(argv)

@@ -214,7 +214,7 @@ def demo_cmd(cfg: config.Config, speed, batch_size, replay_all, no_wait, timeout
     replays the walks, waits until Cassandra holds every window, retrains over HTTP and prints
     a report with the subject-wise metrics and the URLs. Reads every section of the config.
     """
-    from gaitstream.demo import run_demo
+    from cli.demo import run_demo
 
     run_demo(cfg, speed=speed, batch_size=batch_size, replay_all=replay_all, wait=not no_wait, timeout=timeout)
 
