@@ -120,7 +120,11 @@ if [[ "$master" == yarn* ]]; then
     (umask 077 && cd "$GS_ROOT" && "$GS_PY" -m gaitstream.config --secrets-toml >"$secrets_toml") \
       || gs_die "could not write the secrets file for YARN"
     chmod 600 "$secrets_toml"
-    yarn+=(--files "$GAITSTREAM_CONFIG#gaitstream.toml,$secrets_toml#gaitstream-secrets.toml"
+    # The whole effective config in one file (the container has no conf/gaitstream.toml to merge over).
+    config_toml="$GS_RUNTIME_DIR/spark/yarn-config-$$.toml"
+    (cd "$GS_ROOT" && "$GS_PY" -m gaitstream.config --effective-toml >"$config_toml") \
+      || gs_die "could not write the config file for YARN"
+    yarn+=(--files "$config_toml#gaitstream.toml,$secrets_toml#gaitstream-secrets.toml"
       --conf "spark.yarn.appMasterEnv.GAITSTREAM_CONFIG=gaitstream.toml"
       --conf "spark.yarn.appMasterEnv.GAITSTREAM_RUNTIME_SECRETS_FILE={{PWD}}/gaitstream-secrets.toml"
       --conf "spark.yarn.appMasterEnv.PYTHONWARNINGS=$PYTHONWARNINGS")
@@ -165,7 +169,7 @@ trap forward TERM INT
 # `wait` returns early (>128) when a trapped signal arrives: wait again until the job has exited.
 while kill -0 "$submit_pid" 2>/dev/null; do wait "$submit_pid" || true; done
 status=0; wait "$submit_pid" || status=$?
-[[ -z "${secrets_toml:-}" ]] || rm -f "$secrets_toml"
+[[ -z "${secrets_toml:-}" ]] || rm -f "$secrets_toml" "$config_toml"
 # Cluster mode: spark-submit reports the application we killed on request as failed.
 if [[ "$deploy_mode" == cluster && "$stop_requested" == 1 ]]; then status=0; fi
 exit "$status"

@@ -180,7 +180,7 @@ def api_cmd(cfg: config.Config, host, port, workers) -> None:
     _require_safe_secrets(cfg, "api")
     if host and host != cfg.api.host:  # the app decides from api.host whether reads need the token
         os.environ["GAITSTREAM_API_HOST"] = host
-        cfg = config.load()
+        cfg = config.load(cfg.source)  # the same file, with the new override
     workers = workers or cfg.api.workers
     host, port = cfg.api.host, port or cfg.api.port
     if workers <= 1:

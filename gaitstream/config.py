@@ -224,9 +224,14 @@ def load(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | No
     the key."""
     env = os.environ if env is None else env
     source = Path(path or env.get(ENV_PREFIX + "CONFIG") or DEFAULT_FILE)
-    data = _merge(_read_toml(DEFAULT_FILE), {}, str(DEFAULT_FILE))
-    if source.resolve() != DEFAULT_FILE.resolve():
-        data = _merge(data, _read_toml(source), str(source))
+    if not DEFAULT_FILE.is_file():
+        # Code shipped without the repository (a YARN container runs it from a zip): the chosen
+        # file must then be complete (``--effective-toml`` writes one); _build names a missing key.
+        data = _read_toml(source)
+    elif source.resolve() == DEFAULT_FILE.resolve():
+        data = _read_toml(DEFAULT_FILE)
+    else:
+        data = _merge(_read_toml(DEFAULT_FILE), _read_toml(source), str(source))
     secrets_file = env.get(ENV_PREFIX + "RUNTIME_SECRETS_FILE", data["runtime"].get("secrets_file", ""))
     if secrets_file:
         path_ = _secrets_path(str(secrets_file))
@@ -321,6 +326,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="print the effective secrets as a TOML secrets file (for spark-submit.sh --files)",
     )
+    parser.add_argument(
+        "--effective-toml",
+        action="store_true",
+        help="print the whole effective config as one TOML file, secrets left empty (with --secrets-toml's "
+        "file next to it, what a process without the repository needs: spark-submit.sh, YARN cluster mode)",
+    )
     parser.add_argument("--show-secrets", action="store_true", help="do not redact secrets")
     args = parser.parse_args(argv)
     from gaitstream import secrecy
@@ -334,6 +345,15 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(_shell_lines(cfg)))
         elif args.secrets_toml:
             print(dump_toml(secrecy.secret_sections(cfg)), end="")
+        elif args.effective_toml:
+            secret = secrecy.secret_sections(cfg)
+            sections = {
+                name: {
+                    f.name: "" if f.name in secret.get(name, {}) else getattr(section, f.name) for f in fields(section)
+                }
+                for name, section in cfg.sections.items()
+            }
+            print(dump_toml(sections), end="")
         else:
             flat = cfg.flat() if args.show_secrets else secrecy.redacted_flat(cfg)
             for dotted, value in flat.items():

@@ -7,6 +7,8 @@ Faults, in turn, while the walks stream:
   restart it from its checkpoint;
 * Cassandra ``kill -9``, started again 30 s later with ``stack/cassandra.sh start``: the windows
   query must wait (sink retry with backoff) and carry on once it is back, without exiting;
+* (a second job) a 3-minute Cassandra outage starting while the walks stream: every walk is sent
+  (and held in Kafka) while it lasts, and the job writes the backlog once Cassandra is back;
 * (a second job) the HDFS NameNode ``kill -9``, ``stack/hdfs.sh start`` 30 s later: the archive
   catches up and holds every sample exactly once;
 * the Kafka broker stopped for 30 s (source side): the bridge holds the messages, the job resumes;
@@ -50,6 +52,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 DRIVER_KILL_AT_S = 8  # seconds into the real-time replay (the longest walk lasts 87 s)
 CASSANDRA_DOWN_S = 30
+LONG_OUTAGE_AT_S = 10  # seconds into the real-time replay
+LONG_CASSANDRA_DOWN_S = 180
 NAMENODE_KILL_AT_S = 5
 HDFS_DOWN_S = 30
 KAFKA_DOWN_S = 30
@@ -198,6 +202,15 @@ def ensure_cassandra_healthy() -> None:
     subprocess.run([str(REPO_ROOT / "stack" / "cassandra.sh"), "start"], capture_output=True, timeout=600)
 
 
+def cassandra_outage(cfg, seconds: float) -> float:
+    """``kill -9`` Cassandra, ``stack/cassandra.sh start`` it ``seconds`` later; the wall-clock time
+    it answered again."""
+    os.killpg(cassandra_pid(cfg), signal.SIGKILL)
+    time.sleep(seconds)
+    run_stack("cassandra.sh", "start")
+    return time.time()
+
+
 def healthy(service: str) -> bool:
     return (
         subprocess.run(
@@ -330,12 +343,9 @@ def test_driver_crash_and_cassandra_restart_ridden_out_nothing_lost(stack, tmp_p
         assert job.supervisor_status()["restarts"] == 1
 
         # Fault 2: Cassandra crashes and comes back 30 s later; the job rides it out.
-        os.killpg(cassandra_pid(cfg), signal.SIGKILL)
         cassandra_killed = True
-        time.sleep(CASSANDRA_DOWN_S)
-        run_stack("cassandra.sh", "start")
+        returned_at = cassandra_outage(cfg, CASSANDRA_DOWN_S)
         cassandra_killed = False
-        returned_at = time.time()
         recovery["Cassandra kill -9, back after 30 s"] = seconds_to_first_new_window(
             run_cfg, keyspace, returned_at, job
         )
@@ -369,6 +379,43 @@ def test_driver_crash_and_cassandra_restart_ridden_out_nothing_lost(stack, tmp_p
             hdfs_client(cfg).delete(f"/test/streaming/out{tag}", recursive=True)
         except Exception:  # best effort: HDFS cleanup must not hide the test's own outcome
             pass
+
+
+def test_three_minute_cassandra_outage_ridden_out_nothing_lost(stack, tmp_path):
+    """Cassandra down for 3 minutes while the walks stream: the windows query waits in its sink
+    retry (``streaming.sink_retry_seconds`` covers it), then writes the backlog; nothing restarts."""
+    cfg, env, tag, run_env, run_cfg, keyspace, folder, refs = isolated_run(tmp_path)
+    expected_windows, expected_features = offline(folder)
+    recovery: dict[str, float] = {}
+    job = bridge = None
+    cassandra_killed = False
+    try:
+        bridge = BridgeProcess(env, tmp_path / "bridge.log").start()
+        job = start_supervised_job(run_env, tmp_path, tag)
+        t0 = time.monotonic()
+        thread, result = replay_in_background(cfg, refs, folder)
+        time.sleep(max(LONG_OUTAGE_AT_S - (time.monotonic() - t0), 0))
+        cassandra_killed = True
+        returned_at = cassandra_outage(cfg, LONG_CASSANDRA_DOWN_S)
+        cassandra_killed = False
+        fault = f"Cassandra kill -9, back after {LONG_CASSANDRA_DOWN_S} s"
+        recovery[fault] = seconds_to_first_new_window(run_cfg, keyspace, returned_at, job)
+        thread.join(180)
+        report = result["report"]
+        assert not report.interrupted and sorted(report.per_walk) == sorted(WALKS)
+
+        stored, finals = wait_until_complete(run_cfg, keyspace, job, expected_windows, report)
+        _books, restarts = check_books(expected_windows, expected_features, stored, finals, job, recovery)
+        assert restarts == 0, job.log()[-4000:]
+        assert recovery[fault] < RECOVERY_TARGET_S, recovery
+    finally:
+        if cassandra_killed or not healthy("cassandra"):
+            ensure_cassandra_healthy()
+        if job is not None:
+            job.stop()
+        if bridge is not None:
+            bridge.stop()
+        drop_keyspace(cfg, keyspace)
 
 
 def test_namenode_crash_and_kafka_stop_ridden_out_archive_exactly_once(stack, tmp_path, spark_reader):

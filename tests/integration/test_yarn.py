@@ -9,10 +9,12 @@ queries; cluster mode: KILLED through the REST API) leaving no application and n
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import time
+import urllib.request
 import uuid
 
 import pytest
@@ -39,6 +41,47 @@ def yarn(stack):
     assert proc.returncode == 0, f"stack/hdfs.sh start --yarn failed:\n{proc.stdout}\n{proc.stderr}"
     assert yarn_health.check(stack).startswith("yarn ok")
     return stack
+
+
+def test_yarn_runs_a_container(yarn):
+    """The NodeManager launches a container (a plain command through the ResourceManager's REST API)."""
+    stack = yarn
+    assert yarn_health.check(stack).startswith("yarn ok")
+    base = f"http://{stack.hdfs.host}:{stack.hdfs.yarn_web_port}/ws/v1/cluster"
+
+    def call(path, data=None):
+        req = urllib.request.Request(
+            base + path,
+            data=None if data is None else json.dumps(data).encode(),
+            method="GET" if data is None else "POST",
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            body = resp.read()
+            return json.loads(body) if body else None
+
+    app_id = call("/apps/new-application", {})["application-id"]
+    marker = uuid.uuid4().hex
+    # Not a real ApplicationMaster (it never registers), so the app ends FAILED with exit code 0:
+    # what matters is that a container ran the command.
+    call(
+        f"/apps?user.name={stack.hdfs.user}",
+        {
+            "application-id": app_id,
+            "application-name": "gs-test-smoke",
+            "application-type": "YARN",
+            "am-container-spec": {"commands": {"command": f"echo {marker} > <LOG_DIR>/stdout"}},
+            "resource": {"memory": 256, "vCores": 1},
+            "max-app-attempts": 1,
+        },
+    )
+    deadline = time.monotonic() + 120
+    while (app := call(f"/apps/{app_id}")["app"])["state"] not in ("FINISHED", "FAILED", "KILLED"):
+        assert time.monotonic() < deadline, f"app still {app['state']}"
+        time.sleep(1)
+    assert "exitCode: 0" in app["diagnostics"], app["diagnostics"]
+    logs = stack.runtime_dir / "hdfs" / "yarn" / "logs" / app_id
+    assert any(marker in p.read_text() for p in logs.glob("container_*/stdout"))
 
 
 @pytest.fixture(scope="module")

@@ -99,3 +99,17 @@ def test_unknown_environment_variable_is_refused():
 def test_datacenters_table_from_the_environment():
     cfg = config.load(env={"GAITSTREAM_CASSANDRA_DATACENTERS": "dc1=3, dc2=2"})
     assert dict(cfg.cassandra.datacenters) == {"dc1": 3, "dc2": 2}
+
+
+def test_effective_toml_is_a_complete_config_without_secrets(tmp_path, monkeypatch, capsys):
+    """What spark-submit.sh ships to a YARN container, where no conf/gaitstream.toml exists to merge over."""
+    overlay = tmp_path / "mine.toml"
+    overlay.write_text('[kafka]\nport = 19092\n[api]\ntoken = "not-shipped"\n')
+    monkeypatch.setenv("GAITSTREAM_CONFIG", str(overlay))
+    assert config.main(["--effective-toml"]) == 0
+    shipped = tmp_path / "gaitstream.toml"
+    shipped.write_text(capsys.readouterr().out)
+    monkeypatch.setattr(config, "DEFAULT_FILE", tmp_path / "absent" / "gaitstream.toml")
+    loaded = config.load(shipped, env={})
+    assert loaded.kafka.port == 19092 and loaded.api.token == ""  # secrets travel in the secrets file
+    assert loaded.spark.checkpoint_dir == "spark/checkpoints-v3"
