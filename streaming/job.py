@@ -89,6 +89,7 @@ def sink_retry(cfg: gs_config.Config, stop: threading.Event) -> sinks.SinkRetry:
         s.sink_attempt_timeout_seconds,
         ready=ready,
         settle_s=float(cfg.spark.cassandra_reconnection_delay_max_ms) / 1000,
+        reset=sinks.evict_cassandra_sessions,
     )
 
 

@@ -168,6 +168,18 @@ class SinkRetry:
     # reconnection delay): calling the connector while the node is away is what hangs it.
     ready: Callable[[], bool] | None = field(default=None, compare=False)
     settle_s: float = 0.0
+    # Called when the backend answers again and after a hung attempt: drops the connector's
+    # cached sessions, so the next write opens a fresh one instead of waiting on a connection
+    # (and its schema refresh) left over from before the outage.
+    reset: Callable[[], None] | None = field(default=None, compare=False)
+
+    def _reset(self, what: str) -> None:
+        if self.reset is None:
+            return
+        try:
+            self.reset()
+        except Exception as exc:  # a failed reset must not turn a retry into a failure
+            log.warning("%s: could not reset the connector's sessions: %s", what, exc)
 
     def _sleep(self, seconds: float) -> None:
         """tenacity's backoff sleep, cut short by a stop (the stop condition then ends the retries)."""
@@ -191,12 +203,14 @@ class SinkRetry:
                 if was_down[0]:
                     was_down[0] = False
                     log.warning("%s: backend reachable again; writing in %.0fs", what, self.settle_s)
+                    self._reset(what)
                     if self.stop.wait(self.settle_s):
                         raise StopRequested(f"{what}: stop requested while the write was failing")
             try:
                 call_with_timeout(write, self.attempt_timeout_s, what)
             except WriteHung:
                 hung[0] += 1
+                self._reset(what)
                 if hung[0] >= self.max_hung:
                     raise StopRequested(
                         f"{what}: {hung[0]} attempts hung; failing the batch for a fresh start"
@@ -230,6 +244,16 @@ class SinkRetry:
         retrying(attempt)
         if failures[0]:
             log.warning("%s succeeded after %d failed attempts (%.0fs)", what, failures[0], time.monotonic() - started)
+
+
+def evict_cassandra_sessions() -> None:
+    """Close the spark-cassandra-connector's idle cached sessions in the driver's JVM
+    (``CassandraConnector.evictCache``); the next write connects afresh."""
+    from pyspark import SparkContext
+
+    sc = SparkContext._active_spark_context
+    if sc is not None and sc._jvm is not None:
+        sc._jvm.com.datastax.spark.connector.cql.CassandraConnector.evictCache()
 
 
 def walk_writer(keyspace: str, deadletter_uri: str, retry: SinkRetry | None = None, scorer=None):
