@@ -31,7 +31,9 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import httpx
 import psutil
@@ -198,10 +200,6 @@ def cassandra_pid(cfg) -> int:
     return int((cfg.runtime_dir / "run" / "cassandra.pid").read_text())
 
 
-def ensure_cassandra_healthy() -> None:
-    subprocess.run([str(REPO_ROOT / "stack" / "cassandra.sh"), "start"], capture_output=True, timeout=600)
-
-
 def cassandra_outage(cfg, seconds: float) -> float:
     """``kill -9`` Cassandra, ``stack/cassandra.sh start`` it ``seconds`` later; the wall-clock time
     it answered again."""
@@ -316,171 +314,137 @@ def check_books(
     return books, restarts
 
 
-def test_driver_crash_and_cassandra_restart_ridden_out_nothing_lost(stack, tmp_path):
+@dataclass
+class StreamingRun:
+    """One test's walks streaming at real time through its own bridge and supervised job."""
+
+    cfg: gs_config.Config
+    run_cfg: gs_config.Config
+    keyspace: str
+    job: SupervisedJob
+    expected_windows: dict
+    expected_features: dict
+    started: float
+    replay: threading.Thread
+    result: dict
+    recovery: dict[str, float] = field(default_factory=dict)
+
+    def wait_until(self, seconds_into_replay: float) -> None:
+        time.sleep(max(seconds_into_replay - (time.monotonic() - self.started), 0))
+
+    def record_recovery(self, fault: str, returned_at: float) -> float:
+        """Seconds from the dependency's return (wall clock) to the first new window, recorded for ``fault``."""
+        self.recovery[fault] = seconds_to_first_new_window(self.run_cfg, self.keyspace, returned_at, self.job)
+        return self.recovery[fault]
+
+    def check_everything_stored(self) -> tuple[dict, int]:
+        """Once every walk is sent: every window and final feature row stored and equal to the offline
+        computation (printed with the recoveries); the replay report and the supervisor's restarts."""
+        self.replay.join(180)
+        report = self.result["report"]
+        assert not report.interrupted and sorted(report.per_walk) == sorted(WALKS)
+        stored, finals = wait_until_complete(self.run_cfg, self.keyspace, self.job, self.expected_windows, report)
+        _books, restarts = check_books(
+            self.expected_windows, self.expected_features, stored, finals, self.job, self.recovery
+        )
+        return report.per_walk, restarts
+
+
+@contextmanager
+def streaming_run(tmp_path, restore: tuple[str, ...]) -> Iterator[StreamingRun]:
+    """Bridge, supervised job and real-time replay of one isolated run; afterwards (pass or fail)
+    the services in ``restore`` are healthy again and the run's processes, keyspace and HDFS
+    folder are gone."""
     cfg, env, tag, run_env, run_cfg, keyspace, folder, refs = isolated_run(tmp_path)
     expected_windows, expected_features = offline(folder)
-    recovery: dict[str, float] = {}
     job = bridge = None
-    cassandra_killed = False
     try:
         # The bridge first: it creates the topic, which a job starting meanwhile may see half-made.
         bridge = BridgeProcess(env, tmp_path / "bridge.log").start()
         job = start_supervised_job(run_env, tmp_path, tag)
-        t0 = time.monotonic()
+        started = time.monotonic()
         thread, result = replay_in_background(cfg, refs, folder)
+        yield StreamingRun(cfg, run_cfg, keyspace, job, expected_windows, expected_features, started, thread, result)
+    finally:
+        for service in restore:
+            ensure_healthy(service)
+        if job is not None:
+            job.stop()
+        if bridge is not None:
+            bridge.stop()
+        drop_keyspace(cfg, keyspace)
+        try:
+            hdfs_client(cfg).delete(f"/test/streaming/out{tag}", recursive=True)
+        except Exception:  # best effort: HDFS cleanup must not hide the test's own outcome
+            pass
 
+
+def test_driver_crash_and_cassandra_restart_ridden_out_nothing_lost(stack, tmp_path):
+    with streaming_run(tmp_path, restore=("cassandra",)) as run:
         # Fault 1: the driver crashes; only the supervisor may bring it back.
-        time.sleep(max(DRIVER_KILL_AT_S - (time.monotonic() - t0), 0))
+        run.wait_until(DRIVER_KILL_AT_S)
         killed_at = time.time()
+        job = run.job
         assert job.kill_driver(), "no driver process found under the supervisor"
         deadline = time.monotonic() + 180
         while (started := job.job_started_at_s()) is None or started < killed_at:
             assert job.proc.poll() is None, f"supervisor exited\n{job.log()[-4000:]}"
             assert time.monotonic() < deadline, f"job not back\n{job.log()[-4000:]}"
             time.sleep(0.25)
-        returned_at = time.time()
-        recovery["streaming driver kill -9"] = seconds_to_first_new_window(run_cfg, keyspace, returned_at, job)
+        driver = run.record_recovery("streaming driver kill -9", time.time())
         assert job.supervisor_status()["restarts"] == 1
 
         # Fault 2: Cassandra crashes and comes back 30 s later; the job rides it out.
-        cassandra_killed = True
-        returned_at = cassandra_outage(cfg, CASSANDRA_DOWN_S)
-        cassandra_killed = False
-        recovery["Cassandra kill -9, back after 30 s"] = seconds_to_first_new_window(
-            run_cfg, keyspace, returned_at, job
+        cassandra = run.record_recovery(
+            "Cassandra kill -9, back after 30 s", cassandra_outage(run.cfg, CASSANDRA_DOWN_S)
         )
-        thread.join(180)
-        report = result["report"]
-        assert not report.interrupted and sorted(report.per_walk) == sorted(WALKS)
-
-        stored, finals = wait_until_complete(run_cfg, keyspace, job, expected_windows, report)
-        _books, restarts = check_books(expected_windows, expected_features, stored, finals, job, recovery)
+        _sent, restarts = run.check_everything_stored()
         # Cassandra's outage was ridden out inside the job: the only restart is the driver crash's.
         assert restarts == 1, job.log()[-4000:]
-        assert recovery["Cassandra kill -9, back after 30 s"] < RECOVERY_TARGET_S, recovery
+        assert cassandra < RECOVERY_TARGET_S, run.recovery
         # A restarted job's first micro-batch (Python workers, state load, backlog) takes most of the
         # driver's recovery on 2 busy cores: guarded against regressions, printed against the target.
-        assert recovery["streaming driver kill -9"] < DRIVER_RECOVERY_BOUND_S, recovery
-    finally:
-        if (
-            cassandra_killed
-            or subprocess.run(
-                [sys.executable, "-m", "gaitstream.health", "cassandra"], cwd=REPO_ROOT, capture_output=True
-            ).returncode
-            != 0
-        ):
-            ensure_cassandra_healthy()
-        if job is not None:
-            job.stop()
-        if bridge is not None:
-            bridge.stop()
-        drop_keyspace(cfg, keyspace)
-        try:
-            hdfs_client(cfg).delete(f"/test/streaming/out{tag}", recursive=True)
-        except Exception:  # best effort: HDFS cleanup must not hide the test's own outcome
-            pass
+        assert driver < DRIVER_RECOVERY_BOUND_S, run.recovery
 
 
 def test_three_minute_cassandra_outage_ridden_out_nothing_lost(stack, tmp_path):
     """Cassandra down for 3 minutes while the walks stream: the windows query waits in its sink
     retry (``streaming.sink_retry_seconds`` covers it), then writes the backlog; nothing restarts."""
-    cfg, env, tag, run_env, run_cfg, keyspace, folder, refs = isolated_run(tmp_path)
-    expected_windows, expected_features = offline(folder)
-    recovery: dict[str, float] = {}
-    job = bridge = None
-    cassandra_killed = False
-    try:
-        bridge = BridgeProcess(env, tmp_path / "bridge.log").start()
-        job = start_supervised_job(run_env, tmp_path, tag)
-        t0 = time.monotonic()
-        thread, result = replay_in_background(cfg, refs, folder)
-        time.sleep(max(LONG_OUTAGE_AT_S - (time.monotonic() - t0), 0))
-        cassandra_killed = True
-        returned_at = cassandra_outage(cfg, LONG_CASSANDRA_DOWN_S)
-        cassandra_killed = False
+    with streaming_run(tmp_path, restore=("cassandra",)) as run:
+        run.wait_until(LONG_OUTAGE_AT_S)
         fault = f"Cassandra kill -9, back after {LONG_CASSANDRA_DOWN_S} s"
-        recovery[fault] = seconds_to_first_new_window(run_cfg, keyspace, returned_at, job)
-        thread.join(180)
-        report = result["report"]
-        assert not report.interrupted and sorted(report.per_walk) == sorted(WALKS)
-
-        stored, finals = wait_until_complete(run_cfg, keyspace, job, expected_windows, report)
-        _books, restarts = check_books(expected_windows, expected_features, stored, finals, job, recovery)
-        assert restarts == 0, job.log()[-4000:]
-        assert recovery[fault] < RECOVERY_TARGET_S, recovery
-    finally:
-        if cassandra_killed or not healthy("cassandra"):
-            ensure_cassandra_healthy()
-        if job is not None:
-            job.stop()
-        if bridge is not None:
-            bridge.stop()
-        drop_keyspace(cfg, keyspace)
+        seconds = run.record_recovery(fault, cassandra_outage(run.cfg, LONG_CASSANDRA_DOWN_S))
+        _sent, restarts = run.check_everything_stored()
+        assert restarts == 0, run.job.log()[-4000:]
+        assert seconds < RECOVERY_TARGET_S, run.recovery
 
 
 def test_namenode_crash_and_kafka_stop_ridden_out_archive_exactly_once(stack, tmp_path, spark_reader):
-    cfg, env, tag, run_env, run_cfg, keyspace, folder, refs = isolated_run(tmp_path)
-    expected_windows, expected_features = offline(folder)
-    recovery: dict[str, float] = {}
-    job = bridge = None
-    down: set[str] = set()
-    try:
-        # The bridge first: it creates the topic, which a job starting meanwhile may see half-made.
-        bridge = BridgeProcess(env, tmp_path / "bridge.log").start()
-        job = start_supervised_job(run_env, tmp_path, tag)
-        t0 = time.monotonic()
-        thread, result = replay_in_background(cfg, refs, folder)
-
+    with streaming_run(tmp_path, restore=("hdfs", "kafka")) as run:
         # Fault 3: the NameNode crashes (the DataNode goes with it) and is started again 30 s later.
-        time.sleep(max(NAMENODE_KILL_AT_S - (time.monotonic() - t0), 0))
-        kill_namenode(cfg)
-        down.add("hdfs")
+        run.wait_until(NAMENODE_KILL_AT_S)
+        kill_namenode(run.cfg)
         time.sleep(HDFS_DOWN_S)
         run_stack("hdfs.sh", "start")
-        down.discard("hdfs")
-        returned_at = time.time()
-        recovery["HDFS NameNode kill -9, back after 30 s"] = seconds_to_first_new_window(
-            run_cfg, keyspace, returned_at, job
-        )
+        run.record_recovery("HDFS NameNode kill -9, back after 30 s", time.time())
 
         # Fault 4: the broker stops for 30 s; the bridge holds what the walks keep sending.
         run_stack("kafka.sh", "stop")
-        down.add("kafka")
         time.sleep(KAFKA_DOWN_S)
         run_stack("kafka.sh", "start")
-        down.discard("kafka")
-        returned_at = time.time()
-        recovery["Kafka broker stopped, back after 30 s"] = seconds_to_first_new_window(
-            run_cfg, keyspace, returned_at, job
-        )
-        thread.join(180)
-        report = result["report"]
-        assert not report.interrupted and sorted(report.per_walk) == sorted(WALKS)
+        run.record_recovery("Kafka broker stopped, back after 30 s", time.time())
 
-        stored, finals = wait_until_complete(run_cfg, keyspace, job, expected_windows, report)
-        total = sum(report.per_walk.values())
-        wait_for_archive(spark_reader, endpoints.archive_uri(run_cfg), total, job)
-        _books, restarts = check_books(expected_windows, expected_features, stored, finals, job, recovery)
-        archive = spark_reader.read.parquet(endpoints.archive_uri(run_cfg))
+        sent, restarts = run.check_everything_stored()
+        total = sum(sent.values())
+        archive_uri = endpoints.archive_uri(run.run_cfg)
+        wait_for_archive(spark_reader, archive_uri, total, run.job)
+        archive = spark_reader.read.parquet(archive_uri)
         archived, distinct = archive.count(), archive.select("walk_id", "seq").distinct().count()
         print(f"archive: {archived} rows, {distinct} distinct samples of {total} sent")
         assert archived == distinct == total
         # Both outages were ridden out inside the job: no restart.
-        assert restarts == 0, job.log()[-4000:]
-        assert all(seconds < RECOVERY_TARGET_S for seconds in recovery.values()), recovery
-    finally:
-        for service in ("hdfs", "kafka"):
-            if service in down or not healthy(service):
-                ensure_healthy(service)
-        if job is not None:
-            job.stop()
-        if bridge is not None:
-            bridge.stop()
-        drop_keyspace(cfg, keyspace)
-        try:
-            hdfs_client(cfg).delete(f"/test/streaming/out{tag}", recursive=True)
-        except Exception:  # best effort: HDFS cleanup must not hide the test's own outcome
-            pass
+        assert restarts == 0, run.job.log()[-4000:]
+        assert all(seconds < RECOVERY_TARGET_S for seconds in run.recovery.values()), run.recovery
 
 
 def run_when_readable(base_url: str, run_id: str, timeout: float) -> dict:
