@@ -26,10 +26,10 @@ from api.routes.diagnose import DiagnoseController
 from api.routes.models import ModelsController
 from api.routes.ops import OpsController
 from api.routes.training import TrainingController
-from api.runs import RunStore, mongo_client
+from api.runs import RunStore
 from api.settings import ApiSettings
 from api.training import ModelHolder, Trainer
-from gaitstream import __version__, pipeline_status
+from gaitstream import __version__, clients, pipeline_status
 from gaitstream.config import Config
 from model.registry import Registry
 
@@ -60,7 +60,7 @@ Backends = Callable[[Config, ApiSettings], tuple[CassandraStore, RunStore, Calla
 def connect_backends(cfg: Config, settings: ApiSettings) -> tuple[CassandraStore, RunStore, Callable[[], None]]:
     """The Cassandra store and the MongoDB run store (both connect lazily), and what closes them."""
     store = CassandraStore(cfg, settings.keyspace, settings.backend_timeout, settings.prediction_cache_seconds)
-    client = mongo_client(cfg, settings.backend_timeout)
+    client = clients.mongo(cfg, timeout=settings.backend_timeout, appname="gaitstream-api")
 
     def close() -> None:
         store.close()

@@ -98,29 +98,25 @@ def streaming_status(cfg: Config) -> dict[str, Any]:
     """The job's status file (see streaming.status) with its age, or why there is none; each query
     with ``last_progress_age_s`` (seconds since its last batch) and ``stale`` (beyond
     ``supervise.stale_after_seconds``), judged as ``stack/status`` does."""
-    heartbeat = heartbeats.streaming(cfg)
-    path = heartbeat.path
     stale_after = cfg.supervise.stale_after_seconds
-    status = heartbeat.read()
-    if status is None:
+    judged = pipeline_status.streaming_job(cfg)  # one read of the file, judged as stack/status does
+    if judged["state"] == pipeline_status.NO_STATUS:
         return {
-            "state": "no status file",
-            "error": f"no status file at {path}: is the streaming job running?",
+            "state": pipeline_status.NO_STATUS,
+            "error": f"no status file at {heartbeats.streaming(cfg).path}: is the streaming job running?",
             "queries": [],
             "age_s": None,
             "ui_url": None,
             "fresh": False,
             "stale_after_s": stale_after,
         }
-    age = heartbeat.age_s(status)
-    age = None if age is None else round(age, 1)
-    judged = pipeline_status.streaming_job(cfg)
+    age = judged["age_s"]
     return {
-        "state": status.get("state"),
+        "state": judged["state"],
         "error": None,
         "queries": judged["queries"],
-        "age_s": age,
-        "ui_url": status.get("ui_url"),
+        "age_s": None if age is None else round(age, 1),
+        "ui_url": judged["ui_url"],
         "fresh": judged["fresh"],
         "stale_after_s": stale_after,
     }

@@ -18,12 +18,6 @@ def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat()
 
 
-def mongo_client(cfg, timeout: float):
-    from gaitstream import clients
-
-    return clients.mongo(cfg, timeout=timeout, appname="gaitstream-api")
-
-
 class RunStore:
     def __init__(self, client, database: str, collection: str):
         self.collection = client[database][collection]

@@ -87,7 +87,7 @@ def bench_keyspace(cfg) -> list[str]:
 def train_and_score(cfg, registry_dir: Path) -> str:
     """Train the default model (what POST /retrain runs), promote it, score every walk and subject."""
     from api.data import CassandraStore
-    from api.runs import RunStore, mongo_client
+    from api.runs import RunStore
     from api.settings import ApiSettings
     from api.training import TrainingParams, train
     from gaitstream import clients
@@ -95,7 +95,7 @@ def train_and_score(cfg, registry_dir: Path) -> str:
     from streaming.predictions import LiveScorer
 
     settings = ApiSettings.from_config(cfg)
-    store, client = CassandraStore(cfg, BENCH_KEYSPACE, 10), mongo_client(cfg, 5)
+    store, client = CassandraStore(cfg, BENCH_KEYSPACE, 10), clients.mongo(cfg, timeout=5)
     registry = Registry(registry_dir)
     try:
         runs = RunStore(client, settings.mongo_database, settings.runs_collection)

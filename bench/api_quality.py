@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from api.data import CassandraStore  # noqa: E402
-from api.runs import RunStore, mongo_client  # noqa: E402
+from api.runs import RunStore  # noqa: E402
 from api.settings import ApiSettings  # noqa: E402
 from api.training import TrainingParams, train  # noqa: E402
 from gaitstream import (  # noqa: E402
@@ -129,7 +129,7 @@ def main() -> None:
     cfg = config.load(env=env)
     settings = ApiSettings.from_config(cfg)
     store = CassandraStore(cfg, keyspace, 10)
-    client = mongo_client(cfg, 5)
+    client = clients.mongo(cfg, timeout=5)
     runs, registry = RunStore(client, settings.mongo_database, settings.runs_collection), Registry(registry_dir)
     results = {}
     try:

@@ -152,8 +152,7 @@ class Config(_Sections):
 
     @property
     def runtime_dir(self) -> Path:
-        value = Path(self.runtime.dir).expanduser()
-        return value if value.is_absolute() else (self.root / value).resolve()
+        return self.path("runtime.dir")
 
     def flat(self) -> dict[str, Any]:
         return {
@@ -201,6 +200,13 @@ def _build(data: Mapping[str, Mapping[str, Any]], env: Mapping[str, str], source
             f"unknown configuration variable(s) {', '.join(unknown)}: "
             f"GAITSTREAM_<SECTION>_<KEY> must name a key of conf/gaitstream.toml"
         )
+    for section, keys in data.items():  # the default file or a complete one: every key must be declared
+        declared = {f.name for f in fields(schema.SECTIONS[section])} if section in schema.SECTIONS else None
+        if declared is None:
+            raise ConfigError(f"{source}: [{section}] is not a config section (gaitstream/config_schema.py)")
+        for key in keys:
+            if key not in declared:
+                raise ConfigError(f"{source}: {section}.{key} is not a config key (gaitstream/config_schema.py)")
     sections: dict[str, Any] = {}
     for section, cls in schema.SECTIONS.items():
         keys = data.get(section, {})

@@ -21,9 +21,11 @@ from datetime import datetime
 from typing import Any
 
 from gaitstream import config as gs_config
-from gaitstream import heartbeats, supervise
+from gaitstream import heartbeats
 
 COMPONENTS = ("bridge", "streaming", "api")
+# The streaming job's state when it has written no status file (yet).
+NO_STATUS = "no status file"
 
 
 def _age_s(epoch_s: float | None, now: float) -> float | None:
@@ -54,7 +56,7 @@ def pid_alive(pid: Any) -> bool:
 
 def supervisor(cfg: gs_config.Config, name: str) -> dict[str, Any] | None:
     """The supervisor's status file, with ``alive`` (its pid runs) added; None if it never ran."""
-    doc = supervise.read_status(cfg, name)
+    doc = heartbeats.supervisor(cfg, name).read()
     if doc is not None:
         doc["alive"] = pid_alive(doc.get("pid"))
     return doc
@@ -68,7 +70,7 @@ def streaming_job(cfg: gs_config.Config, now: float | None = None) -> dict[str, 
     file_max_age = heartbeat.max_age_s
     status = heartbeat.read()
     if status is None:
-        return {"state": "no status file", "age_s": None, "fresh": False, "queries": []}
+        return {"state": NO_STATUS, "age_s": None, "fresh": False, "queries": [], "ui_url": None}
     age = heartbeat.age_s(status, now)
     started = status.get("started_at_ms")
     running_s = now - started / 1000 if isinstance(started, (int, float)) else math.inf

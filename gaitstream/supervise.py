@@ -71,10 +71,6 @@ def status_path(cfg: gs_config.Config, name: str) -> Path:
     return heartbeats.supervisor(cfg, name).path
 
 
-def read_status(cfg: gs_config.Config, name: str) -> dict[str, Any] | None:
-    return heartbeats.supervisor(cfg, name).read()
-
-
 def describe_exit(returncode: int) -> str:
     if returncode < 0:
         try:

@@ -113,3 +113,12 @@ def test_effective_toml_is_a_complete_config_without_secrets(tmp_path, monkeypat
     loaded = config.load(shipped, env={})
     assert loaded.kafka.port == 19092 and loaded.api.token == ""  # secrets travel in the secrets file
     assert loaded.spark.checkpoint_dir == "spark/checkpoints-v3"
+
+
+def test_a_complete_file_with_an_undeclared_key_is_refused(tmp_path, monkeypatch):
+    """Where no default file is merged under it (a YARN container), every key must still be declared."""
+    shipped = tmp_path / "gaitstream.toml"
+    shipped.write_text(config.DEFAULT_FILE.read_text().replace("[kafka]\n", "[kafka]\nprot = 1\n", 1))
+    monkeypatch.setattr(config, "DEFAULT_FILE", tmp_path / "absent" / "gaitstream.toml")
+    with pytest.raises(config.ConfigError, match="kafka.prot is not a config key"):
+        config.load(shipped, env={})
