@@ -192,7 +192,7 @@ class Bridge:
         log.info(
             "connected to MQTT %s:%s as %s (session present: %s); subscribing %s",
             self.cfg.mqtt.host,
-            self.cfg.mqtt.port,
+            clients.mqtt_port(self.cfg),
             self.client_id,
             flags.session_present,
             self.subscription,
@@ -382,7 +382,7 @@ class Bridge:
             self.producer = make_producer(self.cfg)
         for topic in (self.samples_topic, self.dead_letter_topic):
             clients.ensure_topic(self.cfg, topic, k.partitions)
-        self.mqtt.connect_async(self.cfg.mqtt.host, self.cfg.mqtt.port, keepalive=self.cfg.bridge.keepalive)
+        self.mqtt.connect_async(self.cfg.mqtt.host, clients.mqtt_port(self.cfg), keepalive=self.cfg.bridge.keepalive)
         self.mqtt.loop_start()
         interval = float(self.cfg.bridge.stats_interval)
         last, last_t = BridgeStats(**{**self.stats.__dict__}), time.monotonic()

@@ -79,13 +79,14 @@ def replay_cmd(
 ) -> None:
     """Publish gaitpdb walks to Mosquitto as live sensor streams (QoS 1, one topic per walk).
 
-    Reads [mqtt] host/port/replay_user/replay_password/topic_prefix and [replay]. Ctrl-C stops
-    cleanly and reports what was sent.
+    Each subject publishes as its own device over TLS (its certificate from `gaitstream devices
+    add`, issued here on first use when the local CA is on this machine; [replay] as_devices).
+    Reads [mqtt] and [replay]. Ctrl-C stops cleanly and reports what was sent.
     """
     from pathlib import Path
 
     from bridge import replay
-    from gaitstream import gaitpdb
+    from gaitstream import gaitpdb, pki
 
     _require_safe_secrets(cfg, "replay")
     _setup_logging(verbose)
@@ -111,10 +112,47 @@ def replay_cmd(
             missing=missing if not (studies or groups or subjects or walks) else (),
             progress=not no_progress,
         )
-    except ConnectionError as exc:
+    except (ConnectionError, pki.PkiError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(report.summary(), err=True)
     sys.exit(130 if report.interrupted else 0)
+
+
+@main.group("devices")
+def devices_group() -> None:
+    """Device credentials for the MQTT TLS listener (a client certificate per subject, signed by the
+    local CA in [mqtt] tls_dir; the broker's ACL lets a device publish only to its own subject's
+    topics, <prefix>/<study>/<subject>/#)."""
+
+
+@devices_group.command("add")
+@click.argument("subjects", nargs=-1, required=True)
+@click.option("--renew", is_flag=True, help="Issue a new certificate even if one exists.")
+@click.pass_obj
+def devices_add(cfg: config.Config, subjects, renew) -> None:
+    """Issue a credential for each SUBJECT (e.g. GaPt03): certificate and mode-600 key in
+    [mqtt] devices_dir. An existing credential is kept unless --renew."""
+    from gaitstream import pki
+
+    for subject in subjects:
+        try:
+            ident, issued = pki.add_device(cfg, subject, renew=renew)
+        except pki.PkiError as exc:
+            raise click.ClickException(str(exc)) from exc
+        state = "issued" if issued else "exists"
+        click.echo(f"{subject}\t{state}\tcertificate {ident.cert}\tkey {ident.key}\tca {pki.ca_file(cfg)}")
+
+
+@devices_group.command("list")
+@click.pass_obj
+def devices_list(cfg: config.Config) -> None:
+    """Issued device credentials with their expiry."""
+    from gaitstream import pki
+
+    rows = pki.devices(cfg)
+    for row in rows:
+        click.echo(f"{row['device']}\texpires {row['expires']}\t{row['certificate']}")
+    click.echo(f"{len(rows)} device(s) in {pki.devices_dir(cfg)}", err=True)
 
 
 @main.command("bridge")
@@ -131,10 +169,15 @@ def bridge_cmd(cfg: config.Config, client_id, shared_group, verbose) -> None:
     payloads go to the dead-letter topic with the reason. SIGTERM/Ctrl-C: flush, then exit.
     """
     from bridge.bridge import run_bridge
+    from gaitstream import pki
 
     _require_safe_secrets(cfg, "bridge")
     _setup_logging(verbose)
-    sys.exit(run_bridge(cfg, client_id=client_id, shared_group=shared_group))
+    try:
+        code = run_bridge(cfg, client_id=client_id, shared_group=shared_group)
+    except pki.PkiError as exc:
+        raise click.ClickException(str(exc)) from exc
+    sys.exit(code)
 
 
 @main.command("schema")

@@ -30,7 +30,8 @@ CASSANDRA_REQUEST_TIMEOUT_S = 10.0  # DDL on a freshly started node can take a f
 KAFKA_TIMEOUT_MS = 3000
 HDFS_TIMEOUT_S = 5.0
 
-MqttRole = Literal["bridge", "replay"]
+MqttRole = Literal["bridge", "replay", "device"]
+MqttTransport = Literal["tls", "tcp"]
 
 
 # --- Cassandra ------------------------------------------------------------------------------
@@ -163,31 +164,76 @@ def ensure_topic(cfg: Config, name: str, partitions: int = 1) -> bool:
 
 # --- MQTT -----------------------------------------------------------------------------------
 def mqtt_credentials(cfg: Config, role: MqttRole) -> tuple[str, str]:
-    """The broker account of ``role``: the bridge subscribes, the replayer (a device) publishes."""
+    """The plain listener's account of ``role``: the bridge subscribes, the dev replayer publishes."""
     m = cfg.mqtt
     return (m.bridge_user, m.bridge_password) if role == "bridge" else (m.replay_user, m.replay_password)
 
 
+def mqtt_transport(cfg: Config, transport: str | None = None) -> MqttTransport:
+    """``transport`` ("tls" or "tcp") when given, else what ``mqtt.use_tls`` says."""
+    chosen = transport or ("tls" if cfg.mqtt.use_tls else "tcp")
+    if chosen not in ("tls", "tcp"):
+        raise ValueError(f"MQTT transport {chosen!r}: use 'tls' or 'tcp'")
+    return "tls" if chosen == "tls" else "tcp"
+
+
+def mqtt_port(cfg: Config, transport: str | None = None) -> int:
+    """The listener ``transport`` connects to: ``mqtt.tls_port`` or the plain ``mqtt.port``."""
+    return cfg.mqtt.tls_port if mqtt_transport(cfg, transport) == "tls" else cfg.mqtt.port
+
+
 def mqtt_client(
-    cfg: Config, role: MqttRole, client_id: str, *, clean_session: bool = True, manual_ack: bool = False
+    cfg: Config,
+    role: MqttRole,
+    client_id: str,
+    *,
+    clean_session: bool = True,
+    manual_ack: bool = False,
+    device: str | None = None,
+    transport: str | None = None,
 ) -> mqtt.Client:
-    """A paho MQTT 3.1.1 client with ``role``'s credentials, not yet connected (see :func:`mqtt_connect`)."""
+    """A paho client for ``role``, not yet connected (see :func:`mqtt_connect` with the same
+    ``transport``). Over TLS its identity is its client certificate (the bridge's, the replayer
+    account's, or ``device``'s, a subject id); over the plain loopback listener, the role's
+    password. Devices speak MQTT 5, so a refused publish comes back with its reason code."""
     import paho.mqtt.client as mqtt
 
-    client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2,
-        client_id=client_id,
-        protocol=mqtt.MQTTv311,
-        clean_session=clean_session,
-        manual_ack=manual_ack,
-    )
-    client.username_pw_set(*mqtt_credentials(cfg, role))
+    from gaitstream import pki
+
+    if role == "device":
+        if not device:
+            raise ValueError("a device client needs the device's name (its subject id)")
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=manual_ack
+        )
+    else:
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=mqtt.MQTTv311,
+            clean_session=clean_session,
+            manual_ack=manual_ack,
+        )
+    if mqtt_transport(cfg, transport) == "tls":
+        if role == "device":
+            ident = pki.device_identity(cfg, str(device))
+        else:
+            ident = pki.service_identity(cfg, mqtt_credentials(cfg, role)[0])
+        if not ident.exists:
+            hint = f"gaitstream devices add {device}" if role == "device" else "stack/mosquitto.sh start"
+            raise pki.PkiError(f"no MQTT client certificate for {ident.name!r} ({ident.cert}): run {hint}")
+        client.tls_set(ca_certs=str(pki.ca_file(cfg)), certfile=str(ident.cert), keyfile=str(ident.key))
+    elif role == "device":
+        raise ValueError("devices connect over TLS only (mqtt.use_tls = true)")
+    else:
+        client.username_pw_set(*mqtt_credentials(cfg, role))
     return client
 
 
-def mqtt_connect(cfg: Config, client: mqtt.Client, keepalive: int = 60) -> None:
-    """Connect ``client`` to the configured broker (the network loop is the caller's)."""
-    client.connect(cfg.mqtt.host, cfg.mqtt.port, keepalive=keepalive)
+def mqtt_connect(cfg: Config, client: mqtt.Client, keepalive: int = 60, transport: str | None = None) -> None:
+    """Connect ``client`` to the configured broker's ``transport`` listener (the network loop is
+    the caller's)."""
+    client.connect(cfg.mqtt.host, mqtt_port(cfg, transport), keepalive=keepalive)
 
 
 # --- HDFS and MongoDB -----------------------------------------------------------------------

@@ -38,7 +38,15 @@ class ConfigError(ValueError):
 #: Path keys that are relative to ``runtime.dir`` (not the repo root) when relative: what one
 #: runtime folder owns moves with it (a test session's runtime folder leaves the demo's alone).
 RUNTIME_PATHS = frozenset(
-    {"bridge.stats_file", "spark.checkpoint_dir", "streaming.status_file", "api.registry_dir", "supervise.status_dir"}
+    {
+        "bridge.stats_file",
+        "spark.checkpoint_dir",
+        "streaming.status_file",
+        "api.registry_dir",
+        "supervise.status_dir",
+        "mqtt.tls_dir",
+        "mqtt.devices_dir",
+    }
 )
 
 

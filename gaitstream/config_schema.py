@@ -31,11 +31,19 @@ class DataSection:
 
 @dataclass(frozen=True)
 class MqttSection:
-    """[mqtt] The Mosquitto broker and the two MQTT identities (bridge, replay)."""
+    """[mqtt] The Mosquitto broker, its TLS listener and local CA, the bridge's and the dev replayer
+    account's identities, and where device credentials are kept."""
 
     host: str
     port: int
+    tls_port: int
+    use_tls: bool
+    tls_dir: str
+    devices_dir: str
+    device_cert_days: int
+    autosave_interval_seconds: int
     topic_prefix: str
+    acl_namespace_levels: int
     bridge_user: str
     bridge_password: str
     replay_user: str
@@ -53,6 +61,8 @@ class ReplaySection:
     max_active_walks: int
     max_outstanding: int
     client_id_prefix: str
+    as_devices: bool
+    resend_window_seconds: float
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ PLACEHOLDERS = frozenset({"change-me", "changeme", "change_me", "secret", "passw
 # What each entry point uses, checked at its start. Conditional keys (Kafka SASL, Cassandra
 # credentials, the Mongo URI) are interpreted by :func:`problems`.
 COMPONENTS: dict[str, tuple[str, ...]] = {
-    "mosquitto": ("mqtt.bridge_password", "mqtt.replay_password"),
+    "mosquitto": ("mqtt.bridge_password",),
     "bridge": ("mqtt.bridge_password", "kafka.sasl_password"),
     "replay": ("mqtt.replay_password",),
     "api": ("api.token", "cassandra.password", "mongo.uri"),
@@ -124,6 +124,15 @@ def weakness(value: Any, shipped: Any = None) -> str | None:
 def _key_problems(cfg: config.Config, dotted: str, shipped: dict[str, Any]) -> list[str]:
     value = cfg.get(dotted)
     env = config.ENV_PREFIX + dotted.replace(".", "_").upper()
+    if dotted == "mqtt.bridge_password" and cfg.mqtt.port == 0:
+        return []  # no plain listener: the bridge's identity is its client certificate
+    if dotted == "mqtt.replay_password":
+        if cfg.replay.as_devices:
+            return []  # devices publish with their own certificates
+        return [
+            "replay.as_devices = false publishes as mqtt.replay_user, an all-subjects account that "
+            "exists only in the dev profile: publish as devices (gaitstream devices add SUBJECT)"
+        ]
     if dotted == "kafka.sasl_password":
         if "SASL" not in cfg.kafka.security_protocol.upper():
             return []

@@ -1,4 +1,5 @@
-"""Mosquitto health: publish a QoS 1 message as the bridge user and receive it back."""
+"""Mosquitto health: publish a QoS 1 message as the bridge and receive it back (over TLS with the
+bridge's client certificate when ``mqtt.use_tls``, the default)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from gaitstream.config import Config
 TIMEOUT_S = 3.0
 
 
-def check(cfg: Config, user: str | None = None, password: str | None = None) -> str:
+def check(cfg: Config, user: str | None = None, password: str | None = None, transport: str | None = None) -> str:
+    """``user``/``password``: another account on the plain listener (tests check a wrong one is refused)."""
     m = cfg.mqtt
+    if user or password:
+        transport = "tcp"
     topic = f"gs-health/{uuid.uuid4().hex}"
     payload = uuid.uuid4().bytes
     connected, received = threading.Event(), threading.Event()
@@ -33,11 +37,11 @@ def check(cfg: Config, user: str | None = None, password: str | None = None) -> 
         if message.payload == payload:
             received.set()
 
-    client = clients.mqtt_client(cfg, "bridge", f"gs-health-{uuid.uuid4().hex[:8]}")
-    if user or password:  # another account (tests check that a wrong one is refused)
+    client = clients.mqtt_client(cfg, "bridge", f"gs-health-{uuid.uuid4().hex[:8]}", transport=transport)
+    if user or password:
         client.username_pw_set(user or m.bridge_user, password or m.bridge_password)
     client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
-    clients.mqtt_connect(cfg, client, keepalive=10)
+    clients.mqtt_connect(cfg, client, keepalive=10, transport=transport)
     client.loop_start()
     try:
         if not connected.wait(TIMEOUT_S):
@@ -49,4 +53,5 @@ def check(cfg: Config, user: str | None = None, password: str | None = None) -> 
     finally:
         client.disconnect()
         client.loop_stop()
-    return f"mosquitto {m.host}:{m.port} QoS 1 round-trip ok"
+    kind = clients.mqtt_transport(cfg, transport)
+    return f"mosquitto {m.host}:{clients.mqtt_port(cfg, transport)} ({kind}) QoS 1 round-trip ok"

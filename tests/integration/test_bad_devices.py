@@ -20,6 +20,7 @@ import pytest
 from kafka.admin import NewTopic
 
 from bridge import payload
+from bridge.replay import ReplayReport
 from gaitstream import clients
 from gaitstream import config as gs_config
 from tests.integration.pipeline import BridgeProcess, isolated_config, read_topic
@@ -225,6 +226,29 @@ def test_foreign_and_malformed_payloads_are_dead_lettered_with_their_reason(devi
         assert dead[body].startswith(reason), f"{name}: {dead[body]}"
     forwarded = _samples(cfg, {(f"{subject}_01", 40 + i) for i in range(10)})
     assert forwarded.records == 1
+
+
+def test_a_device_publishing_to_another_subjects_topic_is_refused_and_counted(device_bridge):
+    """Over TLS with its own certificate (issued as `gaitstream devices add` does), a device may
+    publish only under its own subject: the broker refuses the foreign topic (MQTT 5 "Not
+    authorized"), the device counts it, nothing reaches Kafka, and its own traffic flows."""
+    from bridge.replay import DeviceFleet
+
+    cfg, bridge, subject = device_bridge
+    other = f"Bd{uuid.uuid4().hex[:8]}"
+    fleet = DeviceFleet(cfg, max_outstanding=10)
+    assert fleet.as_devices and fleet.ensure_credentials([subject]) == 1
+    device = fleet.for_subject(subject)
+    device.publish(_topic(cfg, other), _body(other, seq=0))  # posing as another subject
+    device.publish(_topic(cfg, other), _body(subject, seq=0))  # its own payload, foreign topic
+    device.publish(_topic(cfg, subject), _body(subject, seq=0))
+    assert device.drain(30)
+    report = ReplayReport()
+    fleet.close(report)
+    assert report.refused == {"Not authorized": 2} and report.devices == 1
+    forwarded = _samples(cfg, {(f"{subject}_01", i) for i in range(10)})
+    assert forwarded.records == 1 and {w for w, _ in forwarded.distinct()} == {f"{subject}_01"}
+    assert _stats(cfg, settle=2)["dead_lettered"] == 0
 
 
 def test_a_walk_id_bomb_is_bounded_per_subject(device_bridge):

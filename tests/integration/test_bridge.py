@@ -215,13 +215,28 @@ def test_fuzzed_payloads_all_go_to_dead_letter_with_a_reason(stack, tmp_path):
 
 
 def test_wrong_credentials_are_refused(stack, walks, tmp_path):
+    """On the plain loopback listener: wrong passwords."""
     folder, refs = walks
-    cfg, env = isolated_config(GAITSTREAM_MQTT_BRIDGE_PASSWORD="wrong", GAITSTREAM_MQTT_REPLAY_PASSWORD="wrong")
+    cfg, env = isolated_config(
+        GAITSTREAM_MQTT_USE_TLS="false",
+        GAITSTREAM_REPLAY_AS_DEVICES="false",
+        GAITSTREAM_MQTT_BRIDGE_PASSWORD="wrong",
+        GAITSTREAM_MQTT_REPLAY_PASSWORD="wrong",
+    )
     bridge = BridgeProcess(env, tmp_path / "bridge.log").start(wait_subscribed=False)
     assert bridge.proc.wait(60) == 1
     assert "refused" in bridge.log()
     with pytest.raises(ConnectionError, match="refused"):
         replay.replay(cfg, refs[:1], speed=0, batch_size=10, data_dir=folder, progress=False)
+
+
+def test_a_bridge_without_a_certificate_does_not_start(stack, tmp_path):
+    """Over TLS the bridge's identity is its client certificate: an account without one is a
+    clear start-up error, not a retry loop."""
+    cfg, env = isolated_config(GAITSTREAM_MQTT_BRIDGE_USER="nobody")
+    bridge = BridgeProcess(env, tmp_path / "bridge.log").start(wait_subscribed=False)
+    assert bridge.proc.wait(60) == 1
+    assert "no MQTT client certificate for 'nobody'" in bridge.log()
 
 
 def test_the_bridges_topics_take_replication_from_config(stack, tmp_path):

@@ -1,4 +1,5 @@
-"""Mosquitto: authenticated QoS 1 round trip, refused credentials, queued messages survive a restart."""
+"""Mosquitto: QoS 1 round trip over TLS, refused credentials and certificates, per-device ACL,
+queued messages survive a restart."""
 
 from __future__ import annotations
 
@@ -18,11 +19,11 @@ pytestmark = pytest.mark.integration
 def _connected(cfg, user: str, password: str, client_id: str, clean_session: bool) -> mqtt.Client:
     """An MQTT 3.1.1 client: mosquitto 2.0 restores 3.1.1 persistent sessions after a restart
     (MQTT 5 sessions with an expiry interval are dropped on restore), so the bridge uses 3.1.1."""
-    client = clients.mqtt_client(cfg, "bridge", client_id, clean_session=clean_session)
+    client = clients.mqtt_client(cfg, "bridge", client_id, clean_session=clean_session, transport="tcp")
     client.username_pw_set(user, password)
     done = threading.Event()
     client.on_connect = lambda *args: done.set()
-    clients.mqtt_connect(cfg, client)
+    clients.mqtt_connect(cfg, client, transport="tcp")
     client.loop_start()
     assert done.wait(5), "no CONNACK"
     return client
@@ -76,9 +77,9 @@ def test_queued_qos1_messages_survive_broker_restart(stack):
         if len(received) == n:
             all_in.set()
 
-    sub = clients.mqtt_client(stack, "bridge", sub_id, clean_session=False)
+    sub = clients.mqtt_client(stack, "bridge", sub_id, clean_session=False, transport="tcp")
     sub.on_message = on_message
-    clients.mqtt_connect(stack, sub)
+    clients.mqtt_connect(stack, sub, transport="tcp")
     sub.loop_start()
     all_in.wait(20)
     _close(sub)
@@ -109,3 +110,105 @@ def test_replayer_cannot_read_sensor_topics(stack):
         _close(client)
     assert inboxes["bridge"] == [b"sample"]
     assert inboxes["replay"] == []
+
+
+# ------------------------------------------------------------------ TLS and device identities
+
+
+def _device_publish(cfg, device: str, topics: list[str]) -> list[str]:
+    """Publish one QoS 1 message to each topic as ``device``; the PUBACK reason of each."""
+    client = clients.mqtt_client(cfg, "device", f"dev-{device}-{uuid.uuid4().hex[:6]}", device=device)
+    reasons: dict[int, str] = {}
+    connected = threading.Event()
+    client.on_connect = lambda *args: connected.set()
+    client.on_publish = lambda c, u, mid, reason_code, props: reasons.__setitem__(mid, str(reason_code))
+    clients.mqtt_connect(cfg, client)
+    client.loop_start()
+    try:
+        assert connected.wait(5), "no CONNACK"
+        infos = [client.publish(topic, b"{}", qos=1) for topic in topics]
+        for info in infos:
+            info.wait_for_publish(5)
+        return [reasons[info.mid] for info in infos]
+    finally:
+        _close(client)
+
+
+def test_a_device_publishes_only_to_its_own_subject(stack, tmp_path):
+    """`gaitstream devices add` issues a certificate whose CN is the subject; the ACL refuses
+    another subject's topic (MQTT 5 "Not authorized"), and the bridge never sees it."""
+    from click.testing import CliRunner
+
+    from cli.main import main as cli_main
+
+    mine, other = f"Dv{uuid.uuid4().hex[:8]}", f"Dv{uuid.uuid4().hex[:8]}"
+    result = CliRunner().invoke(cli_main, ["devices", "add", mine])
+    assert result.exit_code == 0 and "issued" in result.output, result.output
+    again = CliRunner().invoke(cli_main, ["devices", "add", mine])
+    assert "exists" in again.output  # idempotent
+    ns = "/+" * stack.mqtt.acl_namespace_levels  # the test stack's one namespace level
+    prefix = f"{stack.mqtt.topic_prefix}{'/ns' if ns else ''}"
+    own, foreign = f"{prefix}/Ga/{mine}/{mine}_01", f"{prefix}/Ga/{other}/{other}_01"
+
+    sub = clients.mqtt_client(stack, "bridge", f"acl-{uuid.uuid4().hex[:8]}")
+    seen: list[str] = []
+    subscribed = threading.Event()
+    sub.on_subscribe = lambda *args: subscribed.set()
+    sub.on_message = lambda c, u, msg: seen.append(msg.topic)
+    clients.mqtt_connect(stack, sub)
+    sub.loop_start()
+    sub.subscribe(f"{prefix}/#", qos=1)
+    assert subscribed.wait(5)
+    try:
+        reasons = _device_publish(stack, mine, [foreign, own, f"{stack.mqtt.topic_prefix}/x"])
+        deadline = threading.Event()
+        deadline.wait(1.0)
+    finally:
+        _close(sub)
+    assert reasons[0] == "Not authorized" and reasons[2] == "Not authorized", reasons
+    assert reasons[1] in ("Success", "No matching subscribers"), reasons
+    assert seen == [own]
+
+
+def test_tls_refuses_a_client_without_a_certificate_or_from_another_ca(stack, tmp_path):
+    import ssl
+    import subprocess
+
+    from gaitstream import pki
+
+    def connects(**tls) -> bool:
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"intruder-{uuid.uuid4().hex[:6]}")
+        client.tls_set(ca_certs=str(pki.ca_file(stack)), **tls)
+        ok = threading.Event()
+        client.on_connect = lambda c, u, f, rc, p: (not rc.is_failure) and ok.set()
+        try:
+            client.connect(stack.mqtt.host, stack.mqtt.tls_port)
+        except (ssl.SSLError, OSError):
+            return False
+        client.loop_start()
+        try:
+            return ok.wait(3)
+        finally:
+            _close(client)
+
+    assert not connects()  # no client certificate
+    key, crt = tmp_path / "rogue.key", tmp_path / "rogue.crt"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-keyout", str(key), "-out", str(crt), "-days", "1", "-subj", f"/CN={stack.mqtt.bridge_user}"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    assert not connects(certfile=str(crt), keyfile=str(key))  # self-signed, named like the bridge
+    ident = pki.service_identity(stack, stack.mqtt.bridge_user)
+    assert connects(certfile=str(ident.cert), keyfile=str(ident.key))  # the control
+
+
+def test_a_device_name_that_is_not_a_subject_id_is_refused(stack):
+    from gaitstream import pki
+
+    for bad in ("a/b", "+", "#", stack.mqtt.bridge_user, ""):
+        try:
+            pki.add_device(stack, bad)
+        except pki.PkiError:
+            continue
+        raise AssertionError(f"device name {bad!r} was accepted")

@@ -58,8 +58,6 @@ def test_dev_profile_starts_with_the_shipped_secrets():
     [
         ("bridge", "mqtt.bridge_password"),
         ("mosquitto", "mqtt.bridge_password"),
-        ("mosquitto", "mqtt.replay_password"),
-        ("replay", "mqtt.replay_password"),
         ("api", "api.token"),
         ("api", "cassandra.username"),
         ("api", "mongo.uri"),
@@ -70,6 +68,18 @@ def test_shipped_placeholders_are_refused_outside_dev_naming_the_key(component, 
     cfg = config.load(env=PRODUCTION)
     with pytest.raises(secrecy.SecretError, match=key.replace(".", r"\.")):
         secrecy.require_safe(cfg, component)
+
+
+def test_outside_dev_the_replayer_publishes_only_as_devices():
+    """The all-subjects replayer account exists only in the dev profile; devices need no password,
+    and without a plain listener neither does the bridge."""
+    cfg = config.load(env=PRODUCTION)
+    assert secrecy.problems(cfg, "replay") == []
+    cfg = config.load(env={**PRODUCTION, "GAITSTREAM_REPLAY_AS_DEVICES": "false"})
+    with pytest.raises(secrecy.SecretError, match="replay.as_devices = false"):
+        secrecy.require_safe(cfg, "replay")
+    cfg = config.load(env={**PRODUCTION, "GAITSTREAM_MQTT_PORT": "0"})
+    assert not any("mqtt.bridge_password" in p for p in secrecy.problems(cfg, "bridge"))
 
 
 @pytest.mark.parametrize(
@@ -84,9 +94,9 @@ def test_empty_and_placeholder_values_are_refused(value):
 def test_the_cluster_template_refuses_to_start_until_its_secrets_are_set(tmp_path):
     cfg = config.load(TEMPLATES / "cluster.toml", env={})
     text = "; ".join(secrecy.problems(cfg))
+    # no plain MQTT listener there: devices and the bridge authenticate with certificates
+    assert "mqtt." not in text
     for key in (
-        "mqtt.bridge_password",
-        "mqtt.replay_password",
         "api.token",
         "kafka.sasl_password",
         "cassandra.password",
@@ -140,7 +150,6 @@ def test_a_real_secret_in_a_config_file_others_can_read_is_refused(tmp_path):
     "args, key",
     [
         (["bridge"], "mqtt.bridge_password"),
-        (["replay", "--walk", "GaCo01_01"], "mqtt.replay_password"),
         (["api"], "api.token"),
     ],
 )
@@ -285,6 +294,11 @@ def test_mosquitto_passwords_never_reach_a_command_line(tmp_path):
         "STACK": str(config.REPO_ROOT / "stack"),
         "GS_MQTT_HOST": "127.0.0.1",
         "GS_MQTT_PORT": "1883",
+        "GS_MQTT_TLS_PORT": "8883",
+        "GS_MQTT_TLS_DIR": str(tmp_path / "tls"),
+        "GS_MQTT_AUTOSAVE_INTERVAL_SECONDS": "5",
+        "GS_MQTT_ACL_NAMESPACE_LEVELS": "0",
+        "GS_RUNTIME_PROFILE": "dev",
         "GS_MQTT_MAX_QUEUED_MESSAGES": "10",
         "GS_MQTT_MAX_INFLIGHT_MESSAGES": "10",
         "GS_MQTT_TOPIC_PREFIX": "gait",
