@@ -53,6 +53,9 @@ RECORD_REFUSED = (
     CorruptRecordError,
     UnsupportedForMessageFormatError,
 )
+# Mosquitto's count of messages it dropped (a client's queue beyond mqtt.max_queued_messages), a
+# retained $SYS value re-published every sys_interval when it changes.
+SYS_DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"
 # A dead letter Kafka refused is sent once more with at most this much of the payload.
 LAST_RESORT_BYTES = 1024
 HEADER_MAX_BYTES = 1024
@@ -73,6 +76,7 @@ class BridgeStats:
     dead_letter_failed: int = 0  # acknowledged though even the last-resort dead letter was refused
     open_walks: int = 0  # walks seen within bridge.walk_idle_seconds (at the last stats line)
     redelivered: int = 0  # messages the broker sent again (MQTT DUP flag): unacknowledged when a session ended
+    broker_dropped: int = 0  # Mosquitto's count of messages it dropped since it started (a queue overflowed)
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -86,6 +90,7 @@ class BridgeStats:
             f"dead-lettered {self.dead_lettered} (clock skew {self.clock_skew}, too many walks "
             f"{self.too_many_walks}, refused by Kafka {self.kafka_refused}, truncated {self.truncated}), "
             f"resent {self.resent}, awaiting Kafka {self.pending}"
+            + (f", BROKER DROPPED {self.broker_dropped}" if self.broker_dropped else "")
         )
 
     def counters(self) -> dict[str, int]:
@@ -197,7 +202,7 @@ class Bridge:
             flags.session_present,
             self.subscription,
         )
-        client.subscribe(self.subscription, qos=1)
+        client.subscribe([(self.subscription, 1), (SYS_DROPPED_TOPIC, 0)])
         self.connected.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
@@ -206,6 +211,9 @@ class Bridge:
             log.warning("MQTT disconnected (%s); reconnecting", reason_code)
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage):
+        if message.topic == SYS_DROPPED_TOPIC:
+            self._broker_dropped(message.payload)
+            return
         if self.stopping.is_set():
             return  # not acknowledged: the broker redelivers it to the next session
         self.stats.received += 1
@@ -243,6 +251,19 @@ class Bridge:
             )
             return
         self._send(self.samples_topic, payload_schema.kafka_key(batch), raw, None, message, "sample")
+
+    def _broker_dropped(self, payload: bytes) -> None:
+        """Queue overflow in the broker is never silent: counted, logged as an error, alarmed by
+        the bridge's health check and the dashboard."""
+        try:
+            dropped = int(payload)
+        except ValueError:
+            return
+        if dropped > self.stats.broker_dropped:
+            log.error(
+                "Mosquitto dropped %d messages since it started (a queue beyond mqtt.max_queued_messages)", dropped
+            )
+        self.stats.broker_dropped = dropped
 
     # --- Kafka side ------------------------------------------------------------------------
     def _dead_letter(

@@ -23,6 +23,7 @@ COUNTERS = {
     "kafka_refused": "records Kafka refused as such, dead-lettered instead",
     "truncated": "dead letters stored cut at bridge.dead_letter_max_bytes",
     "dead_letter_failed": "messages acknowledged though even their dead letter was refused",
+    "broker_dropped": "messages Mosquitto dropped since it started (a queue overflowed)",
 }
 GAUGES = {
     "pending": "messages received and not yet confirmed by Kafka",

@@ -139,7 +139,9 @@ function renderPipeline(status) {
   $("bridge-too-many-walks").textContent = count(bridge.too_many_walks);
   $("bridge-kafka-refused").textContent = count(bridge.kafka_refused);
   $("bridge-open-walks").textContent = count(bridge.open_walks);
+  $("bridge-broker-dropped").textContent = count(bridge.broker_dropped);
   const notes = [status.kafka.error, bridge.error,
+    bridge.broker_dropped ? `ALARM: Mosquitto dropped ${bridge.broker_dropped} messages (queue full)` : null,
     bridge.age_s > 60 ? `bridge stats are ${fmt(bridge.age_s, 0)} s old` : null].filter(Boolean);
   $("pipeline-notes").hidden = !notes.length;
   $("pipeline-notes").textContent = notes.join("\n");

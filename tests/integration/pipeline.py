@@ -63,7 +63,9 @@ class BridgeProcess:
             deadline = time.monotonic() + timeout
             while "subscribing" not in self.log():
                 assert self.proc.poll() is None, f"bridge exited early:\n{self.log()[-3000:]}"
-                assert time.monotonic() < deadline, f"bridge not subscribed after {timeout}s:\n{self.log()[-3000:]}"
+                if time.monotonic() >= deadline:
+                    self.kill(signal.SIGKILL)  # never leave a bridge running behind a failed test
+                    raise AssertionError(f"bridge not subscribed after {timeout}s:\n{self.log()[-3000:]}")
                 time.sleep(0.2)
             time.sleep(0.5)  # SUBACK
         return self
@@ -79,11 +81,13 @@ class BridgeProcess:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def stop(self) -> None:
-        """SIGTERM the bridge, then end its persistent MQTT session so the broker frees its queue."""
+    def stop(self, keep_session: bool = False) -> None:
+        """SIGTERM the bridge, then (unless ``keep_session``) end its persistent MQTT session so
+        the broker frees its queue."""
         if self.alive():
             self.kill(signal.SIGTERM)
-        end_session(self.env)
+        if not keep_session:
+            end_session(self.env)
 
 
 def end_session(env: dict[str, str]) -> None:

@@ -178,3 +178,18 @@ def test_qos0_message_is_forwarded_without_an_ack(make_bridge):
     bridge, client = make_bridge(producer)
     deliver(bridge, client, sample_payload(), qos=0)
     assert len(producer.to(bridge.samples_topic)) == 1 and client.acks == []
+
+
+def test_the_brokers_drop_counter_is_counted_not_forwarded(make_bridge, caplog):
+    """$SYS/broker/publish/messages/dropped (QoS 0) is Mosquitto's queue-overflow count: it goes to
+    the stats and an error line, never to Kafka, and is not a received sample."""
+    from bridge.bridge import SYS_DROPPED_TOPIC
+
+    producer = FakeProducer()
+    bridge, client = make_bridge(producer)
+    deliver(bridge, client, b"0", mid=0, topic=SYS_DROPPED_TOPIC, qos=0)
+    assert bridge.stats.broker_dropped == 0 and "dropped" not in caplog.text
+    deliver(bridge, client, b"150", mid=0, topic=SYS_DROPPED_TOPIC, qos=0)
+    assert bridge.stats.broker_dropped == 150 and "Mosquitto dropped 150 messages" in caplog.text
+    assert producer.sent == [] and bridge.stats.received == 0
+    assert "BROKER DROPPED 150" in bridge.stats.line(None, 1.0)
