@@ -184,6 +184,47 @@ def _read_toml(source: Path) -> dict[str, Any]:
     return data
 
 
+EXTENDS_KEY = "extends"
+
+
+def _read_toml_layer(source: Path) -> dict[str, Any]:
+    """An overlay's sections (its ``extends`` line is read by :func:`_overlay_chain`)."""
+    with open(source, "rb") as handle:
+        try:
+            data = tomllib.load(handle)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {source} is not valid TOML: {exc}") from exc
+    data.pop(EXTENDS_KEY, None)
+    for section, keys in data.items():
+        if not isinstance(keys, dict):
+            raise ConfigError(f"{source}: top-level key {section!r} must be a [section]")
+    return data
+
+
+def _overlay_chain(source: Path) -> list[Path]:
+    """``source`` and the overlays it extends (``extends = "other.toml"`` at its top, relative to
+    its folder), base first: conf/templates/cluster-local.toml is the cluster template with only
+    addresses and secrets changed."""
+    chain: list[Path] = []
+    current: Path | None = source
+    while current is not None:
+        if current.resolve() in [c.resolve() for c in chain]:
+            raise ConfigError(f"{current}: 'extends' loops back to itself")
+        try:
+            with open(current, "rb") as handle:
+                top = tomllib.load(handle)
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file not found: {current}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {current} is not valid TOML: {exc}") from exc
+        chain.append(current)
+        parent = top.get(EXTENDS_KEY)
+        if parent is not None and not isinstance(parent, str):
+            raise ConfigError(f"{current}: 'extends' must name a file")
+        current = (current.parent / parent) if parent else None
+    return chain[::-1]
+
+
 def _merge(base: dict[str, dict[str, Any]], over: Mapping[str, Any], where: str) -> dict[str, dict[str, Any]]:
     """``over``'s values over ``base``'s; a section or key that ``base`` lacks is an error naming it."""
     merged = {section: dict(keys) for section, keys in base.items()}
@@ -245,7 +286,9 @@ def load(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | No
     elif source.resolve() == DEFAULT_FILE.resolve():
         data = _read_toml(DEFAULT_FILE)
     else:
-        data = _merge(_read_toml(DEFAULT_FILE), _read_toml(source), str(source))
+        data = _read_toml(DEFAULT_FILE)
+        for layer in _overlay_chain(source):
+            data = _merge(data, _read_toml_layer(layer), str(layer))
     secrets_file = env.get(ENV_PREFIX + "RUNTIME_SECRETS_FILE", data["runtime"].get("secrets_file", ""))
     if secrets_file:
         path_ = _secrets_path(str(secrets_file))

@@ -71,6 +71,7 @@ class BridgeSection:
 
     client_id: str
     shared_group: str
+    instances: int
     max_payload_bytes: int
     max_samples_per_message: int
     stats_interval: int
@@ -103,6 +104,7 @@ class KafkaSection:
     sasl_mechanism: str
     sasl_username: str
     sasl_password: str
+    nodes: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,9 @@ class CassandraSection:
     datacenters: dict[str, int]
     contact_points: tuple[str, ...]
     local_datacenter: str
+    nodes: tuple[str, ...]
+    write_consistency: str
+    read_consistency: str
     username: str
     password: str
 
@@ -140,6 +145,8 @@ class HdfsSection:
     datanode_port: int
     datanode_http_port: int
     datanode_ipc_port: int
+    datanodes: tuple[str, ...]
+    replication: int
     user: str
     archive_path: str
     namenode_uri: str
@@ -155,6 +162,7 @@ class HdfsSection:
     yarn_heap: str
     yarn_nm_memory_mb: int
     yarn_nm_vcores: int
+    nodemanagers: tuple[str, ...]
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,27 @@ _gs_bootstrap_python() {
   # default) once it exists.
   if [[ -x "$GS_ROOT/var/venv/bin/python" ]]; then echo "$GS_ROOT/var/venv/bin/python"; else command -v python3; fi
 }
+# --profile NAME, accepted by every stack/ script (and taken out of its arguments): "cluster" runs
+# conf/templates/cluster-local.toml (3 Cassandra, 3 Kafka, 2 DataNodes, 2 NodeManagers, 2 bridges on
+# 127.0.0.1-3), its random secrets generated on first use into its mode-600 runtime.secrets_file.
+_gs_args=()
+while (( $# )); do
+  case "$1" in
+    --profile) GS_PROFILE="${2:?--profile needs a name (cluster)}"; shift 2 ;;
+    --profile=*) GS_PROFILE="${1#*=}"; shift ;;
+    *) _gs_args+=("$1"); shift ;;
+  esac
+done
+set -- "${_gs_args[@]+"${_gs_args[@]}"}"
+case "${GS_PROFILE:-}" in
+  "") ;;
+  cluster)
+    export GAITSTREAM_CONFIG="$GS_ROOT/conf/templates/cluster-local.toml"
+    (cd "$GS_ROOT" && PYTHONPATH="$GS_ROOT" "$(_gs_bootstrap_python)" -m gaitstream.secrecy generate \
+      "$GAITSTREAM_CONFIG" "$GS_ROOT/var/cluster/secrets.toml") >&2 ;;
+  *) echo "unknown profile '$GS_PROFILE' (known: cluster)" >&2; exit 2 ;;
+esac
+export GS_PROFILE="${GS_PROFILE:-}"
 eval "$(cd "$GS_ROOT" && PYTHONPATH="$GS_ROOT" "$(_gs_bootstrap_python)" -m gaitstream.config --shell)"
 
 GS_LOG_DIR="$GS_RUNTIME_DIR/log"
