@@ -1,7 +1,9 @@
 """Kafka health: produce one record with ``acks=all`` to a health topic, then read it back.
 
 The record is read by partition and offset (no consumer group), so the check leaves no group
-state behind. Clients and topic creation come from :mod:`gaitstream.clients`.
+state behind. Clients and topic creation come from :mod:`gaitstream.clients`. With ``kafka.nodes``
+(several brokers) every configured broker must first be in the cluster metadata, at its address;
+the check fails naming the ones that are not.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import uuid
 
 from kafka import TopicPartition
 
-from gaitstream import clients
+from gaitstream import clients, kafka_nodes
 from gaitstream.config import Config
 
 HEALTH_TOPIC = "gs.health"
@@ -46,11 +48,25 @@ def read_at(cfg: Config, topic: str, partition: int, offset: int, timeout_s: flo
         consumer.close()
 
 
+def check_members(cfg: Config) -> str:
+    """For ``kafka.nodes``: every configured broker is in the cluster metadata (raises naming the
+    missing ones); returns a summary, empty for a single broker."""
+    if not cfg.kafka.nodes:
+        return ""
+    present = kafka_nodes.members(cfg)
+    gone = kafka_nodes.missing(cfg, present)
+    if gone:
+        listed = ", ".join(f"{i} ({present[i]})" for i in sorted(present)) or "none"
+        raise RuntimeError(f"not in the cluster metadata: {', '.join(str(n) for n in gone)} (brokers listed: {listed})")
+    return f", {len(present)} brokers in the cluster"
+
+
 def check(cfg: Config) -> str:
+    brokers = check_members(cfg)
     clients.ensure_topic(cfg, HEALTH_TOPIC, 1)
     token = uuid.uuid4().hex.encode()
     offset = produce(cfg, HEALTH_TOPIC, token)
     got = read_at(cfg, HEALTH_TOPIC, 0, offset, timeout_s=5.0)
     if got != token:
         raise RuntimeError(f"read back {got!r} at offset {offset}, wrote {token!r}")
-    return f"kafka {cfg.kafka.version} round-trip ok (topic {HEALTH_TOPIC} offset {offset})"
+    return f"kafka {cfg.kafka.version} round-trip ok (topic {HEALTH_TOPIC} offset {offset}{brokers})"
