@@ -235,9 +235,10 @@ def generate_secrets_file(cfg_path: Path, path: Path) -> bool:
     env = {k: v for k, v in os.environ.items() if k != config.ENV_PREFIX + "RUNTIME_SECRETS_FILE"}
     env[config.ENV_PREFIX + "RUNTIME_SECRETS_FILE"] = ""
     cfg = config.load(cfg_path, env=env)
+    # FerretDB's SCRAM users live in the database they were set up in (stack/ferretdb.sh).
     raw["mongo"] = {
         "uri": f"mongodb://gaitstream:{random_secrets.token_urlsafe(24)}@{cfg.mongo.host}:{cfg.mongo.port}/"
-        "?directConnection=true"
+        f"?directConnection=true&authSource={cfg.mongo.database}&authMechanism=SCRAM-SHA-256"
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -253,6 +254,18 @@ def generate_secrets_file(cfg_path: Path, path: Path) -> bool:
 def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
+    if argv[:1] == ["mongo-user"]:
+        # stack/ferretdb.sh: the URI's user and password, on two lines of stdout (never argv)
+        uri = config.load().mongo.uri
+        try:
+            parts = urlsplit(uri)
+            user, password = parts.username, parts.password
+        except ValueError:
+            user = password = None
+        if user and password is not None:
+            print(user)
+            print(password)
+        return 0
     if argv[:1] == ["generate"]:
         gen = argparse.ArgumentParser(
             prog="python -m gaitstream.secrecy generate",

@@ -26,10 +26,19 @@ svc_start() {
   if gs_already_up; then return 0; fi
   svc_install
   mkdir -p "$DIR/data" "$DIR/state"
+  # A mongo.uri with user:password (the cluster profile): FerretDB's SCRAM authentication, that user
+  # set up in mongo.database on first start; the password reaches it through the environment only.
+  local -a auth=() creds=()
+  mapfile -t creds < <(cd "$GS_ROOT" && "$GS_PY" -m gaitstream.secrecy mongo-user)
+  if (( ${#creds[@]} == 2 )); then
+    auth=(--test-enable-new-auth --setup-database="$GS_MONGO_DATABASE")
+    export FERRETDB_SETUP_USERNAME="${creds[0]}" FERRETDB_SETUP_PASSWORD="${creds[1]}"
+  fi
   gs_spawn "$GS_SERVICE" "$BIN" \
     --handler=sqlite --sqlite-url="file:$DIR/data/" \
     --listen-addr="$GS_MONGO_HOST:$GS_MONGO_PORT" --state-dir="$DIR/state" \
-    --telemetry=disable --debug-addr=- --log-level=info
+    --telemetry=disable --debug-addr=- --log-level=info "${auth[@]+"${auth[@]}"}"
+  unset FERRETDB_SETUP_USERNAME FERRETDB_SETUP_PASSWORD
   gs_wait_healthy "$GS_SERVICE" "$GS_RUNTIME_START_TIMEOUT" gs_health "$GS_SERVICE"
 }
 

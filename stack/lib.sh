@@ -158,6 +158,23 @@ gs_stop() {
 # gs_rss_mb PID: resident memory (MiB) of the whole session PID leads (the service and its children).
 gs_rss_mb() { ps -o rss= -s "$1" 2>/dev/null | awk '{kb += $1} END {printf "%d", kb / 1024}'; }
 
+# gs_memory_report: the resident memory of every process this runtime folder started (pid files),
+# one line each and the total: what the stack plus the pipeline hold.
+gs_memory_report() {
+  local f name pid mb total=0 n=0 lines=""
+  for f in "$GS_RUN_DIR"/*.pid; do
+    [[ -e "$f" ]] || continue
+    name="$(basename "$f" .pid)"; pid="$(gs_pid "$name")"
+    [[ -n "$pid" ]] || continue
+    mb="$(gs_rss_mb "$pid")"; total=$((total + mb)); n=$((n + 1))
+    lines+="$(printf '  %-14s %6d MiB' "$name" "$mb")"$'\n'
+  done
+  (( n )) || return 0
+  GS_SERVICE=memory gs_say "resident memory of $n processes under $GS_RUNTIME_DIR:"
+  printf '%s' "$lines"
+  GS_SERVICE=memory gs_say "total $total MiB ($(awk -v t="$total" 'BEGIN {printf "%.1f", t / 1024}') GiB)"
+}
+
 gs_status() {
   local name="$1" pid out; pid="$(gs_pid "$name")"
   if [[ -z "$pid" ]]; then gs_say "stopped"; return 3; fi

@@ -41,11 +41,11 @@ def kill_kafka_hard(cfg) -> None:
     run_stack("kafka.sh", "start")
 
 
-def offline(folder) -> tuple[dict, dict]:
+def offline(folder, walks=WALKS) -> tuple[dict, dict]:
     """The fault-free reference: windows and final features computed from the source files."""
     refs = {ref.walk_id: ref for ref in gaitpdb.list_walks(folder)[0]}
     windows, finals = {}, {}
-    for walk_id in WALKS:
+    for walk_id in walks:
         walk = gaitpdb.read_walk(refs[walk_id])
         for row in features.window_means(np.arange(len(walk)), walk.forces):
             windows[(walk_id, row["window_index"])] = row
