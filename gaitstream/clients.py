@@ -53,12 +53,16 @@ def cassandra(
     *,
     connect_timeout: float = CASSANDRA_CONNECT_TIMEOUT_S,
     request_timeout: float = CASSANDRA_REQUEST_TIMEOUT_S,
+    credentials: tuple[str, str] | None = None,
 ) -> tuple[Any, Any]:
     """A connected ``(cluster, session)``; the caller shuts the cluster down.
 
     One contact point: talk to exactly that node. Several: token-aware within
-    ``cassandra.local_datacenter``. Credentials when ``cassandra.username`` is set."""
-    from cassandra import ProtocolVersion
+    ``cassandra.local_datacenter``. Credentials when ``cassandra.username`` is set (``credentials``
+    instead, for the role set-up in :mod:`gaitstream.cassandra_admin`). Statements run at
+    ``cassandra.read_consistency`` unless they set their own level (a writer asks for
+    ``endpoints.cassandra_consistency(cfg, "write")``)."""
+    from cassandra import ConsistencyLevel, ProtocolVersion
     from cassandra.auth import PlainTextAuthProvider
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy, WhiteListRoundRobinPolicy
@@ -69,8 +73,12 @@ def cassandra(
         if len(points) == 1
         else TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=cfg.cassandra.local_datacenter))
     )
-    profile = ExecutionProfile(load_balancing_policy=policy, request_timeout=request_timeout)
-    credentials = endpoints.cassandra_credentials(cfg)
+    profile = ExecutionProfile(
+        load_balancing_policy=policy,
+        request_timeout=request_timeout,
+        consistency_level=ConsistencyLevel.name_to_value[endpoints.cassandra_consistency(cfg, "read")],
+    )
+    credentials = credentials or endpoints.cassandra_credentials(cfg)
     cluster = Cluster(
         points,
         port=cfg.cassandra.port,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import quote_plus
 
-from gaitstream.config import Config
+from gaitstream.config import Config, ConfigError
 
 
 def kafka_bootstrap(cfg: Config) -> str:
@@ -61,12 +61,33 @@ def cassandra_credentials(cfg: Config) -> tuple[str, str] | None:
     return (c.username, c.password) if c.username else None
 
 
+#: Consistency levels a client may ask for (the driver's and the connector's names).
+CASSANDRA_CONSISTENCY_LEVELS = frozenset(
+    {"ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE"}
+)
+
+
+def cassandra_consistency(cfg: Config, kind: str) -> str:
+    """``cassandra.write_consistency`` (``kind`` "write") or ``cassandra.read_consistency``
+    ("read"), upper-cased and checked against :data:`CASSANDRA_CONSISTENCY_LEVELS`."""
+    if kind not in ("read", "write"):
+        raise ValueError(f"consistency kind {kind!r}: use 'read' or 'write'")
+    key = f"cassandra.{kind}_consistency"
+    level = str(cfg.get(key)).strip().upper()
+    if level not in CASSANDRA_CONSISTENCY_LEVELS:
+        raise ConfigError(f"{key} = {level!r}: use one of {', '.join(sorted(CASSANDRA_CONSISTENCY_LEVELS))}")
+    return level
+
+
 def spark_cassandra_conf(cfg: Config) -> dict[str, str]:
-    """spark-cassandra-connector settings (``spark.cassandra.*``)."""
+    """spark-cassandra-connector settings (``spark.cassandra.*``): where, who, and the consistency
+    of the job's writes (``cassandra.write_consistency``) and reads (``cassandra.read_consistency``)."""
     conf = {
         "spark.cassandra.connection.host": ",".join(cassandra_contact_points(cfg)),
         "spark.cassandra.connection.port": str(cfg.cassandra.port),
         "spark.cassandra.connection.localDC": cfg.cassandra.local_datacenter,
+        "spark.cassandra.output.consistency.level": cassandra_consistency(cfg, "write"),
+        "spark.cassandra.input.consistency.level": cassandra_consistency(cfg, "read"),
     }
     credentials = cassandra_credentials(cfg)
     if credentials:
