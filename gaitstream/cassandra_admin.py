@@ -364,6 +364,48 @@ def wait_up(cfg: Config, node_ids: list[int], timeout: float) -> list[NodeState]
         time.sleep(1)
 
 
+def repair(cfg: Config, node_id: int, keyspace: str) -> dict[str, int]:
+    """Repair what node ``node_id`` missed in ``keyspace``: every row of every table read at
+    consistency ALL with that node as coordinator. A replica whose data differs (or lacks the row)
+    is written by Cassandra's blocking read repair before the read returns, so afterwards the node
+    holds every row the others do. (No JMX here, so no ``nodetool repair``: this is the read path's
+    repair, table by table.) Returns rows read per table."""
+    from cassandra import ConsistencyLevel
+    from cassandra.cluster import Cluster, ExecutionProfile
+    from cassandra.policies import WhiteListRoundRobinPolicy
+    from cassandra.query import SimpleStatement
+
+    target = node(cfg, node_id)
+    identifier(keyspace, "keyspace")
+    profile = ExecutionProfile(
+        load_balancing_policy=WhiteListRoundRobinPolicy([target.address]),
+        consistency_level=ConsistencyLevel.ALL,
+        request_timeout=120,
+    )
+    credentials = endpoints.cassandra_credentials(cfg)
+    kwargs: dict[str, Any] = {}
+    if credentials is not None:
+        from cassandra.auth import PlainTextAuthProvider
+
+        kwargs["auth_provider"] = PlainTextAuthProvider(*credentials)
+    cluster = Cluster([target.address], port=cfg.cassandra.port, execution_profiles={"default": profile}, **kwargs)
+    try:
+        session = cluster.connect()
+        tables = [
+            row.table_name
+            for row in session.execute(
+                "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", (keyspace,)
+            )
+        ]
+        counts = {}
+        for table in tables:
+            statement = SimpleStatement(f"SELECT * FROM {keyspace}.{identifier(table, 'table')}", fetch_size=500)
+            counts[table] = sum(1 for _ in session.execute(statement))
+        return counts
+    finally:
+        cluster.shutdown()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gaitstream.cassandra_admin", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -373,6 +415,9 @@ def main(argv: list[str] | None = None) -> int:
     wait = sub.add_parser("wait-up", help="wait until nodes N... (default: all) answer")
     wait.add_argument("node", type=int, nargs="*")
     wait.add_argument("--timeout", type=float, default=120)
+    rep = sub.add_parser("repair", help="read KEYSPACE at ALL through node N: read repair fills what it missed")
+    rep.add_argument("node", type=int)
+    rep.add_argument("keyspace")
     args = parser.parse_args(argv)
     try:
         cfg = config.load()
@@ -384,6 +429,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(write(cfg, node_id))
         elif args.command == "setup":
             setup(cfg, args.timeout)
+        elif args.command == "repair":
+            for table, count in repair(cfg, args.node, args.keyspace).items():
+                print(f"{args.keyspace}.{table}: {count} rows read at ALL through node {args.node}")
         elif args.command == "nodes":
             states = current_states(cfg)
             print("\n".join(s.line() for s in states))

@@ -16,7 +16,8 @@ dc=cassandra.local_datacenter rack=rack<i>), pid and log named cassandra-<i>. Th
 then the others together. With cassandra.username: PasswordAuthenticator + CassandraAuthorizer, and
 after the start system_auth replicated to every node, the role cassandra.username (password from the
 config) created as a login superuser, the built-in 'cassandra' role disabled. No JMX (no nodetool).
-Per node: $0 {start-node|stop-node|kill-node} N (kill-node: SIGKILL, no drain); status prints one
+Per node: $0 {start-node|stop-node|kill-node} N (kill-node: SIGKILL, no drain), repair-node N KEYSPACE
+(every row read at ALL through node N: read repair writes what it missed); status prints one
 line per node."
 source "$(dirname "$0")/lib.sh"
 
@@ -246,5 +247,7 @@ case "${1:-}" in
   start-node) node_start "${2:-}" ;;
   stop-node) node_stop "${2:-}" ;;
   kill-node) node_kill "${2:-}" ;;
+  repair-node)
+    (cd "$GS_ROOT" && "$GS_PY" -m gaitstream.cassandra_admin repair "${2:?repair-node N KEYSPACE}" "${3:?repair-node N KEYSPACE}") ;;
   *) gs_main "$@" ;;
 esac
