@@ -378,7 +378,7 @@ def repair(cfg: Config, node_id: int, keyspace: str) -> dict[str, int]:
     target = node(cfg, node_id)
     identifier(keyspace, "keyspace")
     profile = ExecutionProfile(
-        load_balancing_policy=WhiteListRoundRobinPolicy([target.address]),
+        load_balancing_policy=WhiteListRoundRobinPolicy([target.host]),
         consistency_level=ConsistencyLevel.ALL,
         request_timeout=120,
     )

@@ -1,0 +1,269 @@
+"""Node loss on the cluster-local profile (issue 16): 3 Cassandra nodes (RF 3, LOCAL_QUORUM), 3 Kafka
+brokers (RF 3, min.insync.replicas 2, acks=all), 2 bridges in one shared subscription, HDFS with 2
+DataNodes and YARN with 2 NodeManagers running the streaming job's executors, all on 127.0.0.1-3.
+
+While 40 walks stream at real time, in turn, each for about 30 s and then restarted: kill -9 one
+Cassandra node, one Kafka broker, one bridge, and one NodeManager running an executor (with its
+containers: the node is lost). Afterwards every window and final feature row equals the offline
+computation and every archived sample is there exactly once (the accounting of the end-to-end
+fault test: expected, stored, lost, extra), the restarted Cassandra node holds the rows it missed
+after a repair, and after each return the job wrote a new window within 30 s without restarting.
+The profile is started here (``stack/up --profile cluster``) and stopped at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+import urllib.request
+import uuid
+
+import psutil
+import pytest
+
+from bridge import replay
+from gaitstream import clients, endpoints, gaitpdb
+from gaitstream import config as gs_config
+from streaming import schema
+from tests.integration.pipeline import REPO_ROOT
+from tests.integration.test_e2e_faults import offline
+from tests.integration.test_outages import SupervisedJob, account, seconds_to_first_new_window
+from tests.integration.test_streaming import cassandra_rows, job_env
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+CLUSTER_CONFIG = REPO_ROOT / "conf" / "templates" / "cluster-local.toml"
+STACK = REPO_ROOT / "stack"
+WALK_COUNT = 40
+FAULT_S = 30
+RECOVERY_TARGET_S = 30
+MEMORY_BUDGET_MIB = 12 * 1024
+
+
+def cluster_env() -> dict[str, str]:
+    """The environment of the cluster profile: its config, nothing of the test stack's overrides."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GAITSTREAM_")}
+    env["GAITSTREAM_CONFIG"] = str(CLUSTER_CONFIG)
+    return env
+
+
+def stack(env: dict[str, str], *args: str, timeout: float = 900, check: bool = True) -> str:
+    proc = subprocess.run(
+        [str(STACK / args[0]), *args[1:], "--profile", "cluster"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        pytest.fail(f"stack/{' '.join(args)} --profile cluster exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    env = cluster_env()
+    out = stack(env, "up", "mosquitto", "kafka", "cassandra", "hdfs", "ferretdb", "bridge", timeout=1500)
+    print(out[-3000:])
+    cfg = gs_config.load(env=env)
+    try:
+        yield env, cfg
+    finally:
+        print(stack(env, "down", timeout=600, check=False)[-2000:])
+
+
+def profile_rss_mib(cfg, job: SupervisedJob) -> int:
+    """Resident memory of every process of the profile (its runtime folder in the command line or
+    working directory: services, bridges, YARN containers) plus the streaming job's tree."""
+    root = str(cfg.runtime_dir)
+    seen: set[int] = set()
+    total = 0
+    job_tree = [psutil.Process(job.proc.pid), *psutil.Process(job.proc.pid).children(recursive=True)]
+    for process in [*psutil.process_iter(), *job_tree]:
+        try:
+            if process.pid in seen:
+                continue
+            mine = process in job_tree or root in " ".join(process.cmdline()) or process.cwd().startswith(root)
+            if mine:
+                seen.add(process.pid)
+                total += process.memory_info().rss
+        except psutil.Error:
+            continue
+    return total // (1024 * 1024)
+
+
+def executor_nodemanager(cfg) -> int:
+    """The 1-based index (in hdfs.nodemanagers) of a NodeManager running an executor and not the
+    application master (losing the AM's node is an application attempt failure, another fault)."""
+    base = f"http://{cfg.hdfs.host}:{cfg.hdfs.yarn_web_port}/ws/v1/cluster"
+    with urllib.request.urlopen(f"{base}/apps?states=RUNNING", timeout=10) as answer:
+        apps = (json.load(answer).get("apps") or {}).get("app") or []
+    am_hosts = {app.get("amHostHttpAddress", "").rpartition(":")[0] for app in apps}
+    with urllib.request.urlopen(f"{base}/nodes", timeout=10) as answer:
+        nodes = json.load(answer)["nodes"]["node"]
+    candidates = [n for n in nodes if n.get("numContainers", 0) > 0 and n["nodeHostName"] not in am_hosts]
+    assert candidates, f"no NodeManager runs an executor without the AM: {nodes}, AM on {am_hosts}"
+    return list(cfg.hdfs.nodemanagers).index(candidates[0]["nodeHostName"]) + 1
+
+
+def kill_containers_of(cfg, index: int) -> int:
+    """kill -9 the YARN containers of NodeManager ``index`` (their working folder is its local dir):
+    with the NodeManager, the whole node is gone."""
+    marker = f"nm{index}"
+    killed = 0
+    for process in psutil.process_iter():
+        try:
+            cwd = process.cwd()
+        except psutil.Error:
+            continue
+        if str(cfg.runtime_dir) in cwd and f"/{marker}/" in cwd + "/":
+            try:
+                process.kill()
+                killed += 1
+            except psutil.Error:
+                pass
+    return killed
+
+
+def node_rows(cfg, keyspace: str, address: str) -> int:
+    """Windows one Cassandra node holds itself: read through it alone at consistency ONE."""
+    from cassandra import ConsistencyLevel
+    from cassandra.cluster import Cluster, ExecutionProfile
+    from cassandra.policies import WhiteListRoundRobinPolicy
+
+    profile = ExecutionProfile(
+        load_balancing_policy=WhiteListRoundRobinPolicy([address]), consistency_level=ConsistencyLevel.ONE
+    )
+    from cassandra.auth import PlainTextAuthProvider
+
+    auth = endpoints.cassandra_credentials(cfg)
+    kwargs = {"auth_provider": PlainTextAuthProvider(*auth)} if auth is not None else {}
+    conn = Cluster([address], port=cfg.cassandra.port, execution_profiles={"default": profile}, **kwargs)
+    try:
+        session = conn.connect()
+        rows = session.execute(f"SELECT walk_id, window_index FROM {keyspace}.windows", timeout=60)
+        return sum(1 for _ in rows)
+    finally:
+        conn.shutdown()
+
+
+def test_node_loss_during_a_real_time_replay_loses_nothing(cluster, tmp_path, spark_reader):
+    env, cfg = cluster
+    tag = uuid.uuid4().hex[:8]
+    run_env = job_env(env, tmp_path, f"cl{tag}", GAITSTREAM_STREAMING_STARTING_OFFSETS="latest")
+    run_cfg = gs_config.load(env=run_env)
+    keyspace = run_cfg.cassandra.keyspace
+    schema.create(run_cfg)
+    folder = cfg.path("data.gaitpdb_dir")
+    refs = sorted(gaitpdb.list_walks(folder)[0], key=lambda r: -len(gaitpdb.read_walk(r)))[:WALK_COUNT]
+    walk_ids = [r.walk_id for r in refs]
+    expected_windows, expected_features = offline(folder, walk_ids)
+    job = SupervisedJob(run_env, tmp_path, f"streaming-{tag}")
+    recovery: dict[str, float] = {}
+    try:
+        deadline = time.monotonic() + 420
+        while job.job_started_at_s() is None:
+            assert job.alive() and time.monotonic() < deadline, job.log()[-4000:]
+            time.sleep(1)
+        result: dict = {}
+        thread = threading.Thread(
+            target=lambda: result.update(
+                report=replay.replay(cfg, refs, speed=1.0, batch_size=10, data_dir=folder, progress=False)
+            ),
+            daemon=True,
+        )
+        thread.start()
+        time.sleep(5)
+        memory = profile_rss_mib(cfg, job)
+        print(f"\nprofile + Spark resident memory: {memory} MiB (budget {MEMORY_BUDGET_MIB} MiB)")
+
+        def fault(name: str, kill: tuple[str, ...], start: tuple[str, ...], extra=None) -> None:
+            stack(env, *kill)
+            if extra is not None:
+                extra()
+            time.sleep(FAULT_S)
+            stack(env, *start)
+            recovery[name] = seconds_to_first_new_window(run_cfg, keyspace, time.time(), job)
+
+        fault("Cassandra node 2", ("cassandra.sh", "kill-node", "2"), ("cassandra.sh", "start-node", "2"))
+        fault("Kafka broker 2", ("kafka.sh", "kill-node", "2"), ("kafka.sh", "start-node", "2"))
+        fault("bridge 2", ("bridge.sh", "kill-node", "2"), ("bridge.sh", "start"))
+        nm = executor_nodemanager(cfg)
+        fault(
+            f"NodeManager {nm} with its executor",
+            ("hdfs.sh", "kill-node", "nm", str(nm)),
+            ("hdfs.sh", "start-node", "nm", str(nm)),
+            extra=lambda: print(f"killed {kill_containers_of(cfg, nm)} container processes of nm{nm}"),
+        )
+        thread.join(300)
+        report = result["report"]
+        assert not report.interrupted and sorted(report.per_walk) == sorted(walk_ids)
+
+        # Every window and final feature row, as computed offline.
+        deadline = time.monotonic() + 420
+        while True:
+            windows, walk_features = cassandra_rows(run_cfg, keyspace)
+            stored = {(w.walk_id, w.window_index): w for w in windows}
+            finals = {f.walk_id: f for f in walk_features if f.final and f.samples == report.per_walk[f.walk_id]}
+            complete = all(
+                k in stored and stored[k].sample_count == e["sample_count"] for k, e in expected_windows.items()
+            )
+            if complete and set(finals) == set(walk_ids):
+                break
+            assert job.alive() and time.monotonic() < deadline, (
+                f"{len(stored)}/{len(expected_windows)} windows, {len(finals)} finals\n{job.log()[-3000:]}"
+            )
+            time.sleep(3)
+        books = account(expected_windows, stored)
+        print(
+            f"windows expected {books.expected}, stored {books.stored}, lost {len(books.lost)}, "
+            f"extra {len(books.extra)}, miscounted {len(books.miscounted)}, "
+            f"means differing {len(books.means_differing)}"
+        )
+        for name, seconds in recovery.items():
+            print(f"{name}: first new window {seconds:.1f} s after its return (target < {RECOVERY_TARGET_S} s)")
+        assert books.clean(), books
+        for walk_id, expected in expected_features.items():
+            got = finals[walk_id].features
+            for name, value in expected.items():
+                assert got[name] == pytest.approx(value, rel=1e-9, abs=1e-12), (walk_id, name)
+
+        # The archive: every sample exactly once.
+        total = sum(report.per_walk.values())
+        uri = endpoints.archive_uri(run_cfg)
+        deadline = time.monotonic() + 240
+        while True:
+            try:
+                archived = spark_reader.read.parquet(uri).select("walk_id", "seq")
+                rows, distinct = archived.count(), archived.distinct().count()
+            except Exception:
+                rows = distinct = 0
+            if distinct >= total or time.monotonic() > deadline:
+                break
+            time.sleep(5)
+        print(
+            f"archive: expected {total} samples, stored {rows}, distinct {distinct}, "
+            f"lost {total - distinct}, extra {rows - distinct}"
+        )
+        assert rows == distinct == total
+
+        # The node that was down holds what it missed, after a repair.
+        stack(env, "cassandra.sh", "repair-node", "2", keyspace, timeout=600)
+        held = node_rows(cfg, keyspace, cfg.cassandra.nodes[1])
+        print(f"Cassandra node 2 after repair: {held} of {len(expected_windows)} windows")
+        assert held == len(expected_windows)
+
+        assert job.supervisor_status()["restarts"] == 0, job.log()[-4000:]
+        assert all(s < RECOVERY_TARGET_S for s in recovery.values()), recovery
+        assert memory < MEMORY_BUDGET_MIB
+    finally:
+        job.stop()
+        try:
+            cluster_, session = clients.cassandra(run_cfg)
+            session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=120)
+            cluster_.shutdown()
+        except Exception:
+            pass
