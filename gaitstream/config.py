@@ -170,18 +170,26 @@ class Config(_Sections):
         }
 
 
-def _read_toml(source: Path) -> dict[str, Any]:
+def _load_toml(source: Path) -> dict[str, Any]:
+    """A TOML file's top level, or a ConfigError naming the file."""
     try:
         with open(source, "rb") as handle:
-            data = tomllib.load(handle)
+            return tomllib.load(handle)
     except FileNotFoundError as exc:
         raise ConfigError(f"config file not found: {source}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {source} is not valid TOML: {exc}") from exc
+
+
+def _sections(data: dict[str, Any], source: Path) -> dict[str, Any]:
     for section, keys in data.items():
         if not isinstance(keys, dict):
             raise ConfigError(f"{source}: top-level key {section!r} must be a [section]")
     return data
+
+
+def _read_toml(source: Path) -> dict[str, Any]:
+    return _sections(_load_toml(source), source)
 
 
 EXTENDS_KEY = "extends"
@@ -189,16 +197,9 @@ EXTENDS_KEY = "extends"
 
 def _read_toml_layer(source: Path) -> dict[str, Any]:
     """An overlay's sections (its ``extends`` line is read by :func:`_overlay_chain`)."""
-    with open(source, "rb") as handle:
-        try:
-            data = tomllib.load(handle)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {source} is not valid TOML: {exc}") from exc
+    data = _load_toml(source)
     data.pop(EXTENDS_KEY, None)
-    for section, keys in data.items():
-        if not isinstance(keys, dict):
-            raise ConfigError(f"{source}: top-level key {section!r} must be a [section]")
-    return data
+    return _sections(data, source)
 
 
 def _overlay_chain(source: Path) -> list[Path]:
@@ -210,15 +211,8 @@ def _overlay_chain(source: Path) -> list[Path]:
     while current is not None:
         if current.resolve() in [c.resolve() for c in chain]:
             raise ConfigError(f"{current}: 'extends' loops back to itself")
-        try:
-            with open(current, "rb") as handle:
-                top = tomllib.load(handle)
-        except FileNotFoundError as exc:
-            raise ConfigError(f"config file not found: {current}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {current} is not valid TOML: {exc}") from exc
+        parent = _load_toml(current).get(EXTENDS_KEY)
         chain.append(current)
-        parent = top.get(EXTENDS_KEY)
         if parent is not None and not isinstance(parent, str):
             raise ConfigError(f"{current}: 'extends' must name a file")
         current = (current.parent / parent) if parent else None

@@ -7,12 +7,21 @@ A check raises on failure and returns a one-line summary on success; ``stack/*.s
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 
 from gaitstream.config import Config
 
 SERVICES = ("mosquitto", "kafka", "cassandra", "hdfs", "ferretdb")
 # The pipeline's own processes, started by stack/{bridge,streaming,api}.sh.
 COMPONENTS = ("bridge", "streaming", "api")
+
+
+def print_node_states(states: Mapping[str, tuple[bool, str]]) -> int:
+    """One ``ADDRESS ok|bad TEXT`` line per node (the per-node commands of the hdfs and yarn
+    checks, read by stack/hdfs.sh); 0 when every node is ok."""
+    for address, (ok, text) in states.items():
+        print(f"{address}\t{'ok' if ok else 'bad'}\t{text}")
+    return 0 if all(ok for ok, _ in states.values()) else 1
 
 
 def check(service: str, cfg: Config) -> str:

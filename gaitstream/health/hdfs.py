@@ -156,9 +156,9 @@ def main(argv: Sequence[str], cfg: Config) -> int:
         states = datanode_states(_jmx(cfg, NN_INFO), addresses)
     except Exception as exc:  # the NameNode is down or not answering: say so for every node
         states = {a: (False, f"NameNode not answering ({type(exc).__name__}: {exc})") for a in addresses}
-    for address, (ok, text) in states.items():
-        print(f"{address}\t{'ok' if ok else 'bad'}\t{text}")
-    return 0 if all(ok for ok, _ in states.values()) else 1
+    from gaitstream.health import print_node_states
+
+    return print_node_states(states)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import threading
 import time
 import urllib.request
 import uuid
@@ -24,13 +23,17 @@ import uuid
 import psutil
 import pytest
 
-from bridge import replay
 from gaitstream import clients, endpoints, gaitpdb
 from gaitstream import config as gs_config
 from streaming import schema
 from tests.integration.pipeline import REPO_ROOT
 from tests.integration.test_e2e_faults import offline
-from tests.integration.test_outages import SupervisedJob, account, seconds_to_first_new_window
+from tests.integration.test_outages import (
+    SupervisedJob,
+    account,
+    replay_in_background,
+    seconds_to_first_new_window,
+)
 from tests.integration.test_streaming import cassandra_rows, job_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -168,14 +171,7 @@ def test_node_loss_during_a_real_time_replay_loses_nothing(cluster, tmp_path, sp
         while job.job_started_at_s() is None:
             assert job.alive() and time.monotonic() < deadline, job.log()[-4000:]
             time.sleep(1)
-        result: dict = {}
-        thread = threading.Thread(
-            target=lambda: result.update(
-                report=replay.replay(cfg, refs, speed=1.0, batch_size=10, data_dir=folder, progress=False)
-            ),
-            daemon=True,
-        )
-        thread.start()
+        thread, result = replay_in_background(cfg, refs, folder)
         time.sleep(5)
         memory = profile_rss_mib(cfg, job)
         print(f"\nprofile + Spark resident memory: {memory} MiB (budget {MEMORY_BUDGET_MIB} MiB)")
