@@ -36,7 +36,9 @@ from tests.integration.test_outages import (
 )
 from tests.integration.test_streaming import cassandra_rows, job_env
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# The profile starts (3 Cassandra nodes on 2 cores: minutes) inside this module: more than the
+# suite's per-test timeout.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(2400)]
 
 CLUSTER_CONFIG = REPO_ROOT / "conf" / "templates" / "cluster-local.toml"
 STACK = REPO_ROOT / "stack"
