@@ -70,7 +70,9 @@ kill_instance() {
   local i="${1:?kill-node needs an instance number}" name pid
   name="$(instance_name "$i")"; pid="$(gs_pid "$name")"
   [[ -n "$pid" ]] || gs_die "$name is not running"
+  # The supervisor leads the session; the bridge runs in its own process group inside it.
   kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid"
+  pkill -KILL -s "$pid" 2>/dev/null || true
   rm -f "$(gs_pidfile "$name")"
   GS_SERVICE="$name" gs_say "killed (kill -9, pid $pid and its process group)"
 }
