@@ -24,6 +24,17 @@ def print_node_states(states: Mapping[str, tuple[bool, str]]) -> int:
     return 0 if all(ok for ok, _ in states.values()) else 1
 
 
+def node_problem(states: Mapping[str, tuple[bool, str]], good: str) -> tuple[str | None, int]:
+    """(why some listed nodes are not ``good`` or None, how many are): the multi-node verdict of
+    the hdfs (DataNodes live) and yarn (NodeManagers RUNNING) checks."""
+    bad = {address: text for address, (ok, text) in states.items() if not ok}
+    count = len(states) - len(bad)
+    if not bad:
+        return None, count
+    detail = "; ".join(f"{address}: {text}" for address, text in bad.items())
+    return f"{count} of {len(states)} {good} ({detail})", count
+
+
 def check(service: str, cfg: Config) -> str:
     """Run one service's check; raises ``ValueError`` for an unknown service."""
     if service not in SERVICES + COMPONENTS + ("yarn",):

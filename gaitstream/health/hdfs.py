@@ -95,13 +95,11 @@ def datanode_problem(cfg: Config, info: dict[str, Any]) -> tuple[str | None, int
     """(why too few DataNodes are live or None, how many are live, how many must be) from the
     NameNodeInfo bean: each listed one (``hdfs.datanodes``), else at least one."""
     if cfg.hdfs.datanodes:
+        from gaitstream.health import node_problem
+
         states = datanode_states(info, cfg.hdfs.datanodes)
-        bad = {address: text for address, (ok, text) in states.items() if not ok}
-        live = len(states) - len(bad)
-        if bad:
-            detail = "; ".join(f"{address}: {text}" for address, text in bad.items())
-            return f"{live} of {len(states)} DataNodes live ({detail})", live, len(states)
-        return None, live, len(states)
+        problem, live = node_problem(states, "DataNodes live")
+        return problem, live, len(states)
     nodes: dict[str, dict[str, Any]] = json.loads(info.get("LiveNodes") or "{}")
     live = sum(1 for node in nodes.values() if _live(node))
     problem = None if live else f"no live DataNode in the NameNode ({len(nodes)} registered, none fresh and in service)"

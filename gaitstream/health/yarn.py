@@ -59,13 +59,9 @@ def nodemanager_states(nodes: list[dict[str, Any]], addresses: Iterable[str]) ->
 def nodemanager_problem(cfg: Config, nodes: list[dict[str, Any]]) -> tuple[str | None, int]:
     """(why too few NodeManagers are RUNNING or None, how many listed/expected are RUNNING)."""
     if cfg.hdfs.nodemanagers:
-        states = nodemanager_states(nodes, cfg.hdfs.nodemanagers)
-        bad = {a: text for a, (ok, text) in states.items() if not ok}
-        running = len(states) - len(bad)
-        if bad:
-            detail = "; ".join(f"{a}: {text}" for a, text in bad.items())
-            return f"{running} of {len(states)} NodeManagers RUNNING ({detail})", running
-        return None, running
+        from gaitstream.health import node_problem
+
+        return node_problem(nodemanager_states(nodes, cfg.hdfs.nodemanagers), "NodeManagers RUNNING")
     running = sum(1 for n in nodes if n.get("state") == "RUNNING")
     return (None if running else "ResourceManager has no active NodeManager"), running
 

@@ -122,25 +122,6 @@ def executor_nodemanager(cfg) -> int:
     return list(cfg.hdfs.nodemanagers).index(candidates[0]["nodeHostName"]) + 1
 
 
-def kill_containers_of(cfg, index: int) -> int:
-    """kill -9 the YARN containers of NodeManager ``index`` (their working folder is its local dir):
-    with the NodeManager, the whole node is gone."""
-    marker = f"nm{index}"
-    killed = 0
-    for process in psutil.process_iter():
-        try:
-            cwd = process.cwd()
-        except psutil.Error:
-            continue
-        if str(cfg.runtime_dir) in cwd and f"/{marker}/" in cwd + "/":
-            try:
-                process.kill()
-                killed += 1
-            except psutil.Error:
-                pass
-    return killed
-
-
 def node_rows(cfg, keyspace: str, address: str) -> int:
     """Windows one Cassandra node holds itself: read through it alone at consistency ONE."""
     from cassandra import ConsistencyLevel
@@ -187,10 +168,8 @@ def test_node_loss_during_a_real_time_replay_loses_nothing(cluster, tmp_path, sp
         memory = profile_rss_mib(cfg, job)
         print(f"\nprofile + Spark resident memory: {memory} MiB (budget {MEMORY_BUDGET_MIB} MiB)")
 
-        def fault(name: str, kill: tuple[str, ...], start: tuple[str, ...], extra=None) -> None:
+        def fault(name: str, kill: tuple[str, ...], start: tuple[str, ...]) -> None:
             stack(env, *kill)
-            if extra is not None:
-                extra()
             time.sleep(FAULT_S)
             stack(env, *start)
             if thread.is_alive():  # a new window needs samples still streaming
@@ -205,8 +184,7 @@ def test_node_loss_during_a_real_time_replay_loses_nothing(cluster, tmp_path, sp
         fault(
             f"NodeManager {nm} with its executor",
             ("hdfs.sh", "kill-node", "nm", str(nm)),
-            ("hdfs.sh", "start-node", "nm", str(nm)),
-            extra=lambda: print(f"killed {kill_containers_of(cfg, nm)} container processes of nm{nm}"),
+            ("hdfs.sh", "start-node", "nm", str(nm)),  # kill-node nm also kills its containers
         )
         thread.join(300)
         report = result["report"]
