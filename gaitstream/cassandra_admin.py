@@ -370,27 +370,12 @@ def repair(cfg: Config, node_id: int, keyspace: str) -> dict[str, int]:
     is written by Cassandra's blocking read repair before the read returns, so afterwards the node
     holds every row the others do. (No JMX here, so no ``nodetool repair``: this is the read path's
     repair, table by table.) Returns rows read per table."""
-    from cassandra import ConsistencyLevel
-    from cassandra.cluster import Cluster, ExecutionProfile
-    from cassandra.policies import WhiteListRoundRobinPolicy
     from cassandra.query import SimpleStatement
 
     target = node(cfg, node_id)
     identifier(keyspace, "keyspace")
-    profile = ExecutionProfile(
-        load_balancing_policy=WhiteListRoundRobinPolicy([target.host]),
-        consistency_level=ConsistencyLevel.ALL,
-        request_timeout=120,
-    )
-    credentials = endpoints.cassandra_credentials(cfg)
-    kwargs: dict[str, Any] = {}
-    if credentials is not None:
-        from cassandra.auth import PlainTextAuthProvider
-
-        kwargs["auth_provider"] = PlainTextAuthProvider(*credentials)
-    cluster = Cluster([target.address], port=cfg.cassandra.port, execution_profiles={"default": profile}, **kwargs)
+    cluster, session = clients.cassandra(cfg, only_node=target.host, consistency="ALL", request_timeout=120)
     try:
-        session = cluster.connect()
         tables = [
             row.table_name
             for row in session.execute(

@@ -54,20 +54,23 @@ def cassandra(
     connect_timeout: float = CASSANDRA_CONNECT_TIMEOUT_S,
     request_timeout: float = CASSANDRA_REQUEST_TIMEOUT_S,
     credentials: tuple[str, str] | None = None,
+    only_node: str | None = None,
+    consistency: str | None = None,
 ) -> tuple[Any, Any]:
     """A connected ``(cluster, session)``; the caller shuts the cluster down.
 
-    One contact point: talk to exactly that node. Several: token-aware within
-    ``cassandra.local_datacenter``. Credentials when ``cassandra.username`` is set (``credentials``
-    instead, for the role set-up in :mod:`gaitstream.cassandra_admin`). Statements run at
-    ``cassandra.read_consistency`` unless they set their own level (a writer asks for
+    One contact point (or ``only_node``, a node's address: what an operator repairs or inspects):
+    talk to exactly that node. Several: token-aware within ``cassandra.local_datacenter``.
+    Credentials when ``cassandra.username`` is set (``credentials`` instead, for the role set-up in
+    :mod:`gaitstream.cassandra_admin`). Statements run at ``consistency`` (default
+    ``cassandra.read_consistency``) unless they set their own level (a writer asks for
     ``endpoints.cassandra_consistency(cfg, "write")``)."""
     from cassandra import ConsistencyLevel, ProtocolVersion
     from cassandra.auth import PlainTextAuthProvider
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy, WhiteListRoundRobinPolicy
 
-    points = endpoints.cassandra_contact_points(cfg)
+    points = [only_node] if only_node else endpoints.cassandra_contact_points(cfg)
     policy = (
         WhiteListRoundRobinPolicy(points)
         if len(points) == 1
@@ -76,7 +79,7 @@ def cassandra(
     profile = ExecutionProfile(
         load_balancing_policy=policy,
         request_timeout=request_timeout,
-        consistency_level=ConsistencyLevel.name_to_value[endpoints.cassandra_consistency(cfg, "read")],
+        consistency_level=ConsistencyLevel.name_to_value[consistency or endpoints.cassandra_consistency(cfg, "read")],
     )
     credentials = credentials or endpoints.cassandra_credentials(cfg)
     cluster = Cluster(

@@ -201,6 +201,11 @@ def backend_probes(cfg: gs_config.Config) -> dict:
 class QueryRestarter:
     """Starts a query that stopped on a transient error again, alone, from its checkpoint.
 
+    Transient: an error whose text says a backend is away or slow (:data:`streaming.sinks.TRANSIENT`),
+    or any error while one of the query's backends does not answer: a node killed mid-write fails
+    tasks with whatever its client happened to be doing (a metadata lookup, a closed stream), and
+    such a failure says nothing about the job itself.
+
     A restart is tried once the query's backends answer (``ready``), with exponential backoff from
     ``initial_s`` to ``max_backoff_s``; a query still failing ``total_s`` after it stopped (no
     trigger completed since) is given up, and the job fails for its supervisor. As safe as a job
@@ -214,9 +219,10 @@ class QueryRestarter:
         self.failing: dict[str, dict] = {}  # name → {"since", "attempts", "next_at"}
         self.restarts: dict[str, int] = {}
 
-    @staticmethod
-    def restartable(error: str) -> bool:
-        return sinks.is_transient(RuntimeError(error)) and "StopRequested" not in error
+    def restartable(self, name: str, error: str) -> bool:
+        if "StopRequested" in error:
+            return False
+        return sinks.is_transient(RuntimeError(error)) or not self.ready.get(name, lambda: True)()
 
     def step(self, queries: list) -> str | None:
         """Restart (in ``queries``) what is due; returns why the job must fail instead, or None."""
@@ -230,12 +236,17 @@ class QueryRestarter:
                     )
                 continue
             error = str(query.exception() or "stopped without an error")
-            if name not in self.starters or not self.restartable(error):
+            if (
+                name not in self.starters
+                or "StopRequested" in error
+                or (name not in self.failing and not self.restartable(name, error))
+            ):
                 return f"query {name} stopped: {error}"
             state = self.failing.setdefault(name, {"since": now, "attempts": 0, "next_at": now})
             if state["attempts"] == 0 and state["since"] == now:
                 log.warning(
-                    "query %s stopped on a transient error; restarting it alone once its backends answer "
+                    "query %s stopped on a transient error (or while a backend was away); restarting it alone "
+                    "once its backends answer "
                     "(gives up after %.0fs): %s",
                     name,
                     self.total_s,
@@ -250,7 +261,7 @@ class QueryRestarter:
             try:
                 queries[index] = self.starters[name]()
             except Exception as exc:  # the backend went away again, or the start itself failed
-                if not self.restartable(f"{type(exc).__name__}: {exc}"):
+                if not self.restartable(name, f"{type(exc).__name__}: {exc}"):
                     return f"query {name} could not be started again: {exc}"
                 log.warning(
                     "query %s: restart attempt %d failed: %s", name, state["attempts"], str(exc).splitlines()[0][:300]
@@ -288,6 +299,18 @@ def stop_between_batches(query, timeout_s: float) -> None:
     query.stop()
 
 
+# Loggers that warn once per task about something harmless here, burying the job's own lines: the
+# Kafka source reads from the Python runner's feeder thread, never an UninterruptibleThread.
+NOISY_LOGGERS = ("org.apache.spark.sql.kafka010.consumer.KafkaDataConsumer",)
+
+
+def quiet_noisy_loggers(spark: SparkSession) -> None:
+    """Raise :data:`NOISY_LOGGERS` to ERROR in the driver's JVM (local mode: the executors' too)."""
+    jvm = spark.sparkContext._jvm
+    for name in NOISY_LOGGERS:
+        jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(name, jvm.org.apache.logging.log4j.Level.ERROR)
+
+
 def run(cfg: gs_config.Config) -> int:
     stop_requested = threading.Event()
 
@@ -301,6 +324,7 @@ def run(cfg: gs_config.Config) -> int:
         sink_retry(cfg, stop_requested).call("schema", lambda: schema.create(cfg), gated=True)
     spark = build_session(cfg)
     spark.sparkContext.setLogLevel("WARN")
+    quiet_noisy_loggers(spark)
     ui_url = spark.sparkContext.uiWebUrl
     status_path = cfg.path("streaming.status_file")
     starters = query_starters(spark, cfg, stop_requested)

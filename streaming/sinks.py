@@ -233,8 +233,15 @@ class SinkRetry:
                 self.total_s,
             )
 
+        def worth_retrying(exc: BaseException) -> bool:
+            # Any error of a gated write while its backend does not answer: a node killed mid-write
+            # fails it with whatever its client was doing, in words TRANSIENT need not know.
+            if isinstance(exc, StopRequested):
+                return False
+            return is_transient(exc) or (gated and self.ready is not None and not self.ready())
+
         retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(is_transient),
+            retry=tenacity.retry_if_exception(worth_retrying),
             stop=tenacity.stop_after_delay(self.total_s) | tenacity.stop_when_event_set(self.stop),
             wait=tenacity.wait_exponential(multiplier=self.initial_s, max=self.max_backoff_s),
             sleep=self._sleep,

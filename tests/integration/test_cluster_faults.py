@@ -124,22 +124,9 @@ def executor_nodemanager(cfg) -> int:
 
 def node_rows(cfg, keyspace: str, address: str) -> int:
     """Windows one Cassandra node holds itself: read through it alone at consistency ONE."""
-    from cassandra import ConsistencyLevel
-    from cassandra.cluster import Cluster, ExecutionProfile
-    from cassandra.policies import WhiteListRoundRobinPolicy
-
-    profile = ExecutionProfile(
-        load_balancing_policy=WhiteListRoundRobinPolicy([address]), consistency_level=ConsistencyLevel.ONE
-    )
-    from cassandra.auth import PlainTextAuthProvider
-
-    auth = endpoints.cassandra_credentials(cfg)
-    kwargs = {"auth_provider": PlainTextAuthProvider(*auth)} if auth is not None else {}
-    conn = Cluster([address], port=cfg.cassandra.port, execution_profiles={"default": profile}, **kwargs)
+    conn, session = clients.cassandra(cfg, only_node=address, consistency="ONE", request_timeout=60)
     try:
-        session = conn.connect()
-        rows = session.execute(f"SELECT walk_id, window_index FROM {keyspace}.windows", timeout=60)
-        return sum(1 for _ in rows)
+        return sum(1 for _ in session.execute(f"SELECT walk_id, window_index FROM {keyspace}.windows"))
     finally:
         conn.shutdown()
 

@@ -58,3 +58,17 @@ def test_other_failures_and_exhausted_budgets_fail_the_job():
     never = restarter({"archive": lambda: False}, starts, total_s=-1.0)
     assert "still failing" in never.step([Query("archive", active=False, error=HDFS_DOWN)])
     assert starts == []
+
+
+def test_any_failure_while_the_backend_is_away_is_waited_out():
+    """A node killed mid-write fails a task with whatever its client was doing; the text need not
+    name a connection problem. While the backend does not answer, that is still an outage."""
+    backend_up, starts = [False], []
+    restarts = restarter({"windows": lambda: backend_up[0]}, starts)
+    odd = "java.io.IOException: Couldn't find ks.windows or any similarly named keyspace and table pairs"
+    queries = [Query("windows", active=False, error=odd), Query("archive", progressed=True)]
+    assert restarts.step(queries) is None and starts == []
+    backend_up[0] = True
+    assert restarts.step(queries) is None and starts == ["windows"]
+    # The same text with the backend answering is the job's own problem.
+    assert "Couldn't find" in restarter({"windows": lambda: True}, []).step([Query("windows", active=False, error=odd)])

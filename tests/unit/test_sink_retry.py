@@ -75,3 +75,20 @@ def test_a_stop_ends_the_retries_at_once():
     with pytest.raises((StopRequested, ConnectionError)):
         SinkRetry(60.0, 0.01, 0.05, stop, ready=backend.ready).call("test", backend.write, gated=True)
     assert time.monotonic() - started < 5
+
+
+def test_any_error_while_the_backend_is_away_is_retried_and_the_same_error_after_is_not():
+    odd = "IOException: Couldn't find ks.windows or any similarly named keyspace and table pairs"
+    backend = Backend(down_probes=3)
+    writes = []
+
+    def write() -> None:
+        writes.append(1)
+        if len(writes) == 1:
+            raise RuntimeError(odd)  # the node went away under the first write, in odd words
+
+    retry(backend).call("test", write, gated=True)
+    assert len(writes) == 2
+    up = Backend(down_probes=0)  # the backend answers: the same words are the job's own problem
+    with pytest.raises(RuntimeError, match="Couldn't find"):
+        retry(up).call("test", lambda: (_ for _ in ()).throw(RuntimeError(odd)), gated=True)
