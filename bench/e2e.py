@@ -13,11 +13,20 @@ Targets (streaming-core issue): backfill < 90 s; real time p95 < 3 s and p99 < 5
 
 Needs the stack up. Each phase uses its own Kafka topic, keyspace and checkpoint.
     var/venv/bin/python bench/e2e.py [--walks 280] [--realtime-seconds 600]
+
+``--profile cluster`` measures the running cluster-local profile instead (``stack/up --profile
+cluster``: 3 Kafka brokers, 3 Cassandra nodes at LOCAL_QUORUM, 2 bridges, the job on YARN with 2
+executors): the same two phases through its own bridges and job, into its keyspace, the walks renamed
+with a run tag so they are new to it; memory is the profile's every process, by kind. Its figures
+are printed beside the last single-node run's on this machine (each run saves its figures in
+``<runtime.dir>/bench/e2e.json``), then the per-core costs a sizing estimate starts from.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import signal
 import sys
 import tempfile
@@ -33,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bridge import replay  # noqa: E402
 from gaitstream import (
     clients,  # noqa: E402
+    footprint,  # noqa: E402
     gaitpdb,  # noqa: E402
 )
 from gaitstream import config as gs_config  # noqa: E402
@@ -77,6 +87,55 @@ class MemorySampler(threading.Thread):
         return out
 
 
+class ProfileMemory(MemorySampler):
+    """RSS of every process of a running profile (:func:`gaitstream.footprint.rss_by_kind`), per
+    kind and in total."""
+
+    def __init__(self, runtime_dir: Path, interval: float = 30.0):
+        super().__init__(interval)
+        self.runtime_dir = runtime_dir
+
+    def sample(self) -> None:
+        now, totals = time.monotonic(), footprint.rss_by_kind(self.runtime_dir)
+        totals["whole profile"] = sum(totals.values())
+        for kind, rss in totals.items():
+            self.series.setdefault(kind, []).append((now, rss))
+
+
+class RunningPipeline:
+    """A deployment that is already up (the cluster profile): its bridges, its job, its keyspace.
+    Nothing is started or stopped; a phase's walks carry a run tag, so they are new to it."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.tag = uuid.uuid4().hex[:4]
+        status = cfg.path("streaming.status_file")
+        if not status.exists():
+            raise SystemExit(f"no streaming job status at {status}: start the profile (stack/up --profile cluster)")
+
+    def start(self, tmp: Path, memory: MemorySampler, label: str):
+        return self.cfg, self.cfg, None, None
+
+    def stop(self, run_cfg, job, bridge) -> None:
+        pass
+
+    def walks(self, refs, round_no: int):
+        return renamed(refs, f"{self.tag}{round_no}")
+
+
+class OwnPipeline:
+    """A bridge and a job of its own per phase, on isolated topics and keyspace (the dev stack)."""
+
+    def start(self, tmp: Path, memory: MemorySampler, label: str):
+        return start_pipeline(tmp, memory, label)
+
+    def stop(self, run_cfg, job, bridge) -> None:
+        stop_pipeline(run_cfg, job, bridge)
+
+    def walks(self, refs, round_no: int):
+        return renamed(refs, round_no) if round_no else list(refs)
+
+
 def start_pipeline(tmp: Path, memory: MemorySampler, label: str):
     cfg, env = isolated_config()
     run_env = job_env(env, tmp, f"bench{label}{uuid.uuid4().hex[:6]}", GAITSTREAM_STREAMING_IDLE_TIMEOUT_SECONDS="10")
@@ -104,8 +163,9 @@ def count_windows(session, keyspace: str, walks) -> int:
     return sum(session.execute(statement, (w.subject_id, w.walk_id)).one()[0] for w in walks)
 
 
-def backfill(tmp, memory, refs, folder) -> tuple[int, float]:
-    cfg, run_cfg, job, bridge = start_pipeline(tmp, memory, "backfill")
+def backfill(pipeline, tmp, memory, refs, folder) -> tuple[int, float]:
+    cfg, run_cfg, job, bridge = pipeline.start(tmp, memory, "backfill")
+    refs = pipeline.walks(refs, 0)
     try:
         window = run_cfg.streaming.window_size
         t0 = time.monotonic()
@@ -114,16 +174,16 @@ def backfill(tmp, memory, refs, folder) -> tuple[int, float]:
         cluster, session = clients.cassandra(run_cfg, request_timeout=60)
         try:
             while count_windows(session, run_cfg.cassandra.keyspace, refs) < full:
-                assert job.alive(), job.log()[-3000:]
+                assert job is None or job.alive(), job.log()[-3000:]
                 time.sleep(2)
         finally:
             cluster.shutdown()
         return report.samples, time.monotonic() - t0
     finally:
-        stop_pipeline(run_cfg, job, bridge)
+        pipeline.stop(run_cfg, job, bridge)
 
 
-def renamed(refs, round_no: int):
+def renamed(refs, round_no: int | str):
     """The same walks under new ids (``GaCo01_01r2``): a new round is new walks to the pipeline."""
     return [
         gaitpdb.WalkRef(walk_id=f"{r.walk_id}r{round_no}", subject_id=r.subject_id, study=r.study, path=r.path)
@@ -131,8 +191,8 @@ def renamed(refs, round_no: int):
     ]
 
 
-def realtime(tmp, memory, refs, folder, seconds: float) -> tuple[np.ndarray, float, int]:
-    cfg, run_cfg, job, bridge = start_pipeline(tmp, memory, "realtime")
+def realtime(pipeline, tmp, memory, refs, folder, seconds: float) -> tuple[np.ndarray, float, int]:
+    cfg, run_cfg, job, bridge = pipeline.start(tmp, memory, "realtime")
     try:
         stop = threading.Event()
         threading.Timer(seconds, stop.set).start()
@@ -143,7 +203,7 @@ def realtime(tmp, memory, refs, folder, seconds: float) -> tuple[np.ndarray, flo
         played = []
         round_no = 0
         while not stop.is_set():
-            round_refs = renamed(refs, round_no)
+            round_refs = pipeline.walks(refs, round_no + 1)
             report = replay.replay(
                 cfg, round_refs, speed=1.0, batch_size=10, data_dir=folder, progress=False, stop=stop
             )
@@ -169,11 +229,52 @@ def realtime(tmp, memory, refs, folder, seconds: float) -> tuple[np.ndarray, flo
             cluster.shutdown()
         return np.asarray(latencies), sent_rate, round_no
     finally:
-        stop_pipeline(run_cfg, job, bridge)
+        pipeline.stop(run_cfg, job, bridge)
 
 
 # The previous streaming core (every sample in state), this bench at commit 9f0b9fe.
 PREVIOUS = {"backfill": "3,001,585 in 226 s (13,300/s)", "latency": "p50 45 s, p95 51 s (60 s run)"}
+
+
+def results_file(cfg) -> Path:
+    return cfg.runtime_dir / "bench" / "e2e.json"
+
+
+def single_node_results() -> dict | None:
+    """The last single-node run's figures on this machine (the default profile's runtime folder)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GAITSTREAM_")}
+    path = results_file(gs_config.load(gs_config.DEFAULT_FILE, env={**env, "GAITSTREAM_RUNTIME_SECRETS_FILE": ""}))
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def print_cluster_table(now: dict, single: dict | None) -> None:
+    """The cluster profile's figures beside the single node's, then per-core costs."""
+
+    def cell(r: dict | None, key: str) -> str:
+        if not r:
+            return "not measured (run bench/e2e.py on the default stack)"
+        return {
+            "backfill": lambda: (
+                f"{r['samples']:,} in {r['backfill_s']:.0f} s ({r['samples'] / r['backfill_s']:,.0f}/s)"
+            ),
+            "latency": lambda: f"p50 {r['p50_s']:.2f} s, p95 {r['p95_s']:.2f} s, p99 {r['p99_s']:.2f} s",
+            "memory": lambda: f"{r['peak_total_mib']:,.0f} MiB",
+        }[key]()
+
+    when = f" ({single['measured_at']}, {single['commit']})" if single else ""
+    print(f"\n| measurement | single node{when} | cluster profile | \n|---|---|---|")
+    print(f"| backfill, {now['walks']} walks, batch 50 | {cell(single, 'backfill')} | {cell(now, 'backfill')} |")
+    print(f"| real time, {now['cohort']} walks at 100 Hz | {cell(single, 'latency')} | {cell(now, 'latency')} |")
+    print(f"| peak resident memory, everything | {cell(single, 'memory')} | {cell(now, 'memory')} |")
+    cores = os.cpu_count() or 1
+    print(
+        f"\nper-core cost on this machine ({cores} cores shared by every node and the job): "
+        f"{now['samples'] / now['backfill_s'] / cores:,.0f} samples/s per core end to end (backfill); "
+        f"real time needs {now['sent_rate'] / 100:,.0f} walks × 100 Hz = {now['sent_rate']:,.0f} samples/s"
+    )
 
 
 def main() -> int:
@@ -181,20 +282,59 @@ def main() -> int:
     parser.add_argument("--walks", type=int, default=280, help="walks for the backfill (all by default)")
     parser.add_argument("--realtime-seconds", type=float, default=600)
     parser.add_argument("--memory-interval", type=float, default=30.0, help="seconds between RSS samples")
+    parser.add_argument(
+        "--profile", choices=["cluster"], help="measure the running cluster-local profile (stack/up --profile cluster)"
+    )
     args = parser.parse_args()
+    if args.profile == "cluster":
+        os.environ["GAITSTREAM_CONFIG"] = str(gs_config.REPO_ROOT / "conf" / "templates" / "cluster-local.toml")
     cfg = gs_config.load()
     folder = cfg.path("data.gaitpdb_dir")
     refs = gaitpdb.list_walks(folder)[0]
     tmp = Path(tempfile.mkdtemp(prefix="gs-e2e-"))
-    memory = MemorySampler(args.memory_interval)
-    for service in ("mosquitto", "kafka", "cassandra", "hdfs", "ferretdb"):
-        pidfile = cfg.runtime_dir / "run" / f"{service}.pid"
-        if pidfile.exists():
-            memory.roots[service] = int(pidfile.read_text())
-    samples, seconds = backfill(tmp, memory, refs[: args.walks], folder)
+    if args.profile == "cluster":
+        pipeline: RunningPipeline | OwnPipeline = RunningPipeline(cfg)
+        memory: MemorySampler = ProfileMemory(cfg.runtime_dir, args.memory_interval)
+    else:
+        pipeline, memory = OwnPipeline(), MemorySampler(args.memory_interval)
+        for service in ("mosquitto", "kafka", "cassandra", "hdfs", "ferretdb"):
+            pidfile = cfg.runtime_dir / "run" / f"{service}.pid"
+            if pidfile.exists():
+                memory.roots[service] = int(pidfile.read_text())
+    samples, seconds = backfill(pipeline, tmp, memory, refs[: args.walks], folder)
     cohort = replay.select_walks(refs, one_per_subject=True)
-    latencies, sent_rate, rounds = realtime(tmp, memory, cohort, folder, args.realtime_seconds)
+    latencies, sent_rate, rounds = realtime(pipeline, tmp, memory, cohort, folder, args.realtime_seconds)
     p50, p95, p99 = (np.percentile(latencies, q) / 1000 for q in (50, 95, 99))
+    report = memory.report()
+    peak_total = (
+        max(peak for name, peak, _ in report if name == "whole profile")
+        if args.profile
+        else sum(peak for _, peak, _ in report)
+    )
+    commit = os.popen(f"git -C {gs_config.REPO_ROOT} rev-parse --short HEAD 2>/dev/null").read().strip()
+    now = {
+        "profile": args.profile or "single node",
+        "measured_at": time.strftime("%Y-%m-%d"),
+        "commit": commit,
+        "walks": args.walks,
+        "samples": samples,
+        "backfill_s": seconds,
+        "cohort": len(cohort),
+        "rounds": rounds,
+        "sent_rate": sent_rate,
+        "p50_s": p50,
+        "p95_s": p95,
+        "p99_s": p99,
+        "windows": len(latencies),
+        "peak_total_mib": peak_total,
+    }
+    results_file(cfg).parent.mkdir(parents=True, exist_ok=True)
+    results_file(cfg).write_text(json.dumps(now, indent=1))
+    if args.profile == "cluster":
+        for name, peak, slope in report:
+            print(f"RSS {name}: peak {peak:,.0f} MiB, slope {slope:+.2f} MiB/min")
+        print_cluster_table(now, single_node_results())
+        return 0
     print("\n| measurement | previous design | new design | target | met |\n|---|---|---|---|---|")
     print(
         f"| backfill, {args.walks} walks, batch 50 | {PREVIOUS['backfill']} | {samples:,} in {seconds:.0f} s "
@@ -205,7 +345,7 @@ def main() -> int:
         f"samples/s | {PREVIOUS['latency']} | p50 {p50:.2f} s, p95 {p95:.2f} s, p99 {p99:.2f} s "
         f"({len(latencies):,} windows) | p95 < 3 s, p99 < 5 s | {'met' if p95 < 3 and p99 < 5 else 'NOT met'} |"
     )
-    for name, peak, slope in memory.report():
+    for name, peak, slope in report:
         print(
             f"| RSS {name} (every {args.memory_interval:.0f} s) | | peak {peak:,.0f} MiB, slope {slope:+.2f} MiB/min "
             f"| flat | |"

@@ -16,7 +16,9 @@ dc=cassandra.local_datacenter rack=rack<i>), pid and log named cassandra-<i>. Th
 then the others together. With cassandra.username: PasswordAuthenticator + CassandraAuthorizer, and
 after the start system_auth replicated to every node, the role cassandra.username (password from the
 config) created as a login superuser, the built-in 'cassandra' role disabled. No JMX (no nodetool).
-Per node: $0 {start-node|stop-node|kill-node} N (kill-node: SIGKILL, no drain), repair-node N KEYSPACE
+Per node: $0 {start-node|stop-node|kill-node} N (kill-node: SIGKILL, no drain), repair-node N KEYSPACE,
+{isolate-node|heal-node} N (a network partition of node N's address: every packet to it dropped,
+with whatever else runs there; the process keeps running)
 (every row read at ALL through node N: read repair writes what it missed); status prints one
 line per node."
 source "$(dirname "$0")/lib.sh"
@@ -247,6 +249,8 @@ case "${1:-}" in
   start-node) node_start "${2:-}" ;;
   stop-node) node_stop "${2:-}" ;;
   kill-node) node_kill "${2:-}" ;;
+  isolate-node|heal-node)  # a network partition of node N's address (python -m gaitstream.partition)
+    (cd "$GS_ROOT" && "$GS_PY" -m gaitstream.partition "${1%-node}" cassandra "${2:?$1 N}") ;;
   repair-node)
     (cd "$GS_ROOT" && "$GS_PY" -m gaitstream.cassandra_admin repair "${2:?repair-node N KEYSPACE}" "${3:?repair-node N KEYSPACE}") ;;
   *) gs_main "$@" ;;

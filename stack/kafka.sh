@@ -15,7 +15,9 @@ pid and log named kafka-<i>; replication from kafka.replication_factor and kafka
 start starts every node, waits for all of them in the cluster metadata and a round trip, then
 creates the topics; status prints one line per node. For fault tests:
   $0 stop-node N | start-node N | kill-node N   (kill-node: SIGKILL to node N's process group;
-  start-node waits until node N is in the cluster and in sync on every partition it holds)."
+  start-node waits until node N is in the cluster and in sync on every partition it holds).
+  $0 isolate-node N | heal-node N   (a network partition of node N's address: every packet to it
+  dropped, with whatever else runs there; python -m gaitstream.partition)."
 source "$(dirname "$0")/lib.sh"
 DIR="$GS_RUNTIME_DIR/kafka"
 LIB=""
@@ -225,6 +227,8 @@ case "${1:-}" in
   stop-node) node_arg "$@"; GS_SERVICE="kafka-$2" gs_stop "kafka-$2" 60; exit ;;
   start-node) node_arg "$@"; node_start "$2"; exit ;;
   kill-node) node_arg "$@"; node_kill "$2"; exit ;;
+  isolate-node|heal-node)  # a network partition of node N's address (python -m gaitstream.partition)
+    node_arg "$@"; cd "$GS_ROOT" && exec "$GS_PY" -m gaitstream.partition "${1%-node}" kafka "$2" ;;
 esac
 if (( ${#NODES[@]} )); then
   svc_start() { cluster_start; }

@@ -2,6 +2,8 @@
 sends a real walk through Mosquitto, the bridge, Kafka and the streaming job, with a clock a day
 ahead, a clock a day behind, a 9.7 MB payload, a seq bomb and a publish to another subject's topic
 mixed in; once the walk is finalized and its state has expired, it sends the whole walk again.
+A record with a clock a day ahead is also put straight into Kafka first (as a bridge with a wider
+skew bound would let it through): the archive must not lose anyone's later samples to it.
 
 Afterwards every sample is accounted for: stored once (Cassandra windows equal to numpy, the final
 features to the offline ones, the Parquet archive once per seq) or dead-lettered with its reason
@@ -115,6 +117,17 @@ def test_every_sample_of_a_bad_device_is_stored_once_or_dead_lettered(stack, tmp
     )
     assert 9_000_000 < len(oversized) < 12_000_000, len(oversized)
 
+    # A record whose device clock is a day ahead that got past a bridge (one with a wider skew
+    # bound, or before the bound existed): straight into Kafka, first. The archive's dedupe runs on
+    # Kafka's clock, so it must not hold back anyone's later samples.
+    future_walk = f"{subject}_02"
+    future = payload.SampleBatch(1, "Ga", subject, future_walk, 0, now + DAY_MS, bomb_rows)
+    producer = clients.kafka_producer(cfg)
+    try:
+        producer.send(cfg.kafka.samples_topic, payload.encode(future), key=payload.kafka_key(future)).get(30)
+    finally:
+        producer.close()
+
     bridge = BridgeProcess(env, tmp_path / "bridge.log").start()
     job_process = JobProcess(run_env, tmp_path / "job.log")
     fleet = DeviceFleet(cfg, max_outstanding=20)
@@ -183,13 +196,17 @@ def test_every_sample_of_a_bad_device_is_stored_once_or_dead_lettered(stack, tmp
         # The archive: every sample once, the bomb's too (raw data is kept; the job said why it
         # is not windowed), nothing of the clock-skewed, oversized or replayed records.
         archive_uri = endpoints.archive_uri(run_cfg)
-        want = set(range(n)) | {BOMB_SEQ + i for i in range(BATCH)}
+        want = {(walk_id, seq) for seq in [*range(n), *range(BOMB_SEQ, BOMB_SEQ + BATCH)]}
+        want |= {(future_walk, seq) for seq in range(BATCH)}
         _wait(
             "complete archive", lambda: spark_reader.read.parquet(archive_uri).count() >= len(want), job_process, 300, 3
         )
         time.sleep(cfg.streaming.archive_trigger_seconds + 2)  # a late duplicate would land by now
         archived = spark_reader.read.parquet(archive_uri).select("walk_id", "seq").collect()
-        assert sorted(r.seq for r in archived) == sorted(want) and {r.walk_id for r in archived} == {walk_id}
+        assert sorted((r.walk_id, r.seq) for r in archived) == sorted(want)
+        # The day-ahead walk itself: windowed like any other (one partial window, then flushed).
+        (ahead_window,), _ = _walk_rows(cfg, keyspace, future_walk)
+        assert (ahead_window.sample_count, ahead_window.partial) == (BATCH, True)
 
         # The bridge: the skewed clocks and the oversized payload in its dead letters, nothing pending.
         bridge_dead = {value: _reason(headers) for value, headers in _dead_letters(cfg, 3)}

@@ -2,9 +2,12 @@
 brokers (RF 3, min.insync.replicas 2, acks=all), 2 bridges in one shared subscription, HDFS with 2
 DataNodes and YARN with 2 NodeManagers running the streaming job's executors, all on 127.0.0.1-3.
 
-While 40 walks stream at real time, in turn, each for about 30 s and then restarted: kill -9 one
-Cassandra node, one Kafka broker, one bridge, and one NodeManager running an executor (with its
-containers: the node is lost). Afterwards every window and final feature row equals the offline
+While walks stream at real time (waves of 40, a new wave every 2 minutes, until the faults are
+over), in turn, each for about 30 s and then restarted: kill -9 one Cassandra node, one Kafka
+broker, one bridge, and one NodeManager running an executor (with its containers: the node is
+lost); then a partition, not a crash: every packet to one Cassandra node's address dropped for
+30 s (``stack/cassandra.sh isolate-node``: its broker, DataNode and NodeManager are cut with it,
+as a machine behind a failed switch). Afterwards every window and final feature row equals the offline
 computation and every archived sample is there exactly once (the accounting of the end-to-end
 fault test: expected, stored, lost, extra), the restarted Cassandra node holds the rows it missed
 after a repair, and after each return the job wrote a new window within 30 s without restarting.
@@ -16,14 +19,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 import time
 import urllib.request
 import uuid
 
-import psutil
 import pytest
 
-from gaitstream import clients, endpoints, gaitpdb
+from gaitstream import clients, endpoints, footprint, gaitpdb
 from gaitstream import config as gs_config
 from streaming import schema
 from tests.integration.pipeline import REPO_ROOT
@@ -50,7 +53,8 @@ pytestmark = [
 
 CLUSTER_CONFIG = REPO_ROOT / "conf" / "templates" / "cluster-local.toml"
 STACK = REPO_ROOT / "stack"
-WALK_COUNT = 40
+WALK_COUNT = 40  # walks per wave
+WAVE_EVERY_S = 120  # most walks last 121 s
 FAULT_S = 30
 RECOVERY_TARGET_S = 30
 MEMORY_BUDGET_MIB = 12 * 1024
@@ -89,23 +93,8 @@ def cluster():
 
 
 def profile_rss_mib(cfg, job: SupervisedJob) -> int:
-    """Resident memory of every process of the profile (its runtime folder in the command line or
-    working directory: services, bridges, YARN containers) plus the streaming job's tree."""
-    root = str(cfg.runtime_dir)
-    seen: set[int] = set()
-    total = 0
-    job_tree = [psutil.Process(job.proc.pid), *psutil.Process(job.proc.pid).children(recursive=True)]
-    for process in [*psutil.process_iter(), *job_tree]:
-        try:
-            if process.pid in seen:
-                continue
-            mine = process in job_tree or root in " ".join(process.cmdline()) or process.cwd().startswith(root)
-            if mine:
-                seen.add(process.pid)
-                total += process.memory_info().rss
-        except psutil.Error:
-            continue
-    return total // (1024 * 1024)
+    """Resident memory of every process of the profile plus the streaming job's tree."""
+    return int(sum(footprint.rss_by_kind(cfg.runtime_dir, (job.proc.pid,)).values()))
 
 
 def executor_nodemanager(cfg) -> int:
@@ -120,6 +109,55 @@ def executor_nodemanager(cfg) -> int:
     candidates = [n for n in nodes if n.get("numContainers", 0) > 0 and n["nodeHostName"] not in am_hosts]
     assert candidates, f"no NodeManager runs an executor without the AM: {nodes}, AM on {am_hosts}"
     return list(cfg.hdfs.nodemanagers).index(candidates[0]["nodeHostName"]) + 1
+
+
+def subject_disjoint_waves(refs: list, size: int) -> list[list]:
+    """The walks, longest first, in waves of ``size`` that share no subject (one subject is one
+    device, one MQTT session: two waves must not both hold it)."""
+    remaining = sorted(refs, key=lambda r: -len(gaitpdb.read_walk(r)))
+    waves, used = [], set()
+    while remaining:
+        wave = [r for r in remaining if r.subject_id not in used][:size]
+        if not wave:
+            break
+        used |= {r.subject_id for r in wave}
+        remaining = [r for r in remaining if r not in wave]
+        waves.append(wave)
+    return waves
+
+
+class RollingReplay:
+    """Waves of walks at real time, a new one every WAVE_EVERY_S, until :meth:`finish`: the fault
+    sequence always has samples streaming, however long its restarts take."""
+
+    def __init__(self, cfg, folder, waves: list[list]):
+        self.cfg, self.folder, self.waves = cfg, folder, waves
+        self.launched: list[tuple[list, threading.Thread, dict]] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="rolling-replay", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        for wave in self.waves:
+            thread, result = replay_in_background(self.cfg, wave, self.folder)
+            self.launched.append((wave, thread, result))
+            if self.stop.wait(WAVE_EVERY_S):
+                return
+
+    def streaming(self) -> bool:
+        return any(thread.is_alive() for _, thread, _ in list(self.launched))
+
+    def finish(self, timeout: float = 420) -> dict[str, int]:
+        """No new wave; once the launched ones are sent, samples sent per walk."""
+        self.stop.set()
+        self.thread.join(30)
+        per_walk: dict[str, int] = {}
+        for wave, thread, result in self.launched:
+            thread.join(timeout)
+            report = result["report"]
+            assert not report.interrupted and sorted(report.per_walk) == sorted(r.walk_id for r in wave)
+            per_walk.update(report.per_walk)
+        return per_walk
 
 
 def node_rows(cfg, keyspace: str, address: str) -> int:
@@ -139,30 +177,27 @@ def test_node_loss_during_a_real_time_replay_loses_nothing(cluster, tmp_path, sp
     keyspace = run_cfg.cassandra.keyspace
     schema.create(run_cfg)
     folder = cfg.path("data.gaitpdb_dir")
-    refs = sorted(gaitpdb.list_walks(folder)[0], key=lambda r: -len(gaitpdb.read_walk(r)))[:WALK_COUNT]
-    walk_ids = [r.walk_id for r in refs]
-    expected_windows, expected_features = offline(folder, walk_ids)
+    waves = subject_disjoint_waves(gaitpdb.list_walks(folder)[0], WALK_COUNT)
     job = SupervisedJob(run_env, tmp_path, f"streaming-{tag}")
     recovery: dict[str, float] = {}
+    replay = None
     try:
         deadline = time.monotonic() + 420
         while job.job_started_at_s() is None:
             assert job.alive() and time.monotonic() < deadline, job.log()[-4000:]
             time.sleep(1)
-        thread, result = replay_in_background(cfg, refs, folder)
+        replay = RollingReplay(cfg, folder, waves)
         first_window_s = seconds_to_first_new_window(run_cfg, keyspace, time.time(), job, timeout=400)
         print(f"\nfirst window {first_window_s:.1f} s after the replay started (executors warming up)")
         memory = profile_rss_mib(cfg, job)
         print(f"\nprofile + Spark resident memory: {memory} MiB (budget {MEMORY_BUDGET_MIB} MiB)")
 
         def fault(name: str, kill: tuple[str, ...], start: tuple[str, ...]) -> None:
-            stack(env, *kill)
+            print(stack(env, *kill).strip())
             time.sleep(FAULT_S)
-            stack(env, *start)
-            if thread.is_alive():  # a new window needs samples still streaming
-                recovery[name] = seconds_to_first_new_window(run_cfg, keyspace, time.time(), job)
-            else:
-                print(f"{name}: back after the replay ended (no new window to time)")
+            print(stack(env, *start).strip()[-400:])
+            assert replay.streaming(), "the replay ended before this fault's return"
+            recovery[name] = seconds_to_first_new_window(run_cfg, keyspace, time.time(), job)
 
         fault("Cassandra node 2", ("cassandra.sh", "kill-node", "2"), ("cassandra.sh", "start-node", "2"))
         fault("Kafka broker 2", ("kafka.sh", "kill-node", "2"), ("kafka.sh", "start-node", "2"))
@@ -173,16 +208,22 @@ def test_node_loss_during_a_real_time_replay_loses_nothing(cluster, tmp_path, sp
             ("hdfs.sh", "kill-node", "nm", str(nm)),
             ("hdfs.sh", "start-node", "nm", str(nm)),  # kill-node nm also kills its containers
         )
-        thread.join(300)
-        report = result["report"]
-        assert not report.interrupted and sorted(report.per_walk) == sorted(walk_ids)
+        fault(
+            "partition of Cassandra node 3's address",
+            ("cassandra.sh", "isolate-node", "3"),
+            ("cassandra.sh", "heal-node", "3"),
+        )
+        per_walk = replay.finish()
+        walk_ids = sorted(per_walk)
+        expected_windows, expected_features = offline(folder, walk_ids)
+        print(f"{len(walk_ids)} walks in {len(replay.launched)} waves, {sum(per_walk.values())} samples")
 
         # Every window and final feature row, as computed offline.
         deadline = time.monotonic() + 420
         while True:
             windows, walk_features = cassandra_rows(run_cfg, keyspace)
             stored = {(w.walk_id, w.window_index): w for w in windows}
-            finals = {f.walk_id: f for f in walk_features if f.final and f.samples == report.per_walk[f.walk_id]}
+            finals = {f.walk_id: f for f in walk_features if f.final and f.samples == per_walk[f.walk_id]}
             complete = all(
                 k in stored and stored[k].sample_count == e["sample_count"] for k, e in expected_windows.items()
             )
@@ -207,7 +248,7 @@ def test_node_loss_during_a_real_time_replay_loses_nothing(cluster, tmp_path, sp
                 assert got[name] == pytest.approx(value, rel=1e-9, abs=1e-12), (walk_id, name)
 
         # The archive: every sample exactly once.
-        total = sum(report.per_walk.values())
+        total = sum(per_walk.values())
         uri = endpoints.archive_uri(run_cfg)
         deadline = time.monotonic() + 240
         while True:
@@ -235,6 +276,9 @@ def test_node_loss_during_a_real_time_replay_loses_nothing(cluster, tmp_path, sp
         assert all(s < RECOVERY_TARGET_S for s in recovery.values()), recovery
         assert memory < MEMORY_BUDGET_MIB
     finally:
+        if replay is not None:
+            replay.stop.set()
+        subprocess.run([str(STACK / "cassandra.sh"), "heal-node", "3"], env=env, capture_output=True)
         job.stop()
         try:
             cluster_, session = clients.cassandra(run_cfg)

@@ -1,0 +1,56 @@
+"""Resident memory of everything a runtime folder runs, by kind: what a profile costs in RAM.
+
+A process belongs to the profile when its runtime folder (``runtime.dir``) is in its command line
+or is its working directory: services, per-node JVMs, bridges, YARN daemons and their containers
+(executors, the application master). Processes started elsewhere (a test's streaming job) are
+added by pid with their children. ``stack/up`` prints the pid-file view of the same thing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psutil
+
+# Kinds of process, by a word of the command line (first match wins).
+KINDS = (
+    ("Cassandra nodes", "CassandraDaemon"),
+    ("Kafka brokers", "kafka.Kafka"),
+    ("Spark executors + AM", "CoarseGrainedExecutorBackend"),
+    ("Spark executors + AM", "ExecutorLauncher"),
+    ("streaming driver", "SparkSubmit"),
+    ("streaming driver", "spark-submit"),
+    ("streaming driver", "streaming/job.py"),
+    ("Spark Python workers", "pyspark"),
+    ("HDFS + YARN daemons", "org.apache.hadoop"),
+    ("bridges", " bridge"),
+    ("Mosquitto", "mosquitto"),
+    ("FerretDB", "ferretdb"),
+    ("API", "uvicorn"),
+)
+
+
+def kind_of(command_line: str) -> str:
+    return next((kind for kind, word in KINDS if word in command_line), "other")
+
+
+def rss_by_kind(runtime_dir: Path, extra_pids: tuple[int, ...] = ()) -> dict[str, float]:
+    """MiB per kind of every process of the profile (and of ``extra_pids``' trees)."""
+    root = str(runtime_dir)
+    extra: set[int] = set()
+    for pid in extra_pids:
+        try:
+            extra |= {pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))}
+        except psutil.Error:
+            continue
+    totals: dict[str, float] = {}
+    for process in psutil.process_iter():
+        try:
+            line = " ".join(process.cmdline())
+            if process.pid not in extra and root not in line and not process.cwd().startswith(root):
+                continue
+            kind = kind_of(line)
+            totals[kind] = totals.get(kind, 0.0) + process.memory_info().rss / 2**20
+        except psutil.Error:  # gone, or not ours to inspect
+            continue
+    return totals
