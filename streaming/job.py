@@ -307,6 +307,8 @@ NOISY_LOGGERS = ("org.apache.spark.sql.kafka010.consumer.KafkaDataConsumer",)
 def quiet_noisy_loggers(spark: SparkSession) -> None:
     """Raise :data:`NOISY_LOGGERS` to ERROR in the driver's JVM (local mode: the executors' too)."""
     jvm = spark.sparkContext._jvm
+    if jvm is None:  # a stopped context: nothing to quiet
+        return
     for name in NOISY_LOGGERS:
         jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(name, jvm.org.apache.logging.log4j.Level.ERROR)
 
