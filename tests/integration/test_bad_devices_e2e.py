@@ -122,6 +122,7 @@ def test_every_sample_of_a_bad_device_is_stored_once_or_dead_lettered(stack, tmp
     # Kafka's clock, so it must not hold back anyone's later samples.
     future_walk = f"{subject}_02"
     future = payload.SampleBatch(1, "Ga", subject, future_walk, 0, now + DAY_MS, bomb_rows)
+    clients.ensure_topic(cfg, cfg.kafka.samples_topic, cfg.kafka.partitions)  # as the bridge makes it
     producer = clients.kafka_producer(cfg)
     try:
         producer.send(cfg.kafka.samples_topic, payload.encode(future), key=payload.kafka_key(future)).get(30)
