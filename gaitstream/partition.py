@@ -84,26 +84,26 @@ def isolated() -> list[str]:
     return sorted(line.split()[1].removesuffix("/32") for line in listed.stdout.splitlines() if line.strip())
 
 
+def _set_cut(address: str, cut: bool) -> bool:
+    """Add (``cut``) or remove the blackhole route of ``address``; False when already so."""
+    address = checked_address(address)
+    if (address in isolated()) == cut:
+        return False
+    verb = "add" if cut else "del"
+    done = _ip("route", verb, "blackhole", f"{address}/32", "table", "local")
+    if done.returncode != 0:
+        raise PartitionError(f"ip route {verb} blackhole {address}/32 table local: {done.stderr.strip()}")
+    return True
+
+
 def isolate(address: str) -> bool:
     """Cut ``address``; False when it already was."""
-    address = checked_address(address)
-    if address in isolated():
-        return False
-    done = _ip("route", "add", "blackhole", f"{address}/32", "table", "local")
-    if done.returncode != 0:
-        raise PartitionError(f"ip route add blackhole {address}/32 table local: {done.stderr.strip()}")
-    return True
+    return _set_cut(address, True)
 
 
 def heal(address: str) -> bool:
     """Reconnect ``address``; False when it was not cut."""
-    address = checked_address(address)
-    if address not in isolated():
-        return False
-    done = _ip("route", "del", "blackhole", f"{address}/32", "table", "local")
-    if done.returncode != 0:
-        raise PartitionError(f"ip route del blackhole {address}/32 table local: {done.stderr.strip()}")
-    return True
+    return _set_cut(address, False)
 
 
 def _target(cfg: Config, words: list[str]) -> list[str]:

@@ -16,11 +16,10 @@ dc=cassandra.local_datacenter rack=rack<i>), pid and log named cassandra-<i>. Th
 then the others together. With cassandra.username: PasswordAuthenticator + CassandraAuthorizer, and
 after the start system_auth replicated to every node, the role cassandra.username (password from the
 config) created as a login superuser, the built-in 'cassandra' role disabled. No JMX (no nodetool).
-Per node: $0 {start-node|stop-node|kill-node} N (kill-node: SIGKILL, no drain), repair-node N KEYSPACE,
-{isolate-node|heal-node} N (a network partition of node N's address: every packet to it dropped,
-with whatever else runs there; the process keeps running)
-(every row read at ALL through node N: read repair writes what it missed); status prints one
-line per node."
+Per node: $0 {start-node|stop-node|kill-node} N (kill-node: SIGKILL, no drain), repair-node N KEYSPACE
+(every row read at ALL through node N: read repair writes what it missed), {isolate-node|heal-node} N
+(a network partition of node N's address: every packet to it dropped, with whatever else runs
+there; the process keeps running); status prints one line per node."
 source "$(dirname "$0")/lib.sh"
 
 CASS_HOME="$GS_RUNTIME_DIR/cassandra"

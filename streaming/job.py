@@ -220,9 +220,7 @@ class QueryRestarter:
         self.restarts: dict[str, int] = {}
 
     def restartable(self, name: str, error: str) -> bool:
-        if "StopRequested" in error:
-            return False
-        return sinks.is_transient(RuntimeError(error)) or not self.ready.get(name, lambda: True)()
+        return sinks.worth_waiting_out(error, lambda: not self.ready.get(name, lambda: True)())
 
     def step(self, queries: list) -> str | None:
         """Restart (in ``queries``) what is due; returns why the job must fail instead, or None."""
@@ -245,9 +243,8 @@ class QueryRestarter:
             state = self.failing.setdefault(name, {"since": now, "attempts": 0, "next_at": now})
             if state["attempts"] == 0 and state["since"] == now:
                 log.warning(
-                    "query %s stopped on a transient error (or while a backend was away); restarting it alone "
-                    "once its backends answer "
-                    "(gives up after %.0fs): %s",
+                    "query %s stopped on a transient error (or while a backend was away); restarting it "
+                    "alone once its backends answer (gives up after %.0fs): %s",
                     name,
                     self.total_s,
                     error.splitlines()[0][:300],

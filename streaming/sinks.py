@@ -102,6 +102,16 @@ def is_transient(exc: BaseException) -> bool:
     return bool(TRANSIENT.search(f"{type(exc).__name__}: {exc}"))
 
 
+def worth_waiting_out(error: str, backend_away: Callable[[], bool]) -> bool:
+    """Whether a failed write or query (``error``: its type and text) is an outage to wait out: never
+    a stop asked for (``StopRequested``); else words of :data:`TRANSIENT`, or any error while its
+    backend does not answer (``backend_away()``, probed only then): a node killed mid-write fails it
+    with whatever its client was doing, in words TRANSIENT need not know."""
+    if "StopRequested" in error:
+        return False
+    return bool(TRANSIENT.search(error)) or backend_away()
+
+
 class StopRequested(RuntimeError):
     """The job is stopping: a write being retried gives up at once."""
 
@@ -234,11 +244,8 @@ class SinkRetry:
             )
 
         def worth_retrying(exc: BaseException) -> bool:
-            # Any error of a gated write while its backend does not answer: a node killed mid-write
-            # fails it with whatever its client was doing, in words TRANSIENT need not know.
-            if isinstance(exc, StopRequested):
-                return False
-            return is_transient(exc) or (gated and self.ready is not None and not self.ready())
+            ready = self.ready if gated else None
+            return worth_waiting_out(f"{type(exc).__name__}: {exc}", lambda: ready is not None and not ready())
 
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(worth_retrying),

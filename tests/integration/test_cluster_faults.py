@@ -305,7 +305,7 @@ def test_node_loss_during_a_real_time_replay_loses_nothing(cluster, tmp_path, sp
     finally:
         if replay is not None:
             replay.stop.set()
-        subprocess.run([str(STACK / "cassandra.sh"), "heal-node", "3"], env=env, capture_output=True)
+        stack(env, "cassandra.sh", "heal-node", "3", check=False)
         job.stop()
         try:
             cluster_, session = clients.cassandra(run_cfg)
