@@ -102,6 +102,31 @@ class ProfileMemory(MemorySampler):
             self.series.setdefault(kind, []).append((now, rss))
 
 
+class CpuMeter:
+    """Cores used per kind of process over one phase (:func:`gaitstream.footprint.cpu_seconds`
+    snapshots): the profile's processes, the ones the bench started (``memory.roots``), and this
+    process, the replay, on a line of its own (the load generator, not part of a deployment)."""
+
+    LOAD_GENERATOR = "replay (load generator)"
+
+    def __init__(self, runtime_dir: Path, memory: MemorySampler):
+        self.runtime_dir, self.memory = runtime_dir, memory
+        self.started, self.before = 0.0, dict[int, tuple[str, float]]()
+
+    def _snapshot(self) -> dict[int, tuple[str, float]]:
+        pids = (*self.memory.roots.values(), os.getpid())
+        snapshot = footprint.cpu_seconds(self.runtime_dir, pids)
+        if os.getpid() in snapshot:
+            snapshot[os.getpid()] = (self.LOAD_GENERATOR, snapshot[os.getpid()][1])
+        return snapshot
+
+    def start(self) -> None:
+        self.started, self.before = time.monotonic(), self._snapshot()
+
+    def stop(self) -> dict[str, float]:
+        return footprint.cores_by_kind(self.before, self._snapshot(), time.monotonic() - self.started)
+
+
 class RunningPipeline:
     """A deployment that is already up (the cluster profile): its bridges, its job, its keyspace.
     Nothing is started or stopped; a phase's walks carry a run tag, so they are new to it."""
@@ -163,12 +188,13 @@ def count_windows(session, keyspace: str, walks) -> int:
     return sum(session.execute(statement, (w.subject_id, w.walk_id)).one()[0] for w in walks)
 
 
-def backfill(pipeline, tmp, memory, refs, folder) -> tuple[int, float]:
+def backfill(pipeline, tmp, memory, cpu: CpuMeter, refs, folder) -> tuple[int, float, dict[str, float]]:
     cfg, run_cfg, job, bridge = pipeline.start(tmp, memory, "backfill")
     refs = pipeline.walks(refs, 0)
     try:
         window = run_cfg.streaming.window_size
         t0 = time.monotonic()
+        cpu.start()
         report = replay.replay(cfg, refs, speed=0, batch_size=50, data_dir=folder, progress=True)
         full = sum(n // window for n in report.per_walk.values())
         cluster, session = clients.cassandra(run_cfg, request_timeout=60)
@@ -178,7 +204,7 @@ def backfill(pipeline, tmp, memory, refs, folder) -> tuple[int, float]:
                 time.sleep(2)
         finally:
             cluster.shutdown()
-        return report.samples, time.monotonic() - t0
+        return report.samples, time.monotonic() - t0, cpu.stop()
     finally:
         pipeline.stop(run_cfg, job, bridge)
 
@@ -191,13 +217,16 @@ def renamed(refs, round_no: int | str):
     ]
 
 
-def realtime(pipeline, tmp, memory, refs, folder, seconds: float) -> tuple[np.ndarray, float, int]:
+def realtime(
+    pipeline, tmp, memory, cpu: CpuMeter, refs, folder, seconds: float
+) -> tuple[np.ndarray, float, int, dict[str, float]]:
     cfg, run_cfg, job, bridge = pipeline.start(tmp, memory, "realtime")
     try:
         stop = threading.Event()
         threading.Timer(seconds, stop.set).start()
         memory.series.clear()
         memory.start()
+        cpu.start()
         samples = 0
         started = time.monotonic()
         played = []
@@ -211,6 +240,7 @@ def realtime(pipeline, tmp, memory, refs, folder, seconds: float) -> tuple[np.nd
             played += round_refs
             round_no += 1
         sent_rate = samples / (time.monotonic() - started)
+        cores = cpu.stop()
         memory.stop.set()
         time.sleep(10)  # the last complete windows reach Cassandra
         cluster, session = clients.cassandra(run_cfg, request_timeout=60)
@@ -227,7 +257,7 @@ def realtime(pipeline, tmp, memory, refs, folder, seconds: float) -> tuple[np.nd
             ]
         finally:
             cluster.shutdown()
-        return np.asarray(latencies), sent_rate, round_no
+        return np.asarray(latencies), sent_rate, round_no, cores
     finally:
         pipeline.stop(run_cfg, job, bridge)
 
@@ -277,6 +307,34 @@ def print_cluster_table(now: dict, single: dict | None) -> None:
     )
 
 
+def print_cpu(now: dict) -> None:
+    """Cores per kind of process in each phase, then the estimate a sizing table starts from."""
+    cores = os.cpu_count() or 1
+    kinds = sorted(
+        set(now["backfill_cores"]) | set(now["realtime_cores"]), key=lambda k: -now["realtime_cores"].get(k, 0)
+    )
+    walks = now["cohort"]
+    print(
+        f"\n| CPU, cores used (this machine: {cores}) | backfill | real time, {walks} walks | "
+        f"estimate per 1,000 walks at 100 Hz |\n|---|---|---|---|"
+    )
+    for kind in kinds:
+        backfill_c, realtime_c = now["backfill_cores"].get(kind, 0.0), now["realtime_cores"].get(kind, 0.0)
+        print(f"| {kind} | {backfill_c:.2f} | {realtime_c:.2f} | {realtime_c * 1000 / walks:.1f} |")
+    deployed = [
+        sum(v for k, v in now[phase].items() if k != CpuMeter.LOAD_GENERATOR)
+        for phase in ("backfill_cores", "realtime_cores")
+    ]
+    print(
+        f"| everything but the load generator | {deployed[0]:.2f} | {deployed[1]:.2f} "
+        f"| {deployed[1] * 1000 / walks:.1f} |"
+    )
+    print(
+        "(estimate = real-time cores × 1,000 / walks streamed; a lower bound for any kind that was short of CPU, "
+        "as the streaming job is here when its p95 misses the target)"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--walks", type=int, default=280, help="walks for the backfill (all by default)")
@@ -301,9 +359,12 @@ def main() -> int:
             pidfile = cfg.runtime_dir / "run" / f"{service}.pid"
             if pidfile.exists():
                 memory.roots[service] = int(pidfile.read_text())
-    samples, seconds = backfill(pipeline, tmp, memory, refs[: args.walks], folder)
+    cpu = CpuMeter(cfg.runtime_dir, memory)
+    samples, seconds, backfill_cores = backfill(pipeline, tmp, memory, cpu, refs[: args.walks], folder)
     cohort = replay.select_walks(refs, one_per_subject=True)
-    latencies, sent_rate, rounds = realtime(pipeline, tmp, memory, cohort, folder, args.realtime_seconds)
+    latencies, sent_rate, rounds, realtime_cores = realtime(
+        pipeline, tmp, memory, cpu, cohort, folder, args.realtime_seconds
+    )
     p50, p95, p99 = (np.percentile(latencies, q) / 1000 for q in (50, 95, 99))
     report = memory.report()
     peak_total = (
@@ -327,6 +388,8 @@ def main() -> int:
         "p99_s": p99,
         "windows": len(latencies),
         "peak_total_mib": peak_total,
+        "backfill_cores": backfill_cores,
+        "realtime_cores": realtime_cores,
     }
     results_file(cfg).parent.mkdir(parents=True, exist_ok=True)
     results_file(cfg).write_text(json.dumps(now, indent=1))
@@ -334,6 +397,7 @@ def main() -> int:
         for name, peak, slope in report:
             print(f"RSS {name}: peak {peak:,.0f} MiB, slope {slope:+.2f} MiB/min")
         print_cluster_table(now, single_node_results())
+        print_cpu(now)
         return 0
     print("\n| measurement | previous design | new design | target | met |\n|---|---|---|---|---|")
     print(
@@ -350,6 +414,7 @@ def main() -> int:
             f"| RSS {name} (every {args.memory_interval:.0f} s) | | peak {peak:,.0f} MiB, slope {slope:+.2f} MiB/min "
             f"| flat | |"
         )
+    print_cpu(now)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Resident memory of everything a runtime folder runs, by kind: what a profile costs in RAM.
+"""Resident memory and CPU of everything a runtime folder runs, by kind: what a profile costs.
 
 A process belongs to the profile when its runtime folder (``runtime.dir``) is in its command line
 or is its working directory: services, per-node JVMs, bridges, YARN daemons and their containers
@@ -34,8 +34,8 @@ def kind_of(command_line: str) -> str:
     return next((kind for kind, word in KINDS if word in command_line), "other")
 
 
-def rss_by_kind(runtime_dir: Path, extra_pids: tuple[int, ...] = ()) -> dict[str, float]:
-    """MiB per kind of every process of the profile (and of ``extra_pids``' trees)."""
+def profile_processes(runtime_dir: Path, extra_pids: tuple[int, ...] = ()):
+    """(kind, process) for every process of the profile and of ``extra_pids``' trees."""
     root = str(runtime_dir)
     extra: set[int] = set()
     for pid in extra_pids:
@@ -43,14 +43,47 @@ def rss_by_kind(runtime_dir: Path, extra_pids: tuple[int, ...] = ()) -> dict[str
             extra |= {pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))}
         except psutil.Error:
             continue
-    totals: dict[str, float] = {}
     for process in psutil.process_iter():
         try:
             line = " ".join(process.cmdline())
             if process.pid not in extra and root not in line and not process.cwd().startswith(root):
                 continue
-            kind = kind_of(line)
-            totals[kind] = totals.get(kind, 0.0) + process.memory_info().rss / 2**20
+            yield kind_of(line), process
         except psutil.Error:  # gone, or not ours to inspect
             continue
+
+
+def rss_by_kind(runtime_dir: Path, extra_pids: tuple[int, ...] = ()) -> dict[str, float]:
+    """MiB per kind of every process of the profile (and of ``extra_pids``' trees)."""
+    totals: dict[str, float] = {}
+    for kind, process in profile_processes(runtime_dir, extra_pids):
+        try:
+            totals[kind] = totals.get(kind, 0.0) + process.memory_info().rss / 2**20
+        except psutil.Error:
+            continue
     return totals
+
+
+def cpu_seconds(runtime_dir: Path, extra_pids: tuple[int, ...] = ()) -> dict[int, tuple[str, float]]:
+    """Per pid: its kind and the user + system CPU seconds it used so far (a snapshot; two of them
+    give the cores each kind used in between, :func:`cores_by_kind`)."""
+    seen: dict[int, tuple[str, float]] = {}
+    for kind, process in profile_processes(runtime_dir, extra_pids):
+        try:
+            times = process.cpu_times()
+            seen[process.pid] = (kind, times.user + times.system)
+        except psutil.Error:
+            continue
+    return seen
+
+
+def cores_by_kind(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], seconds: float
+) -> dict[str, float]:
+    """Average cores per kind between two :func:`cpu_seconds` snapshots ``seconds`` apart. A process
+    started in between counts from zero; one that ended in between is not counted (a lower bound)."""
+    cores: dict[str, float] = {}
+    for pid, (kind, used) in after.items():
+        start = before.get(pid, (kind, 0.0))[1]
+        cores[kind] = cores.get(kind, 0.0) + max(0.0, used - start) / seconds
+    return cores

@@ -45,10 +45,11 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.slow,
     pytest.mark.timeout(2400),
-    # Not yet in `make test`: its first clean-clone run, beside the whole suite on 2 cores, failed
-    # (the job's first micro-batches on YARN took ~100 s, and a killed bridge's supervisor left its
-    # child running, fixed since). GS_CLUSTER_TEST=1 runs it.
-    pytest.mark.skipif(os.environ.get("GS_CLUSTER_TEST") != "1", reason="GS_CLUSTER_TEST=1 runs the cluster profile"),
+    # Part of `make test` (about 17 minutes alone on 2 cores); GS_CLUSTER_TEST=0 leaves it out of a
+    # quick local run.
+    pytest.mark.skipif(
+        os.environ.get("GS_CLUSTER_TEST") == "0", reason="GS_CLUSTER_TEST=0 leaves the cluster profile out"
+    ),
 ]
 
 CLUSTER_CONFIG = REPO_ROOT / "conf" / "templates" / "cluster-local.toml"
@@ -57,7 +58,7 @@ WALK_COUNT = 40  # walks per wave
 WAVE_EVERY_S = 120  # most walks last 121 s
 FAULT_S = 30
 RECOVERY_TARGET_S = 30
-STALL_S = 180  # after the replay: how long the stored windows may stay unchanged before it fails
+STALL_S = 120  # after the replay, beyond the idle timeout: how long the stored rows may stay unchanged
 MEMORY_BUDGET_MIB = 12 * 1024
 
 
@@ -190,10 +191,35 @@ def node_rows(cfg, keyspace: str, address: str) -> int:
         conn.shutdown()
 
 
+def shortfall(expected_windows: dict, stored: dict, per_walk: dict[str, int], walk_features: list) -> str:
+    """Per walk short of the offline result: windows missing or miscounted (first..last index) and
+    its final feature row's samples against the samples replayed, worst first."""
+    short: dict[str, list[int]] = {}
+    for (walk_id, index), e in expected_windows.items():
+        if (walk_id, index) not in stored or stored[(walk_id, index)].sample_count != e["sample_count"]:
+            short.setdefault(walk_id, []).append(index)
+    final = {f.walk_id: f.samples for f in walk_features if f.final}
+    lines = [
+        f"  {walk_id}: {len(bad)} windows short ({min(bad)}..{max(bad)}), final samples "
+        f"{final.get(walk_id)} of {per_walk[walk_id]}"
+        for walk_id, bad in sorted(short.items(), key=lambda item: -len(item[1]))
+    ]
+    unfinished = sorted(w for w in per_walk if w not in short and final.get(w) != per_walk[w])
+    return "\n".join(lines[:25] + [f"  finals short, windows complete: {unfinished[:25]} ({len(unfinished)})"])
+
+
 def test_node_loss_during_a_real_time_replay_loses_nothing(cluster, tmp_path, spark_reader):
     env, cfg = cluster
     tag = uuid.uuid4().hex[:8]
-    run_env = job_env(env, tmp_path, f"cl{tag}", GAITSTREAM_STREAMING_STARTING_OFFSETS="latest")
+    # The profile's lateness tolerance (conf/templates/cluster.toml [streaming]), not the test stack's
+    # 5 s idle timeout: a bridge's failover delays some records by its whole duration.
+    run_env = job_env(
+        env,
+        tmp_path,
+        f"cl{tag}",
+        GAITSTREAM_STREAMING_STARTING_OFFSETS="latest",
+        GAITSTREAM_STREAMING_IDLE_TIMEOUT_SECONDS=str(cfg.streaming.idle_timeout_seconds),
+    )
     run_cfg = gs_config.load(env=run_env)
     keyspace = run_cfg.cassandra.keyspace
     schema.create(run_cfg)
@@ -255,9 +281,10 @@ def test_node_loss_during_a_real_time_replay_loses_nothing(cluster, tmp_path, sp
                 break
             if (len(stored), len(finals)) != progress:
                 progress, stalled_since = (len(stored), len(finals)), time.monotonic()
-            assert job.alive() and time.monotonic() - stalled_since < STALL_S, (
+            patience = STALL_S + run_cfg.streaming.idle_timeout_seconds
+            assert job.alive() and time.monotonic() - stalled_since < patience, (
                 f"{len(stored)}/{len(expected_windows)} windows, {len(finals)} finals, no progress for "
-                f"{STALL_S} s\n{job.restart_causes()}"
+                f"{patience} s\n{shortfall(expected_windows, stored, per_walk, walk_features)}\n{job.restart_causes()}"
             )
             time.sleep(10)
         books = account(expected_windows, stored)

@@ -1,8 +1,9 @@
-"""A profile's memory by kind of process (gaitstream.footprint)."""
+"""A profile's memory and CPU by kind of process (gaitstream.footprint)."""
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from gaitstream import footprint
@@ -23,3 +24,19 @@ def test_a_process_outside_the_runtime_folder_counts_when_named(tmp_path: Path):
     assert footprint.rss_by_kind(tmp_path / "nothing-runs-here") == {}
     mine = footprint.rss_by_kind(tmp_path / "nothing-runs-here", (os.getpid(),))
     assert sum(mine.values()) > 10  # this interpreter, in MiB
+
+
+def test_cores_by_kind_counts_the_cpu_a_process_burnt_between_two_snapshots(tmp_path):
+    me = (os.getpid(),)
+    before = footprint.cpu_seconds(tmp_path / "nothing-runs-here", me)
+    started, cpu = time.monotonic(), time.process_time()
+    while time.process_time() - cpu < 0.3:  # burn 0.3 s of CPU, however busy the machine is
+        pass
+    after = footprint.cpu_seconds(tmp_path / "nothing-runs-here", me)
+    elapsed = time.monotonic() - started
+    cores = footprint.cores_by_kind(before, after, elapsed)
+    assert 0.3 <= cores["other"] * elapsed < 0.5
+    assert cores["other"] <= 1.2
+    # A process seen only in the second snapshot counts from zero; a vanished one is not counted.
+    assert footprint.cores_by_kind({}, {1: ("bridges", 2.0)}, 4.0) == {"bridges": 0.5}
+    assert footprint.cores_by_kind({1: ("bridges", 2.0)}, {}, 4.0) == {}
