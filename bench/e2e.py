@@ -313,9 +313,9 @@ def print_cpu(now: dict) -> None:
     kinds = sorted(
         set(now["backfill_cores"]) | set(now["realtime_cores"]), key=lambda k: -now["realtime_cores"].get(k, 0)
     )
-    walks = now["cohort"]
+    walks = now["sent_rate"] / 100  # walks actually streamed at 100 Hz (the replay may fall short of the cohort)
     print(
-        f"\n| CPU, cores used (this machine: {cores}) | backfill | real time, {walks} walks | "
+        f"\n| CPU, cores used (this machine: {cores}) | backfill | real time, {walks:.0f} walks streamed | "
         f"estimate per 1,000 walks at 100 Hz |\n|---|---|---|---|"
     )
     for kind in kinds:
@@ -330,8 +330,9 @@ def print_cpu(now: dict) -> None:
         f"| {deployed[1] * 1000 / walks:.1f} |"
     )
     print(
-        "(estimate = real-time cores × 1,000 / walks streamed; a lower bound for any kind that was short of CPU, "
-        "as the streaming job is here when its p95 misses the target)"
+        "(estimate = real-time cores × 1,000 / walks streamed (sent samples/s / 100), linear, ignoring fixed "
+        "costs; a lower bound for any kind that was short of CPU, as the streaming job is here when its p95 "
+        "misses the target)"
     )
 
 

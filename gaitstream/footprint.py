@@ -22,11 +22,13 @@ KINDS = (
     ("streaming driver", "spark-submit"),
     ("streaming driver", "streaming/job.py"),
     ("Spark Python workers", "pyspark"),
+    ("Spark Python workers", "streaming.worker_daemon"),
     ("HDFS + YARN daemons", "org.apache.hadoop"),
     ("bridges", " bridge"),
     ("Mosquitto", "mosquitto"),
     ("FerretDB", "ferretdb"),
     ("API", "uvicorn"),
+    ("API", "gaitstream api"),
 )
 
 
@@ -43,13 +45,34 @@ def profile_processes(runtime_dir: Path, extra_pids: tuple[int, ...] = ()):
             extra |= {pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))}
         except psutil.Error:
             continue
+    matched: dict[int, psutil.Process] = {}
     for process in psutil.process_iter():
         try:
             line = " ".join(process.cmdline())
-            if process.pid not in extra and root not in line and not process.cwd().startswith(root):
-                continue
-            yield kind_of(line), process
+            if process.pid in extra or root in line or process.cwd().startswith(root):
+                matched[process.pid] = process
         except psutil.Error:  # gone, or not ours to inspect
+            continue
+    # A matched process's children are the profile's too (a supervisor's bridge runs from the repo
+    # root); a child whose command line names no kind (a uvicorn worker) takes its parent's.
+    kinds = {}
+    for pid, process in list(matched.items()):
+        try:
+            kinds[pid] = kind_of(" ".join(process.cmdline()))
+            for child in process.children(recursive=True):
+                matched[child.pid] = child
+        except psutil.Error:
+            continue
+    for pid in sorted(matched):
+        process = matched[pid]
+        try:
+            kind = kinds.get(pid) or kind_of(" ".join(process.cmdline()))
+            if kind == "other":
+                parent = process.parent()
+                kind = kinds.get(parent.pid, "other") if parent else "other"
+            kinds[pid] = kind
+            yield kind, process
+        except psutil.Error:
             continue
 
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
+
+import psutil
 
 from gaitstream import footprint
 
@@ -40,3 +44,24 @@ def test_cores_by_kind_counts_the_cpu_a_process_burnt_between_two_snapshots(tmp_
     # A process seen only in the second snapshot counts from zero; a vanished one is not counted.
     assert footprint.cores_by_kind({}, {1: ("bridges", 2.0)}, 4.0) == {"bridges": 0.5}
     assert footprint.cores_by_kind({1: ("bridges", 2.0)}, {}, 4.0) == {}
+
+
+def test_a_profile_process_s_children_count_wherever_they_run(tmp_path):
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    # The parent names the runtime folder; its child runs elsewhere under a plain command line.
+    parent = subprocess.Popen(
+        [sys.executable, "-c", "import subprocess, sys; subprocess.run(['sleep', '30'], cwd='/')", str(runtime)]
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not psutil.Process(parent.pid).children() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pids = {process.pid for _kind, process in footprint.profile_processes(runtime)}
+        child = psutil.Process(parent.pid).children()[0]
+        assert {parent.pid, child.pid} <= pids
+    finally:
+        for process in psutil.Process(parent.pid).children(recursive=True):
+            process.kill()
+        parent.kill()
+        parent.wait()
