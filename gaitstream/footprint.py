@@ -38,29 +38,21 @@ def kind_of(command_line: str) -> str:
 
 def profile_processes(runtime_dir: Path, extra_pids: tuple[int, ...] = ()):
     """(kind, process) for every process of the profile and of ``extra_pids``' trees."""
-    root = str(runtime_dir)
-    extra: set[int] = set()
-    for pid in extra_pids:
-        try:
-            extra |= {pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))}
-        except psutil.Error:
-            continue
+    root, extra = str(runtime_dir), set(extra_pids)
     matched: dict[int, psutil.Process] = {}
+    kinds: dict[int, str] = {}
     for process in psutil.process_iter():
         try:
             line = " ".join(process.cmdline())
             if process.pid in extra or root in line or process.cwd().startswith(root):
-                matched[process.pid] = process
+                matched[process.pid], kinds[process.pid] = process, kind_of(line)
         except psutil.Error:  # gone, or not ours to inspect
             continue
     # A matched process's children are the profile's too (a supervisor's bridge runs from the repo
     # root); a child whose command line names no kind (a uvicorn worker) takes its parent's.
-    kinds = {}
-    for pid, process in list(matched.items()):
+    for process in list(matched.values()):
         try:
-            kinds[pid] = kind_of(" ".join(process.cmdline()))
-            for child in process.children(recursive=True):
-                matched[child.pid] = child
+            matched.update({child.pid: child for child in process.children(recursive=True)})
         except psutil.Error:
             continue
     for pid in sorted(matched):
