@@ -228,6 +228,7 @@ class StreamingSection:
     closed_walk_retention_seconds: int
     features_every_windows: int
     max_open_windows: int
+    state_buckets: int
     max_seq_jump_windows: int
     dedupe_watermark_seconds: int
     archive_uri: str
@@ -263,6 +264,7 @@ class ApiSection:
     backend_timeout: float
     prediction_cache_seconds: float
     workers: int
+    access_log: bool
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,11 @@ TRANSIENT = re.compile(
             r"minReplication",
             r"EOFException",
             r"Failed on local exception",  # an HDFS RPC connection dropped by a dying NameNode
+            # Kafka metadata not ready: a topic being created (the bridge creates it on first use,
+            # maybe just as the job starts) or a partition's leader moving.
+            r"UnknownTopicOrPartitionException",
+            r"LeaderNotAvailableException",
+            r"NotLeaderOrFollowerException",
         )
     )
 )

@@ -72,3 +72,15 @@ def test_any_failure_while_the_backend_is_away_is_waited_out():
     assert restarts.step(queries) is None and starts == ["windows"]
     # The same text with the backend answering is the job's own problem.
     assert "Couldn't find" in restarter({"windows": lambda: True}, []).step([Query("windows", active=False, error=odd)])
+
+
+def test_a_topic_still_being_created_is_waited_out():
+    """The bridge creates the samples topic on first use, maybe just as the job asks for offsets:
+    Kafka answers, but its metadata is not ready yet. That is transient, not the job's fault."""
+    starts: list = []
+    restarts = restarter({"windows": lambda: True}, starts)
+    creating = (
+        "org.apache.kafka.common.errors.UnknownTopicOrPartitionException: "
+        "This server does not host this topic-partition."
+    )
+    assert restarts.step([Query("windows", active=False, error=creating)]) is None and starts == ["windows"]

@@ -189,3 +189,57 @@ def test_states_written_without_the_closed_field_still_load():
     old = msgspec.msgpack.encode(wire[:-1])  # without the trailing `closed`
     loaded = WalkState.from_bytes(old)
     assert (loaded.study, loaded.frontier, loaded.closed) == ("Ga", 3, False) and windowing.STATE_FORMAT == 3
+
+
+def _walk_frame(walk, seqs, key=None):
+    subject = walk.split("_")[0]
+    return _frame([payload(seq, 10, walk=walk) for seq in seqs], key=key or f"{subject}/{walk}")
+
+
+def test_a_bucket_keeps_each_walks_own_deadline():
+    """Walks share a state group (bucket): a walk that goes idle is flushed when its own deadline
+    passes, even while another walk of the bucket keeps the bucket fed, and a walk's samples never
+    reach another walk; the bucket's state round-trips through its bytes between calls."""
+    timeouts = stateful.Timeouts(idle_ms=1_000, expiry_ms=2_000, closed_ms=3_000)
+    walks: dict = {}
+
+    def call(frame, now):
+        parts = stateful.run_bucket(walks, frame, now, SETTINGS, Limits(), timeouts)
+        walks.update(stateful.decode_bucket(stateful.encode_bucket(walks)))
+        return {key: [(r["kind"], r.get("window_index"), r.get("final")) for r in rows] for key, _, rows, _ in parts}
+
+    both = pd.concat([_walk_frame("GaCo01_01", range(0, 250, 10)), _walk_frame("GaPt03_01", range(0, 150, 10))])
+    out = call(both.sample(frac=1, random_state=0), now=10_000)  # interleaved: split per walk
+    assert out == {
+        "GaCo01/GaCo01_01": [("window", 0, None), ("window", 1, None)],
+        "GaPt03/GaPt03_01": [("window", 0, None)],
+    }
+    assert {key: deadline for key, (_raw, deadline) in walks.items()} == {
+        "GaCo01/GaCo01_01": 11_000,
+        "GaPt03/GaPt03_01": 11_000,
+    }
+    out = call(_walk_frame("GaPt03_01", range(150, 200, 10)), now=10_900)  # GaCo01 not yet due
+    assert out == {"GaPt03/GaPt03_01": [("window", 1, None)]} and walks["GaCo01/GaCo01_01"][1] == 11_000
+    out = call(_walk_frame("GaPt03_01", range(200, 210, 10)), now=11_000)  # GaCo01 due: flushed
+    assert out["GaCo01/GaCo01_01"] == [("window", 2, None), ("features", None, True)]
+    assert "GaPt03/GaPt03_01" not in out  # fed, nothing complete, not flushed
+    assert walks["GaCo01/GaCo01_01"][1] == 13_000 and walks["GaPt03/GaPt03_01"][1] == 12_000
+    out = call(None, now=12_000)  # Spark's timeout for the bucket: only GaPt03 is due
+    assert out == {"GaPt03/GaPt03_01": [("window", 2, None), ("features", None, True)]}
+    call(None, now=13_000)  # GaCo01 expires to a tombstone
+    assert WalkState.from_bytes(walks["GaCo01/GaCo01_01"][0]).closed
+    call(None, now=16_000)  # GaCo01's tombstone dropped after the retention; GaPt03 expires
+    assert list(walks) == ["GaPt03/GaPt03_01"] and walks["GaPt03/GaPt03_01"][1] == 19_000
+    call(None, now=19_000)
+    assert walks == {}
+
+
+def test_a_bucket_dead_letters_records_without_a_walk_and_keeps_no_state_for_them():
+    frame = _walk_frame("GaCo01_01", [0, 10])
+    frame["key"] = None
+    walks: dict = {}
+    parts = stateful.run_bucket(walks, frame, 0, SETTINGS, Limits(), stateful.Timeouts(1_000, 2_000, 3_000))
+    ((key, _study, rows, dead),) = parts
+    assert key is None and rows == [] and len(dead) == 2 and walks == {}
+    out = stateful.output_frame(parts)
+    assert list(out["kind"]) == ["deadletter"] * 2 and out["walk_id"].isna().all()
