@@ -7,7 +7,9 @@ lazily and retries on the next call, so the API starts (and answers 503) while C
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
 from typing import Any
 
 import cachetools
@@ -40,8 +42,11 @@ WALK_PREDICTION_FIELDS = ("subject_id", "walk_id") + tuple(name for name, _kind 
 class CassandraStore:
     """The session and the prepared statements of the API's keyspace.
 
-    Subject predictions are cached for ``prediction_cache_seconds`` (the stream rewrites them at
-    most once per trigger), so a burst of /diagnose calls for one subject reads Cassandra once.
+    Subject predictions are read at most once per ``prediction_cache_seconds`` (the stream rewrites
+    them at most once per trigger): the whole ``subject_predictions`` table as one snapshot while it
+    holds at most ``PREDICTION_CACHE_SIZE`` rows (one paged read, taken by the request that finds
+    it stale while the others answer from the previous one), so /diagnose for a known subject is a
+    memory lookup; a subject not in the snapshot, or a larger table, is read by key and cached.
     """
 
     def __init__(self, cfg: Config, keyspace: str, timeout: float, prediction_cache_seconds: float = 0.0):
@@ -51,7 +56,12 @@ class CassandraStore:
             if prediction_cache_seconds > 0
             else None
         )
+        self._cache_seconds = prediction_cache_seconds
         self._cache_lock = threading.Lock()
+        self._snapshot: dict[str, dict[str, Any]] | None = None
+        self._snapshot_at = -math.inf  # time.monotonic() of the read behind it
+        self._snapshot_usable = prediction_cache_seconds > 0  # off for good once the table outgrows it
+        self._refreshing = False
         self._lock = threading.Lock()
         self._cluster = self._session = None
         self._statements: dict[str, Any] = {}
@@ -79,6 +89,9 @@ class CassandraStore:
                 "walk_keys": f"SELECT {', '.join(WALK_KEY_COLUMNS)} FROM {ks}.{walks}",
                 "subject_prediction": f"SELECT {', '.join(SUBJECT_PREDICTION_FIELDS)} FROM "
                 f"{ks}.{SUBJECT_PREDICTIONS_TABLE} WHERE subject_id = ?",
+                "all_subject_predictions": f"SELECT {', '.join(SUBJECT_PREDICTION_FIELDS)} FROM "
+                f"{ks}.{SUBJECT_PREDICTIONS_TABLE}",
+                "subject_prediction_stamps": f"SELECT subject_id, updated_at FROM {ks}.{SUBJECT_PREDICTIONS_TABLE}",
                 "walk_predictions": f"SELECT {', '.join(WALK_PREDICTION_FIELDS)} FROM {ks}.{WALK_PREDICTIONS_TABLE}",
                 "walk_windows_after": f"SELECT {', '.join(WINDOW_KEY_COLUMNS)}, {channels} FROM {ks}.{windows} "
                 "WHERE subject_id = ? AND walk_id = ? AND window_index > ?",
@@ -115,16 +128,68 @@ class CassandraStore:
 
     def subject_prediction(self, subject_id: str) -> dict[str, Any] | None:
         """The streaming job's latest prediction for a subject (``subject_predictions``), if any."""
+        snapshot = self._prediction_snapshot()
+        if snapshot is not None and subject_id in snapshot:
+            return snapshot[subject_id]
         if self._predictions is not None:
             with self._cache_lock:
                 if subject_id in self._predictions:
                     return self._predictions[subject_id]
         row = self.session().execute(self.prepared("subject_prediction"), (subject_id,), timeout=self.timeout).one()
-        found = None if row is None else dict(zip(SUBJECT_PREDICTION_FIELDS, tuple(row), strict=True))
+        found = None if row is None else _prediction(row)
         if self._predictions is not None:
             with self._cache_lock:
                 self._predictions[subject_id] = found
         return found
+
+    def _prediction_snapshot(self) -> dict[str, dict[str, Any]] | None:
+        """Every subject's prediction, at most about ``prediction_cache_seconds`` old (None: none yet,
+        or not kept). A stale snapshot is answered from while a background thread takes the next:
+        decoding every row's ``inputs`` map takes the driver ~60 ms, more than a request may wait."""
+        if not self._snapshot_usable:
+            return None
+        with self._cache_lock:
+            if time.monotonic() - self._snapshot_at >= self._cache_seconds and not self._refreshing:
+                self._refreshing = True
+                threading.Thread(target=self._take_snapshot, name="prediction-snapshot", daemon=True).start()
+            return self._snapshot
+
+    def _take_snapshot(self) -> None:
+        """The next snapshot: the stamps (``updated_at``) of every row, then in full only the rows
+        whose stamp moved (all of them at once when most did): an idle table costs one light read."""
+        taken_at, fresh = time.monotonic(), None
+        try:
+            session, previous = self.session(), self._snapshot or {}
+            stamps = {
+                row.subject_id: row.updated_at
+                for row in session.execute(self.prepared("subject_prediction_stamps"), timeout=self.timeout)
+            }
+            if len(stamps) > PREDICTION_CACHE_SIZE:
+                log.info("subject_predictions holds over %d rows: read by subject from now on", PREDICTION_CACHE_SIZE)
+                self._snapshot_usable = False
+                return
+            moved = [s for s, stamp in stamps.items() if s not in previous or previous[s]["updated_at"] != stamp]
+            if len(moved) > len(stamps) // 2:
+                rows = session.execute(self.prepared("all_subject_predictions"), timeout=self.timeout)
+                fresh = {row.subject_id: _prediction(row) for row in rows}
+            else:
+                fresh = {s: previous[s] for s in stamps if s not in moved}
+                for subject_id in moved:
+                    row = session.execute(
+                        self.prepared("subject_prediction"), (subject_id,), timeout=self.timeout
+                    ).one()
+                    if row is not None:
+                        fresh[subject_id] = _prediction(row)
+        except Exception as exc:  # requests read by subject meanwhile, and answer (or fail) as before
+            log.warning("subject_predictions snapshot not taken: %s", exc)
+            fresh = None
+        finally:
+            with self._cache_lock:
+                self._refreshing = False
+                if fresh is not None:
+                    self._snapshot, self._snapshot_at = fresh, taken_at
+                else:
+                    self._snapshot, self._snapshot_at = None, time.monotonic()  # retry after one interval
 
     def walk_predictions(self) -> list[dict[str, Any]]:
         """Every walk's live prediction (the dashboard's live panel); a few hundred rows at most."""
@@ -164,6 +229,15 @@ class CassandraStore:
                 self._cluster.shutdown()
             self._cluster = self._session = None
             self._statements.clear()
+
+
+def _prediction(row: Any) -> dict[str, Any]:
+    """A ``subject_predictions`` row as a plain dict (its ``inputs`` map a dict: the driver's map type
+    answers ``get`` ten times slower, and /diagnose asks it once per feature)."""
+    found = dict(zip(SUBJECT_PREDICTION_FIELDS, tuple(row), strict=True))
+    if found.get("inputs") is not None:
+        found["inputs"] = dict(found["inputs"])
+    return found
 
 
 def walks_frame(rows: list[Any]) -> pd.DataFrame:

@@ -201,6 +201,16 @@ def test_live_predictions_follow_the_champion(live):
         finally:
             store.close()
         assert answer["probability_parkinsons"] == subject[0].probability
+        # ... and from the API's snapshot of subject_predictions (taken in the background) the same
+        snapshot_store = CassandraStore(cfg, keyspace, 10, prediction_cache_seconds=0.2)
+        try:
+            deadline = time.monotonic() + 30
+            while not (snapshot_store._prediction_snapshot() or {}).get(subject_id):
+                assert time.monotonic() < deadline, "no prediction snapshot within 30 s"
+                time.sleep(0.1)
+            assert diagnosis.diagnose_subject(snapshot_store, loaded_a, subject_id) == answer
+        finally:
+            snapshot_store.close()
         assert computed["probability_parkinsons"] == pytest.approx(answer["probability_parkinsons"], abs=1e-9)
         assert [d["feature"] for d in answer["drivers"]] == [d["feature"] for d in computed["drivers"]]
 
