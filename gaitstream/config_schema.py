@@ -228,7 +228,6 @@ class StreamingSection:
     closed_walk_retention_seconds: int
     features_every_windows: int
     max_open_windows: int
-    state_buckets: int
     max_seq_jump_windows: int
     dedupe_watermark_seconds: int
     archive_uri: str

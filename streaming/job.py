@@ -136,7 +136,6 @@ def query_starters(spark: SparkSession, cfg: gs_config.Config, stop: threading.E
         float(s.idle_timeout_seconds),
         float(s.state_expiry_seconds),
         float(s.closed_walk_retention_seconds),
-        s.state_buckets,
     )
     archive = records.archive_rows(
         records.dedupe_records(records.valid_records(kafka, limits), s.dedupe_watermark_seconds)

@@ -1,19 +1,15 @@
 """The per-walk stateful operator: a thin Spark wrapper around :mod:`streaming.windowing`.
 
-Kafka records are keyed ``<subject>/<walk>`` by the bridge and decoded inside the function
-(:mod:`streaming.decode`, the bridge's checks), so no JSON is parsed in the JVM for windowing.
-Spark's group is a *bucket* of walks (``pmod(hash(key), state_buckets)``), not a walk: Spark's
-pandas-with-state path costs about 3 ms per group per micro-batch, so 159 walks as 159 groups
-spent more time in Spark than in the windowing. A bucket's state is a map walk → (bytes of its
-:class:`~streaming.windowing.WalkState`, bounded whatever the walk's length, and the walk's own
-processing-time deadline). Every call (new records, or Spark's timeout for a bucket that had
-none) first handles the records per walk, then every walk whose deadline has passed: idle for
-``idle_timeout_seconds`` → flush (partial windows + final features); ``state_expiry_seconds``
-later → a tombstone (:func:`streaming.windowing.close`: a record for a closed walk is
+Kafka records are grouped by their key (``<subject>/<walk>``, set by the bridge) and decoded
+inside the function (:mod:`streaming.decode`, the bridge's checks), so no JSON is parsed in the
+JVM for windowing. ``applyInPandasWithState`` keeps one small state per walk (the bytes of
+:class:`~streaming.windowing.WalkState`, bounded whatever the walk's length), with a
+processing-time timeout that fires when the walk has been idle for ``idle_timeout_seconds``
+(flush: partial windows + final features), then ``state_expiry_seconds`` after which the state
+shrinks to a tombstone (:func:`streaming.windowing.close`: a record for a closed walk is
 dead-lettered with reason ``walk_closed``, so a finalized walk never regresses), dropped after
-``closed_walk_retention_seconds``. The bucket's own timeout is its earliest walk deadline.
-Window, feature and dead-letter rows leave in one schema, told apart by ``kind``; the sink
-splits them.
+``closed_walk_retention_seconds``. Window, feature and dead-letter rows leave in one schema, told
+apart by ``kind``; the sink splits them.
 """
 
 from __future__ import annotations
@@ -21,11 +17,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import msgspec
 import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 from pyspark.sql.streaming.state import GroupState, GroupStateTimeout
 from pyspark.sql.types import (
     BinaryType,
@@ -81,9 +75,7 @@ OUTPUT_SCHEMA = StructType(
         StructField("reason", StringType()),
     ]
 )
-# A bucket's walks: msgpack of {walk key: [WalkState bytes, deadline ms]} (see module docstring).
-STATE_SCHEMA = StructType([StructField("walks", BinaryType())])
-BUCKET_COLUMN = "bucket"
+STATE_SCHEMA = StructType([StructField("walk", BinaryType())])
 _OUTPUT_COLUMNS = [f.name for f in OUTPUT_SCHEMA.fields]
 _COLUMN_KINDS = [
     (
@@ -107,84 +99,24 @@ class Timeouts:
     closed_ms: int
 
 
-_bucket_encoder = msgspec.msgpack.Encoder()
-_bucket_decoder = msgspec.msgpack.Decoder(dict[str, tuple[bytes, int]])
-
-
-# Module functions (pickled by reference: the closure below must not carry the msgspec codecs).
-def decode_bucket(raw: bytes) -> dict[str, tuple[bytes, int]]:
-    return _bucket_decoder.decode(raw)
-
-
-def encode_bucket(walks: dict[str, tuple[bytes, int]]) -> bytes:
-    return _bucket_encoder.encode(walks)
-
-
-def bucket_function(settings: WindowSettings, limits: Limits, timeouts: Timeouts):
+def walk_function(settings: WindowSettings, limits: Limits, timeouts: Timeouts):
     """The function given to applyInPandasWithState (a closure over plain settings: picklable)."""
 
-    def on_bucket(key: tuple, frames: Iterator[pd.DataFrame], state: GroupState) -> Iterator[pd.DataFrame]:
-        walks = decode_bucket(state.get[0]) if state.exists else {}
+    def on_walk(key: tuple, frames: Iterator[pd.DataFrame], state: GroupState) -> Iterator[pd.DataFrame]:
+        walk = WalkState.from_bytes(state.get[0]) if state.exists else WalkState()
+        # One call per batch: at most one features row per walk per micro-batch, so the
+        # Cassandra write of a batch never holds two versions of the same key.
         frame = None if state.hasTimedOut else pd.concat(list(frames), ignore_index=True)
-        now = int(state.getCurrentProcessingTimeMs())
-        parts = run_bucket(walks, frame, now, settings, limits, timeouts)
-        if walks:
-            state.update((encode_bucket(walks),))
-            state.setTimeoutDuration(max(1, min(deadline for _raw, deadline in walks.values()) - now))
-        elif state.exists:
+        rows, dead, timeout_ms = step(walk, key[0], frame, settings, limits, timeouts)
+        if timeout_ms is None:
             state.remove()
-        if parts:
-            yield output_frame(parts)
+        elif state.exists or rows or walk.frontier or walk.windows or walk.closed:
+            state.update((walk.to_bytes(),))
+            state.setTimeoutDuration(timeout_ms)
+        if rows or dead:
+            yield output_frame(key[0], walk.study or None, rows, dead)
 
-    return on_bucket
-
-
-def run_bucket(
-    walks: dict[str, tuple[bytes, int]],
-    frame: pd.DataFrame | None,
-    now: int,
-    settings: WindowSettings,
-    limits: Limits,
-    timeouts: Timeouts,
-) -> list[tuple[str | None, str | None, list[dict], list[dict]]]:
-    """One call for a bucket: each walk's new records, then each other walk past its deadline.
-    Updates ``walks`` in place (a walk whose next timeout is None is dropped); returns per walk
-    (key, study, rows, dead letters) for the walks that produced any. One step per walk per call:
-    at most one features row per walk per micro-batch, so a Cassandra write never holds two
-    versions of the same key."""
-    parts = []
-    fed: set[str | None] = set()
-    if frame is not None and len(frame):
-        for walk_key, records in frame.groupby("key", sort=False, dropna=False):
-            walk_key = walk_key if isinstance(walk_key, str) else None  # a record without a key
-            fed.add(walk_key)
-            parts.append(_step_walk(walks, walk_key, records, now, settings, limits, timeouts))
-    for walk_key, (_raw, deadline) in list(walks.items()):
-        if walk_key not in fed and deadline <= now:
-            parts.append(_step_walk(walks, walk_key, None, now, settings, limits, timeouts))
-    return [part for part in parts if part[2] or part[3]]
-
-
-def _step_walk(
-    walks: dict[str, tuple[bytes, int]],
-    walk_key: str | None,
-    records: pd.DataFrame | None,
-    now: int,
-    settings: WindowSettings,
-    limits: Limits,
-    timeouts: Timeouts,
-) -> tuple[str | None, str | None, list[dict], list[dict]]:
-    """One walk's step; its state goes back into ``walks`` with its next deadline (or leaves)."""
-    stored = walks.get(walk_key) if walk_key is not None else None  # a record without a key: no state
-    walk = WalkState.from_bytes(stored[0]) if stored else WalkState()
-    rows, dead, timeout_ms = step(walk, walk_key, records, settings, limits, timeouts)
-    if walk_key is None:
-        pass
-    elif timeout_ms is None:
-        walks.pop(walk_key, None)
-    elif stored or rows or walk.frontier or walk.windows or walk.closed:
-        walks[walk_key] = (walk.to_bytes(), now + timeout_ms)
-    return walk_key, walk.study or None, rows, dead
+    return on_walk
 
 
 def step(
@@ -250,33 +182,26 @@ def dead_letter(frame: pd.DataFrame, i: int, reason: str) -> dict:
     }
 
 
-def output_frame(parts: list[tuple[str | None, str | None, list[dict], list[dict]]]) -> pd.DataFrame:
-    """The rows of several walks ((key, study, rows, dead letters) each) as one frame of
-    OUTPUT_SCHEMA, built from typed column arrays: pandas' inference over object columns cost more
-    than the whole windowing. A number a row does not have is NaN (numbers) or None; Spark reads
-    NaN in an integer or boolean column as null."""
-    everything: list[dict] = []
-    fixed: dict[str, list] = {"subject_id": [], "walk_id": [], "study": []}
-    for key, study, rows, dead in parts:
-        subject_id, _, walk_id = (key or "").partition("/")
-        n = len(rows) + len(dead)
-        everything += rows
-        everything += dead
-        fixed["subject_id"] += [subject_id or None] * n
-        fixed["walk_id"] += [walk_id or None] * n
-        fixed["study"] += [study] * n
+def output_frame(key: str | None, study: str | None, rows: list[dict], dead: list[dict]) -> pd.DataFrame:
+    """The rows as one frame of OUTPUT_SCHEMA, built from typed column arrays: pandas' inference
+    over object columns cost more than the whole windowing. A number a row does not have is NaN
+    (numbers) or None; Spark reads NaN in an integer or boolean column as null."""
+    subject_id, _, walk_id = (key or "").partition("/")
+    everything = rows + dead
     n = len(everything)
+    fixed = {"subject_id": subject_id or None, "walk_id": walk_id or None, "study": study}
     columns = {}
     for name, kind in _COLUMN_KINDS:
-        if name in fixed or kind == "object":
-            values = fixed[name] if name in fixed else [row.get(name) for row in everything]
-            column = np.empty(n, dtype=object)
-            column[:] = values
-            columns[name] = column
+        if name in fixed:
+            columns[name] = np.full(n, fixed[name], dtype=object)
         elif kind == "number":
             columns[name] = np.array([row.get(name, np.nan) for row in everything], dtype=np.float64)
-        else:
+        elif kind == "flag":
             columns[name] = pd.array([row.get(name) for row in everything], dtype="boolean")
+        else:
+            column = np.empty(n, dtype=object)
+            column[:] = [row.get(name) for row in everything]
+            columns[name] = column
     return pd.DataFrame(columns, copy=False)
 
 
@@ -287,17 +212,15 @@ def walk_outputs(
     idle_timeout_s: float,
     expiry_s: float,
     closed_retention_s: float = 7 * 86400,
-    buckets: int = 16,
 ) -> DataFrame:
     """Kafka records (:func:`streaming.records.kafka_records`) → window, feature and dead-letter rows
-    (``kind``), per walk, grouped in ``buckets`` state groups (fixed in the checkpoint)."""
-    function = bucket_function(
+    (``kind``), per walk."""
+    function = walk_function(
         settings, limits, Timeouts(int(idle_timeout_s * 1000), int(expiry_s * 1000), int(closed_retention_s * 1000))
     )
     return (
         records.select(*INPUT_COLUMNS)
-        .withColumn(BUCKET_COLUMN, F.pmod(F.hash("key"), F.lit(buckets)))
-        .groupBy(BUCKET_COLUMN)
+        .groupBy("key")
         .applyInPandasWithState(
             function, OUTPUT_SCHEMA, STATE_SCHEMA, "append", GroupStateTimeout.ProcessingTimeTimeout
         )

@@ -112,7 +112,7 @@ def test_effective_toml_is_a_complete_config_without_secrets(tmp_path, monkeypat
     monkeypatch.setattr(config, "DEFAULT_FILE", tmp_path / "absent" / "gaitstream.toml")
     loaded = config.load(shipped, env={})
     assert loaded.kafka.port == 19092 and loaded.api.token == ""  # secrets travel in the secrets file
-    assert loaded.spark.checkpoint_dir == "spark/checkpoints-v4"
+    assert loaded.spark.checkpoint_dir == "spark/checkpoints-v3"
 
 
 def test_a_complete_file_with_an_undeclared_key_is_refused(tmp_path, monkeypatch):
