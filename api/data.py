@@ -44,8 +44,8 @@ class CassandraStore:
 
     Subject predictions are read at most once per ``prediction_cache_seconds`` (the stream rewrites
     them at most once per trigger): the whole ``subject_predictions`` table as one snapshot while it
-    holds at most ``PREDICTION_CACHE_SIZE`` rows (one paged read, taken by the request that finds
-    it stale while the others answer from the previous one), so /diagnose for a known subject is a
+    holds at most ``PREDICTION_CACHE_SIZE`` rows, refreshed in a background thread while requests
+    answer from the previous one (:meth:`_take_snapshot`), so /diagnose for a known subject is a
     memory lookup; a subject not in the snapshot, or a larger table, is read by key and cached.
     """
 

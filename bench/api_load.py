@@ -7,7 +7,7 @@
 2. ``gaitstream api --workers N`` on a free port over it.
 3. oha (Rust, async: the generator itself costs little of the 2 cores it shares with the API and
    the stack) POSTs /diagnose at a fixed rate (``-q``) for ``--seconds`` per rate, each request's
-   body the next line of a shuffled file of every subject, latencies corrected for coordinated
+   body the next line of a file of subjects drawn at random (seeded), latencies corrected for coordinated
    omission (``--latency-correction``: a request counts from when it was due, not when sent);
    prints offered and achieved rate, p50/p95/p99 and errors per rate, the previous design's
    figures beside them, and the knee (the highest rate meeting p99 < 50 ms with no error).

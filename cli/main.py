@@ -226,9 +226,16 @@ def api_cmd(cfg: config.Config, host, port, workers) -> None:
         cfg = config.load(cfg.source)  # the same file, with the new override
     workers = workers or cfg.api.workers
     host, port = cfg.api.host, port or cfg.api.port
-    # uvloop and httptools (C event loop and HTTP parser): /diagnose's p50 at 50 req/s 7 ms -> see bench/api_load.py
-    server = {"host": host, "port": port, "log_level": "info", "loop": "uvloop", "http": "httptools"}
-    server["access_log"] = cfg.api.access_log
+    # uvloop and httptools (C event loop and HTTP parser) and no access-log line per request: what
+    # /diagnose needs to keep p99 under 50 ms at 200 req/s on 2 cores (bench/api_load.py).
+    server = {
+        "host": host,
+        "port": port,
+        "log_level": "info",
+        "loop": "uvloop",
+        "http": "httptools",
+        "access_log": cfg.api.access_log,
+    }
     if workers <= 1:
         from api.app import create_app
 
