@@ -26,33 +26,69 @@ from dataclasses import dataclass, field
 import tenacity
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    BooleanType,
+    DoubleType,
+    IntegerType,
+    LongType,
+    MapType,
+    StringType,
+    StructField,
+    StructType,
+)
 
 from streaming import schema
 
 log = logging.getLogger("gaitstream.streaming.sinks")
 
 CASSANDRA_FORMAT = "org.apache.spark.sql.cassandra"
-WINDOW_KEY = schema.names(schema.WINDOW_KEY)
-FEATURE_KEY = schema.names(schema.FEATURE_KEY)
 DEADLETTER_COLUMNS = ("subject_id", "walk_id", "key", "value", "partition", "offset", "kafka_ms", "reason")
+
+# CQL type -> Spark type, to parse the operator's JSON rows (streaming.stateful.OUTPUT_SCHEMA).
+_SPARK_TYPES = {
+    "text": StringType(),
+    "int": IntegerType(),
+    "bigint": LongType(),
+    "boolean": BooleanType(),
+    "double": DoubleType(),
+    "map<text, double>": MapType(StringType(), DoubleType()),
+}
+
+
+def _struct(columns: tuple[tuple[str, str], ...]) -> StructType:
+    return StructType([StructField(name, _SPARK_TYPES[kind]) for name, kind in columns])
+
+
+# The columns of each kind of operator row, as its JSON holds them.
+WINDOW_ROW = _struct(schema.WINDOW_KEY + schema.WINDOW_COLUMNS)
+FEATURE_ROW = _struct(schema.FEATURE_KEY + schema.FEATURE_COLUMNS)
+DEADLETTER_ROW = _struct(
+    (("subject_id", "text"), ("walk_id", "text"), ("key", "text"))
+    + (("partition", "int"), ("offset", "bigint"), ("kafka_ms", "bigint"), ("reason", "text"))
+)
+
+
+def _parsed(outputs: DataFrame, kind: str, row: StructType) -> DataFrame:
+    """The operator's rows of one kind, their JSON parsed in the JVM (FAILFAST: a row that does not
+    parse is a bug to see, never a silent null)."""
+    parsed = F.from_json(F.col("row").cast("string"), row, {"mode": "FAILFAST"}).alias("r")
+    return outputs.where(F.col("kind") == kind).select(parsed, "value").select("r.*", "value")
 
 
 def window_rows(outputs: DataFrame) -> DataFrame:
     """Operator output → rows of the ``windows`` table."""
-    columns = WINDOW_KEY + schema.names(schema.WINDOW_COLUMNS)
-    return outputs.where(F.col("kind") == "window").select(*columns)
+    return _parsed(outputs, "window", WINDOW_ROW).select(*WINDOW_ROW.names)
 
 
 def feature_rows(outputs: DataFrame) -> DataFrame:
     """Operator output → rows of the ``walk_features`` table."""
-    columns = FEATURE_KEY + schema.names(schema.FEATURE_COLUMNS)
-    return outputs.where(F.col("kind") == "features").select(*columns)
+    return _parsed(outputs, "features", FEATURE_ROW).select(*FEATURE_ROW.names)
 
 
 def dead_letter_rows(outputs: DataFrame) -> DataFrame:
     """Operator output → dead letters: the record's bytes as text, its Kafka coordinates, the reason."""
     return (
-        outputs.where(F.col("kind") == "deadletter")
+        _parsed(outputs, "deadletter", DEADLETTER_ROW)
         .select(*DEADLETTER_COLUMNS)
         .withColumn("value", F.col("value").cast("string"))
         .withColumn("date", F.to_date(F.timestamp_millis("kafka_ms")))

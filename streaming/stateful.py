@@ -8,8 +8,8 @@ processing-time timeout that fires when the walk has been idle for ``idle_timeou
 (flush: partial windows + final features), then ``state_expiry_seconds`` after which the state
 shrinks to a tombstone (:func:`streaming.windowing.close`: a record for a closed walk is
 dead-lettered with reason ``walk_closed``, so a finalized walk never regresses), dropped after
-``closed_walk_retention_seconds``. Window, feature and dead-letter rows leave in one schema, told
-apart by ``kind``; the sink splits them.
+``closed_walk_retention_seconds``. Window, feature and dead-letter rows leave as one narrow
+schema (``kind``, the row as JSON, a dead letter's bytes); the sink splits and parses them.
 """
 
 from __future__ import annotations
@@ -17,77 +17,30 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import msgspec
 import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql.streaming.state import GroupState, GroupStateTimeout
-from pyspark.sql.types import (
-    BinaryType,
-    BooleanType,
-    DoubleType,
-    IntegerType,
-    LongType,
-    MapType,
-    StringType,
-    StructField,
-    StructType,
-)
+from pyspark.sql.types import BinaryType, StringType, StructField, StructType
 
-from streaming import schema
 from streaming.decode import Limits, decode_records
 from streaming.windowing import Refused, WalkState, WindowSettings, add_samples, check_record, close, flush
 
-KEY_COLUMNS = ("subject_id", "walk_id", "study")
 # What the operator reads of each Kafka record.
 INPUT_COLUMNS = ("key", "value", "partition", "offset", "kafka_ms")
 
-# CQL type -> Spark type of the operator's output columns.
-_SPARK_TYPES = {
-    "text": StringType(),
-    "int": IntegerType(),
-    "bigint": LongType(),
-    "boolean": BooleanType(),
-    "double": DoubleType(),
-    "map<text, double>": MapType(StringType(), DoubleType()),
-}
-
-
-def _fields(columns: tuple[tuple[str, str], ...], skip: tuple[str, ...] = KEY_COLUMNS) -> list[StructField]:
-    return [StructField(name, _SPARK_TYPES[kind]) for name, kind in columns if name not in skip]
-
-
-# One row type for the three kinds the operator emits; the window and feature columns are the
-# Cassandra tables' (streaming.schema), so a new column is declared there once.
+# The operator's output: one row per window, feature set or dead letter, told apart by ``kind``.
+# ``row`` holds that kind's columns as JSON (subject_id and walk_id included), parsed in the JVM by
+# the sink (:mod:`streaming.sinks`); ``value`` is a dead letter's record bytes as Kafka had them.
+# Three columns rather than one per table column: PySpark converts every output column of every
+# group to Arrow on its own, and that cost more than the windowing (a real-time micro-batch of 159
+# walks: 1.56 → 1.26 CPU-seconds, bench/streaming_throughput.py).
 OUTPUT_SCHEMA = StructType(
-    [
-        StructField("kind", StringType()),
-        *[StructField(name, StringType()) for name in KEY_COLUMNS],
-        # kind = "window"
-        *_fields(schema.WINDOW_KEY + schema.WINDOW_COLUMNS),
-        # kind = "features"
-        *_fields(schema.FEATURE_COLUMNS),
-        # kind = "deadletter": the record as Kafka had it, and why it was not windowed
-        StructField("key", StringType()),
-        StructField("value", BinaryType()),
-        StructField("partition", IntegerType()),
-        StructField("offset", LongType()),
-        StructField("kafka_ms", LongType()),
-        StructField("reason", StringType()),
-    ]
+    [StructField("kind", StringType()), StructField("row", BinaryType()), StructField("value", BinaryType())]
 )
 STATE_SCHEMA = StructType([StructField("walk", BinaryType())])
-_OUTPUT_COLUMNS = [f.name for f in OUTPUT_SCHEMA.fields]
-_COLUMN_KINDS = [
-    (
-        f.name,
-        "number"
-        if isinstance(f.dataType, (DoubleType, IntegerType, LongType))
-        else "flag"
-        if isinstance(f.dataType, BooleanType)
-        else "object",
-    )
-    for f in OUTPUT_SCHEMA.fields
-]
+_encode = msgspec.json.encode
 
 
 @dataclass(frozen=True)
@@ -183,26 +136,14 @@ def dead_letter(frame: pd.DataFrame, i: int, reason: str) -> dict:
 
 
 def output_frame(key: str | None, study: str | None, rows: list[dict], dead: list[dict]) -> pd.DataFrame:
-    """The rows as one frame of OUTPUT_SCHEMA, built from typed column arrays: pandas' inference
-    over object columns cost more than the whole windowing. A number a row does not have is NaN
-    (numbers) or None; Spark reads NaN in an integer or boolean column as null."""
+    """The rows as one frame of OUTPUT_SCHEMA: each row's columns, with the walk's, as JSON."""
     subject_id, _, walk_id = (key or "").partition("/")
-    everything = rows + dead
-    n = len(everything)
-    fixed = {"subject_id": subject_id or None, "walk_id": walk_id or None, "study": study}
-    columns = {}
-    for name, kind in _COLUMN_KINDS:
-        if name in fixed:
-            columns[name] = np.full(n, fixed[name], dtype=object)
-        elif kind == "number":
-            columns[name] = np.array([row.get(name, np.nan) for row in everything], dtype=np.float64)
-        elif kind == "flag":
-            columns[name] = pd.array([row.get(name) for row in everything], dtype="boolean")
-        else:
-            column = np.empty(n, dtype=object)
-            column[:] = [row.get(name) for row in everything]
-            columns[name] = column
-    return pd.DataFrame(columns, copy=False)
+    walk = {"subject_id": subject_id or None, "walk_id": walk_id or None}
+    kinds = [row["kind"] for row in rows] + ["deadletter"] * len(dead)
+    encoded = [_encode({**walk, "study": study, **row}) for row in rows]
+    encoded += [_encode({**walk, **{k: v for k, v in row.items() if k != "value"}}) for row in dead]
+    values = [None] * len(rows) + [row["value"] for row in dead]
+    return pd.DataFrame({"kind": kinds, "row": encoded, "value": values})
 
 
 def walk_outputs(
