@@ -311,10 +311,13 @@ def evict_cassandra_sessions() -> None:
         sc._jvm.com.datastax.spark.connector.cql.CassandraConnector.evictCache()
 
 
-def walk_writer(keyspace: str, deadletter_uri: str, retry: SinkRetry | None = None, scorer=None):
+def walk_writer(
+    keyspace: str, deadletter_uri: str, retry: SinkRetry | None = None, scorer=None, slow_s: float = float("inf")
+):
     """The foreachBatch function: both tables (upserts) and the batch's dead letters, one batch at a
     time, each write retried through ``retry`` while its backend is away; then, with a
-    :class:`streaming.predictions.LiveScorer`, the live predictions of the batch's features."""
+    :class:`streaming.predictions.LiveScorer`, the live predictions of the batch's features.
+    A batch that takes longer than ``slow_s`` is logged with the time of each step."""
     retry = retry or SinkRetry()
 
     def score(rows: list[dict], batch_id: int) -> None:
@@ -326,26 +329,52 @@ def walk_writer(keyspace: str, deadletter_uri: str, retry: SinkRetry | None = No
             log.error("batch %s: live predictions skipped: %s: %s", batch_id, type(exc).__name__, exc)
 
     def write_batch(outputs: DataFrame, batch_id: int) -> None:
+        steps: dict[str, float] = {}
+        mark = time.monotonic()
+
+        def done(step: str) -> None:
+            nonlocal mark
+            now = time.monotonic()
+            steps[step] = now - mark
+            mark = now
+
         outputs.persist()
         try:
-            for table, rows in (
-                (schema.WINDOWS_TABLE, window_rows(outputs)),
-                (schema.FEATURES_TABLE, feature_rows(outputs)),
+            # One job computes the batch (into the cache) and counts its rows by kind; a kind with
+            # no rows costs no Spark job (most micro-batches have no features and no dead letters).
+            counts = {row["kind"]: row["count"] for row in outputs.groupBy("kind").count().collect()}
+            done("operator")
+            for kind, table, rows in (
+                ("window", schema.WINDOWS_TABLE, window_rows(outputs)),
+                ("features", schema.FEATURES_TABLE, feature_rows(outputs)),
             ):
+                if not counts.get(kind):
+                    continue
                 writer = rows.write.format(CASSANDRA_FORMAT).options(keyspace=keyspace, table=table).mode("append")
                 retry.call(f"batch {batch_id}: Cassandra {keyspace}.{table}", writer.save, gated=True)
-            if scorer is not None:
+                done(table)
+            if scorer is not None and counts.get("features"):
                 features = [row.asDict(recursive=True) for row in feature_rows(outputs).collect()]
                 retry.call(f"batch {batch_id}: live predictions", lambda: score(features, batch_id))
-            dead = dead_letter_rows(outputs)
-            if not dead.isEmpty():
+                done("predictions")
+            if counts.get("deadletter"):
+                dead = dead_letter_rows(outputs)
                 target = f"{deadletter_uri.rstrip('/')}/batch={batch_id}"
                 retry.call(
                     f"batch {batch_id}: dead letters {target}",
                     lambda: dead.write.mode("overwrite").partitionBy("date").parquet(target),
                 )
+                done("dead letters")
         finally:
             outputs.unpersist()
+        if sum(steps.values()) > slow_s:
+            log.info(
+                "batch %s took %.1fs: %s; rows %s",
+                batch_id,
+                sum(steps.values()),
+                ", ".join(f"{step} {seconds:.2f}s" for step, seconds in steps.items()),
+                counts,
+            )
 
     return write_batch
 
@@ -362,7 +391,7 @@ def start_walks(
     return (
         outputs.writeStream.queryName("windows")
         .outputMode("append")
-        .foreachBatch(walk_writer(keyspace, deadletter_uri, retry, scorer))
+        .foreachBatch(walk_writer(keyspace, deadletter_uri, retry, scorer, slow_s=2 * trigger_s))
         .option("checkpointLocation", checkpoint)
         .trigger(processingTime=f"{trigger_s} seconds")
         .start()

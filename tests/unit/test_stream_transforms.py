@@ -138,7 +138,11 @@ def test_walk_operator_in_a_stream_and_the_sink_split(spark, tmp_path):
     )
     try:  # until the idle timeout has flushed the walk (final features)
         deadline = time.monotonic() + 90
-        while not sinks.feature_rows(spark.table("walk_outputs")).where("final").count() and time.monotonic() < deadline:
+
+        def finals() -> int:
+            return sinks.feature_rows(spark.table("walk_outputs")).where("final").count()
+
+        while not finals() and time.monotonic() < deadline:
             assert query.exception() is None
             time.sleep(0.5)
     finally:
