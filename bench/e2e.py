@@ -221,30 +221,27 @@ def renamed(refs, round_no: int | str):
 
 
 def stream_continuously(pipeline, cfg, refs, folder, stop: threading.Event, tag: str) -> tuple[int, list, int]:
-    """Each walk of ``refs`` streamed at 100 Hz, again and again (round k renamed ``…r<tag><k>``) until
-    ``stop``: one thread per walk, so the cohort stays whole (a round of walks replayed together
+    """Each walk of ``refs`` streamed at 100 Hz, again and again as soon as it ends (round k renamed
+    ``…r<tag><k>``) until ``stop``, so the cohort stays whole (a round of walks replayed together
     would thin out as its shorter walks end). Returns samples sent, the walks played, rounds."""
-    lock = threading.Lock()
-    totals = {"samples": 0, "rounds": 0}
     played: list = []
+    origin: dict[str, tuple] = {}  # a played walk's id → (the data set's walk, its round)
 
-    def loop(ref) -> None:
-        round_no = 1
-        while not stop.is_set():
-            walk = pipeline.walks([ref], f"{tag}{round_no}" if tag else round_no)
-            report = replay.replay(cfg, walk, speed=1.0, batch_size=10, data_dir=folder, progress=False, stop=stop)
-            with lock:
-                totals["samples"] += report.samples
-                totals["rounds"] = max(totals["rounds"], round_no)
-                played.extend(walk)
-            round_no += 1
+    def named(ref, round_no: int):
+        new = pipeline.walks([ref], f"{tag}{round_no}" if tag else round_no)[0]
+        origin[new.walk_id] = (ref, round_no)
+        played.append(new)
+        return new
 
-    threads = [threading.Thread(target=loop, args=(ref,), daemon=True) for ref in refs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return totals["samples"], played, totals["rounds"]
+    def again(walk: gaitpdb.Walk) -> gaitpdb.Walk:
+        ref, round_no = origin[walk.ref.walk_id]
+        return gaitpdb.Walk(named(ref, round_no + 1), walk.time, walk.forces)
+
+    first = [named(ref, 1) for ref in refs]
+    report = replay.replay(
+        cfg, first, speed=1.0, batch_size=10, data_dir=folder, progress=False, stop=stop, again=again
+    )
+    return report.samples, played, max(round_no for _, round_no in origin.values())
 
 
 def realtime(

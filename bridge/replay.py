@@ -17,7 +17,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -323,12 +323,16 @@ def replay(
     missing: Sequence[str] = (),
     progress: bool = True,
     stop: threading.Event | None = None,
+    again: Callable[[gaitpdb.Walk], gaitpdb.Walk | None] | None = None,
 ) -> ReplayReport:
-    """Publish the walks; returns what was sent. Ctrl-C (or ``stop``) ends it cleanly."""
+    """Publish the walks; returns what was sent. Ctrl-C (or ``stop``) ends it cleanly.
+    In real time, ``again`` gives the walk to stream in place of one that ended (see ``_real_time``)."""
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     if speed < 0:
         raise ValueError("speed must be >= 0 (0 = as fast as possible)")
+    if again is not None and speed == 0:
+        raise ValueError("again needs real time (speed > 0)")
     stop = stop or threading.Event()
     report = ReplayReport(walks_selected=len(refs), missing=list(missing))
     for name in missing:
@@ -359,7 +363,7 @@ def replay(
                 refs, data_dir, report, cfg.replay.max_active_walks, batch_size, cursor_for, send, stop
             )
         else:
-            _real_time(refs, data_dir, report, speed, batch_size, cursor_for, send, stop, bar)
+            _real_time(refs, data_dir, report, speed, batch_size, cursor_for, send, stop, bar, again)
     except KeyboardInterrupt:
         report.interrupted = True
     finally:
@@ -391,21 +395,27 @@ def _as_fast_as_possible(refs, data_dir, report, max_active, batch_size, cursor_
         active = [c for c in active if not c.done]
 
 
-def _real_time(refs, data_dir, report, speed, batch_size, cursor_for, send, stop, bar) -> None:
-    """All walks at once; sample k of every walk is due k / (100 Hz × speed) after the start."""
-    cursors = [cursor_for(w) for w in _load(refs, data_dir, report, ahead=4)]
-    bar.total = sum(len(c.rows) for c in cursors)
+def _real_time(refs, data_dir, report, speed, batch_size, cursor_for, send, stop, bar, again=None) -> None:
+    """All walks at once; sample k of a walk is due k / (100 Hz × speed) after the walk started.
+    ``again`` (a walk → the walk to stream in its place once it ends, or None) keeps a cohort whole
+    for a soak test: the next walk starts on its own clock as the previous one ends."""
+    now = time.monotonic()
+    cursors = [(cursor_for(w), now) for w in _load(refs, data_dir, report, ahead=4)]
+    bar.total = None if again else sum(len(c.rows) for c, _ in cursors)
     rate = gaitpdb.SAMPLE_RATE_HZ * speed
-    t0 = time.monotonic()
     while cursors and not stop.is_set():
-        due = int((time.monotonic() - t0) * rate) + 1  # samples due per walk by now
         next_due = math.inf
-        for cursor in cursors:
+        running = []
+        for cursor, t0 in cursors:
+            due = int((time.monotonic() - t0) * rate) + 1  # samples due for this walk by now
             n = len(cursor.rows)
             while not cursor.done and (cursor.sent + batch_size <= due or due >= n):
                 send(cursor, min(cursor.sent + batch_size, n))
+            if cursor.done and again is not None and (following := again(cursor.walk)) is not None:
+                cursor, t0 = cursor_for(following), time.monotonic()
             if not cursor.done:
                 next_due = min(next_due, t0 + (cursor.sent + batch_size) / rate)
-        cursors = [c for c in cursors if not c.done]
+                running.append((cursor, t0))
+        cursors = running
         if cursors:
             stop.wait(max(0.0, next_due - time.monotonic()))

@@ -220,7 +220,6 @@ class StreamingSection:
     max_offsets_per_trigger: int
     trigger_seconds: float
     archive_trigger_seconds: float
-    archive_min_partitions: int
     archive_start_wait_seconds: int
     stop_timeout_seconds: float
     window_size: int

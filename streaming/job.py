@@ -65,20 +65,16 @@ def payload_limits(cfg: gs_config.Config) -> Limits:
     return Limits(max_bytes=cfg.bridge.max_payload_bytes, max_samples=cfg.bridge.max_samples_per_message)
 
 
-def read_kafka(spark: SparkSession, cfg: gs_config.Config, min_partitions: int | None = None) -> DataFrame:
-    """The samples topic as a stream; ``min_partitions`` splits each micro-batch into at least that
-    many tasks (default: one per Kafka partition)."""
+def read_kafka(spark: SparkSession, cfg: gs_config.Config) -> DataFrame:
     k, s = cfg.kafka, cfg.streaming
-    reader = (
+    return (
         spark.readStream.format("kafka")
         .options(**endpoints.spark_kafka_options(cfg))
         .option("subscribe", k.samples_topic)
         .option("startingOffsets", s.starting_offsets)
         .option("maxOffsetsPerTrigger", s.max_offsets_per_trigger)
+        .load()
     )
-    if min_partitions:
-        reader = reader.option("minPartitions", min_partitions)
-    return reader.load()
 
 
 def sink_retry(cfg: gs_config.Config, stop: threading.Event) -> sinks.SinkRetry:
@@ -141,9 +137,8 @@ def query_starters(spark: SparkSession, cfg: gs_config.Config, stop: threading.E
         float(s.state_expiry_seconds),
         float(s.closed_walk_retention_seconds),
     )
-    archive_kafka = records.kafka_records(read_kafka(spark, cfg, s.archive_min_partitions))
     archive = records.archive_rows(
-        records.dedupe_records(records.valid_records(archive_kafka, limits), s.dedupe_watermark_seconds)
+        records.dedupe_records(records.valid_records(kafka, limits), s.dedupe_watermark_seconds)
     )
     retry, scorer = sink_retry(cfg, stop or threading.Event()), live_scorer(cfg)
     started: dict = {}
