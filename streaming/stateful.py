@@ -34,8 +34,8 @@ INPUT_COLUMNS = ("key", "value", "partition", "offset", "kafka_ms")
 # ``row`` holds that kind's columns as JSON (subject_id and walk_id included), parsed in the JVM by
 # the sink (:mod:`streaming.sinks`); ``value`` is a dead letter's record bytes as Kafka had them.
 # Three columns rather than one per table column: PySpark converts every output column of every
-# group to Arrow on its own, and that cost more than the windowing (a real-time micro-batch of 159
-# walks: 1.56 → 1.26 CPU-seconds, bench/streaming_throughput.py).
+# group to Arrow on its own, and that cost more than the windowing (the operator alone, file source
+# → noop, on a real-time micro-batch of 159 walks: 1.56 → 1.26 CPU-seconds).
 OUTPUT_SCHEMA = StructType(
     [StructField("kind", StringType()), StructField("row", BinaryType()), StructField("value", BinaryType())]
 )
@@ -139,7 +139,7 @@ def output_frame(key: str | None, study: str | None, rows: list[dict], dead: lis
     """The rows as one frame of OUTPUT_SCHEMA: each row's columns, with the walk's, as JSON."""
     subject_id, _, walk_id = (key or "").partition("/")
     walk = {"subject_id": subject_id or None, "walk_id": walk_id or None}
-    kinds = [row["kind"] for row in rows] + ["deadletter"] * len(dead)
+    kinds = [row["kind"] for row in rows + dead]
     encoded = [_encode({**walk, "study": study, **row}) for row in rows]
     encoded += [_encode({**walk, **{k: v for k, v in row.items() if k != "value"}}) for row in dead]
     values = [None] * len(rows) + [row["value"] for row in dead]
