@@ -99,14 +99,23 @@ def validate_many(
             out.append(exc)
             continue
         out.append(None)
-        if all(len(sample) == SAMPLE_WIDTH for sample in batch.samples):
-            batches.append((i, batch))
-        else:
-            out[i] = _reason(batch.samples)
+        batches.append((i, batch))
     if not batches:
         return out
+    try:  # one conversion for all: a sample of another width makes the array ragged (ValueError)
+        values = np.asarray([sample for _, batch in batches for sample in batch.samples], dtype=np.float64)
+        ragged = values.ndim != 2 or values.shape[1] != SAMPLE_WIDTH
+    except ValueError:
+        ragged = True
+    if ragged:  # the rare slow path: find the records with a sample of another width
+        for i, batch in batches:
+            if not all(len(sample) == SAMPLE_WIDTH for sample in batch.samples):
+                out[i] = _reason(batch.samples)
+        batches = [(i, batch) for i, batch in batches if out[i] is None]
+        if not batches:
+            return out
+        values = np.asarray([sample for _, batch in batches for sample in batch.samples], dtype=np.float64)
     counts = np.array([len(batch.samples) for _, batch in batches])
-    values = np.asarray([sample for _, batch in batches for sample in batch.samples], dtype=np.float64)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     bad = ~np.isfinite(values).all(axis=1)
     times = values[:, 0]

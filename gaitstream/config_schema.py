@@ -194,6 +194,8 @@ class SparkSection:
     state_store_provider: str
     dedupe_state_store_provider: str
     arrow_batch_size: int
+    dedupe_rocksdb_memory_mb: int
+    ui_retained: int
     deploy_mode: str
     yarn_queue: str
     executor_instances: int
@@ -220,6 +222,7 @@ class StreamingSection:
     max_offsets_per_trigger: int
     trigger_seconds: float
     archive_trigger_seconds: float
+    archive_tasks: int
     archive_start_wait_seconds: int
     stop_timeout_seconds: float
     window_size: int

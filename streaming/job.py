@@ -137,8 +137,12 @@ def query_starters(spark: SparkSession, cfg: gs_config.Config, stop: threading.E
         float(s.state_expiry_seconds),
         float(s.closed_walk_retention_seconds),
     )
+    # The archive runs at most streaming.archive_tasks tasks at once: its Kafka read (before the
+    # dedupe's shuffle) and its output (after it) are both coalesced.
+    archive_kafka = kafka.coalesce(s.archive_tasks) if s.archive_tasks > 0 else kafka
     archive = records.archive_rows(
-        records.dedupe_records(records.valid_records(kafka, limits), s.dedupe_watermark_seconds)
+        records.dedupe_records(records.valid_records(archive_kafka, limits), s.dedupe_watermark_seconds),
+        s.archive_tasks,
     )
     retry, scorer = sink_retry(cfg, stop or threading.Event()), live_scorer(cfg)
     started: dict = {}

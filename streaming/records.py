@@ -59,8 +59,9 @@ def decode_batches(limits: Limits):
 
     def decode(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            columns = batch.to_pydict()
-            good, _bad = decode_records(columns["key"], columns["value"], limits)
+            # Keys and values as Python objects; the timestamps stay Arrow (Python datetimes cost
+            # more than the decode of a small record).
+            good, _bad = decode_records(batch.column("key").to_pylist(), batch.column("value").to_pylist(), limits)
             if not good:
                 continue
             counts = np.array([len(r.values) for r in good], dtype=np.int32)
@@ -78,7 +79,9 @@ def decode_batches(limits: Limits):
                     pa.array([r.batch.seq for r in good], pa.int64()),
                     pa.array([r.batch.sent_at_ms for r in good], pa.int64()),
                     samples,
-                    pa.array([columns["timestamp"][r.index] for r in good], pa.timestamp("us", tz="UTC")),
+                    batch.column("timestamp")
+                    .take(pa.array([r.index for r in good], pa.int64()))
+                    .cast(pa.timestamp("us", tz="UTC")),
                 ],
                 schema=_RECORD_ARROW_SCHEMA,
             )
@@ -102,9 +105,12 @@ def dedupe_records(records: DataFrame, watermark_seconds: int) -> DataFrame:
     )
 
 
-def archive_rows(records: DataFrame) -> DataFrame:
+def archive_rows(records: DataFrame, tasks: int = 0) -> DataFrame:
     """Decoded records → one row per sample (seq = record seq + position), with the archive's
-    partition column (the UTC date Kafka received the record)."""
+    partition column (the UTC date Kafka received the record). ``tasks`` > 0 coalesces the
+    deduplicated records to that many tasks (the dedupe's state partitions are unchanged)."""
+    if tasks > 0:
+        records = records.coalesce(tasks)
     exploded = records.select(
         *SAMPLE_COLUMNS[:5], F.to_date("timestamp").alias("date"), F.posexplode("samples").alias("pos", "sample")
     )

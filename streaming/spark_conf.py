@@ -79,6 +79,16 @@ def resilience_conf(cfg: gs_config.Config) -> dict[str, str]:
     return conf
 
 
+def rocksdb_memory_conf(max_mb: int) -> dict[str, str]:
+    """One memory bound for every RocksDB state store of the job (0 = unbounded, RocksDB's defaults)."""
+    if max_mb <= 0:
+        return {}
+    return {
+        "spark.sql.streaming.stateStore.rocksdb.boundedMemoryUsage": "true",
+        "spark.sql.streaming.stateStore.rocksdb.maxMemoryUsageMB": str(max_mb),
+    }
+
+
 def session_conf(cfg: gs_config.Config) -> dict[str, str]:
     """What the driver sets on its session; resources (master, memory, jars) come from :func:`submit_conf`."""
     sp = cfg.spark
@@ -86,6 +96,10 @@ def session_conf(cfg: gs_config.Config) -> dict[str, str]:
         "spark.sql.shuffle.partitions": str(sp.shuffle_partitions),
         "spark.sql.execution.arrow.maxRecordsPerBatch": str(sp.arrow_batch_size),
         "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
+        **rocksdb_memory_conf(sp.dedupe_rocksdb_memory_mb),
+        "spark.ui.retainedJobs": str(sp.ui_retained),
+        "spark.ui.retainedStages": str(sp.ui_retained),
+        "spark.sql.ui.retainedExecutions": str(sp.ui_retained),
         "spark.sql.session.timeZone": "UTC",
         "spark.python.daemon.module": worker_daemon.MODULE,
         **endpoints.spark_cassandra_conf(cfg),

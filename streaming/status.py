@@ -3,7 +3,8 @@
 Written atomically (temp file + rename) by the driver every ``streaming.status_interval_seconds``:
 ``{"updated_at_ms", "started_at_ms", "ui_url", "state", "queries": [{"name", "id", "run_id", "active",
 "batch_id", "timestamp", "num_input_rows", "input_rows_per_second", "processed_rows_per_second",
-"batch_duration_ms", "error"}]}``. Rates count Kafka records (each a batch of samples).
+"batch_duration_ms", "durations_ms", "error"}]}``. Rates count Kafka records (each a batch of samples);
+``durations_ms`` is Spark's split of the batch's time (latestOffset, walCommit, addBatch, ...).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def query_status(query) -> dict:
         "input_rows_per_second": progress.get("inputRowsPerSecond"),
         "processed_rows_per_second": progress.get("processedRowsPerSecond"),
         "batch_duration_ms": (progress.get("durationMs") or {}).get("triggerExecution"),
+        "durations_ms": progress.get("durationMs") or {},
         "error": str(error) if error else None,
     }
 

@@ -98,3 +98,32 @@ def test_a_device_clock_at_zero_is_refused():
     batch = payload.validate(_raw(_batch(sent_at_ms=0)), **LIMITS)
     with pytest.raises(payload.InvalidPayload, match="^clock_skew"):
         payload.check_clock_skew(batch, NOW_MS, **CLOCK)
+
+
+def test_bulk_validation_equals_one_at_a_time():
+    """validate_many (the streaming job's micro-batches) gives each payload what validate_samples
+    gives it alone: the same arrays for the good ones, the same reason for the bad ones, whatever
+    their neighbours (a sample of another width once made the bulk path take a slow branch)."""
+    good = [[1.0 + i / 100] + [10.0] * 18 for i in range(3)]
+    bodies = [
+        _batch(),
+        _batch(samples=good[:1] + [[1.5] + [10.0] * 17]),  # a short sample
+        _batch(seq=200),
+        _batch(samples=good[:2] + [[1.9] + [10.0] * 19]),  # a long sample
+        _batch(v=2),
+        _batch(samples=[[1.0] + [float("nan")] + [10.0] * 17]),
+        _batch(samples=[[2.0] + [10.0] * 18, [1.0] + [10.0] * 18]),  # time going back
+        _batch(samples=[[1.0] + [1e9] + [10.0] * 17]),
+        _batch(seq=300, samples=[[3.0] + [20.0] * 18]),
+        _batch(samples=[[1.0] + [10.0] * 19, [1.1] + [10.0] * 19]),  # every sample too long: not ragged
+    ]
+    raws = [json.dumps(body).encode() for body in bodies]
+    for subset in (raws, raws[1:2], [raws[0], raws[3]], raws[::-1], raws[-1:]):
+        for raw, result in zip(subset, payload.validate_many(subset, **LIMITS), strict=True):
+            try:
+                batch, values = payload.validate_samples(raw, **LIMITS)
+            except payload.InvalidPayload as exc:
+                assert isinstance(result, payload.InvalidPayload) and str(result) == str(exc)
+            else:
+                assert not isinstance(result, payload.InvalidPayload)
+                assert result[0] == batch and (result[1] == values).all()

@@ -111,9 +111,13 @@ def test_a_seq_bomb_is_dead_lettered_and_the_walk_goes_on():
     assert [r["window_index"] for r in rows if r["kind"] == "window"] == [0, 1]
 
 
-def test_archive_rows_one_per_valid_sample_with_its_seq(spark):
+@pytest.mark.parametrize("tasks", [0, 1])
+def test_archive_rows_one_per_valid_sample_with_its_seq(spark, tasks):
     kafka = kafka_rows(spark, [payload(100, 3), payload(103, 2), b"not json", payload(0, 2, walk="GaCo02_01")])
-    rows = records.archive_rows(records.valid_records(records.kafka_records(kafka), Limits())).orderBy("seq").collect()
+    archive = records.archive_rows(records.valid_records(records.kafka_records(kafka), Limits()), tasks)
+    if tasks:
+        assert archive.rdd.getNumPartitions() == tasks
+    rows = archive.orderBy("seq").collect()
     assert [r["seq"] for r in rows] == [100, 101, 102, 103, 104]
     assert [r["time"] for r in rows] == [1.0, 1.01, 1.02, 1.03, 1.04]
     assert rows[2]["total_r"] == 102.0 and rows[0]["walk_id"] == "GaCo01_01"
