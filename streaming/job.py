@@ -139,9 +139,10 @@ def query_starters(spark: SparkSession, cfg: gs_config.Config, stop: threading.E
     )
     # The archive runs at most streaming.archive_tasks tasks at once: its Kafka read (before the
     # dedupe's shuffle) and its output (after it) are both coalesced.
-    archive_kafka = kafka.coalesce(s.archive_tasks) if s.archive_tasks > 0 else kafka
     archive = records.archive_rows(
-        records.dedupe_records(records.valid_records(archive_kafka, limits), s.dedupe_watermark_seconds),
+        records.dedupe_records(
+            records.valid_records(records.at_most(kafka, s.archive_tasks), limits), s.dedupe_watermark_seconds
+        ),
         s.archive_tasks,
     )
     retry, scorer = sink_retry(cfg, stop or threading.Event()), live_scorer(cfg)

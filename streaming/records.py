@@ -105,13 +105,16 @@ def dedupe_records(records: DataFrame, watermark_seconds: int) -> DataFrame:
     )
 
 
+def at_most(frame: DataFrame, tasks: int) -> DataFrame:
+    """``frame`` computed by at most ``tasks`` tasks (``coalesce``, no shuffle); 0 = as it is."""
+    return frame.coalesce(tasks) if tasks > 0 else frame
+
+
 def archive_rows(records: DataFrame, tasks: int = 0) -> DataFrame:
     """Decoded records → one row per sample (seq = record seq + position), with the archive's
     partition column (the UTC date Kafka received the record). ``tasks`` > 0 coalesces the
     deduplicated records to that many tasks (the dedupe's state partitions are unchanged)."""
-    if tasks > 0:
-        records = records.coalesce(tasks)
-    exploded = records.select(
+    exploded = at_most(records, tasks).select(
         *SAMPLE_COLUMNS[:5], F.to_date("timestamp").alias("date"), F.posexplode("samples").alias("pos", "sample")
     )
     return exploded.select(

@@ -17,6 +17,7 @@ from gaitstream import heartbeats
 
 def query_status(query) -> dict:
     progress = query.lastProgress or {}
+    durations = progress.get("durationMs") or {}
     error = query.exception() if not query.isActive else None
     return {
         "name": query.name,
@@ -28,8 +29,8 @@ def query_status(query) -> dict:
         "num_input_rows": progress.get("numInputRows"),
         "input_rows_per_second": progress.get("inputRowsPerSecond"),
         "processed_rows_per_second": progress.get("processedRowsPerSecond"),
-        "batch_duration_ms": (progress.get("durationMs") or {}).get("triggerExecution"),
-        "durations_ms": progress.get("durationMs") or {},
+        "batch_duration_ms": durations.get("triggerExecution"),
+        "durations_ms": durations,
         "error": str(error) if error else None,
     }
 
