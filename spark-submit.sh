@@ -64,6 +64,8 @@ export HADOOP_USER_NAME="${HADOOP_USER_NAME:-$GS_HDFS_USER}"
 # pyspark's own Arrow code warns on every batch under pandas 2.3 (FutureWarning): not ours to fix.
 export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::FutureWarning}"
 export GAITSTREAM_CONFIG="${GAITSTREAM_CONFIG:-$GS_ROOT/conf/gaitstream.toml}"
+# The driver's JVM (and a local master's executors in it); workers and YARN get it from spark_conf.
+if (( GS_SPARK_MALLOC_ARENA_MAX > 0 )); then export MALLOC_ARENA_MAX="$GS_SPARK_MALLOC_ARENA_MAX"; fi
 # Absolute, as lib.sh read it (relative to the repo root): the driver may start elsewhere (YARN).
 [[ "$GAITSTREAM_CONFIG" == /* ]] || GAITSTREAM_CONFIG="$GS_ROOT/$GAITSTREAM_CONFIG"
 if [[ "$master" == yarn* ]]; then export HADOOP_CONF_DIR="${HADOOP_CONF_DIR:-$GS_RUNTIME_DIR/hdfs/conf}"; fi

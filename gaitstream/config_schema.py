@@ -196,6 +196,7 @@ class SparkSection:
     arrow_batch_size: int
     dedupe_rocksdb_memory_mb: int
     ui_retained: int
+    malloc_arena_max: int
     deploy_mode: str
     yarn_queue: str
     executor_instances: int

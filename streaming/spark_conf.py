@@ -89,6 +89,17 @@ def rocksdb_memory_conf(max_mb: int) -> dict[str, str]:
     }
 
 
+def malloc_arena_conf(arenas: int) -> dict[str, str]:
+    """MALLOC_ARENA_MAX for the Python workers and YARN's containers (spark-submit.sh exports it for
+    the local driver's JVM itself); 0 = glibc's default."""
+    if arenas <= 0:
+        return {}
+    return {
+        "spark.executorEnv.MALLOC_ARENA_MAX": str(arenas),
+        "spark.yarn.appMasterEnv.MALLOC_ARENA_MAX": str(arenas),
+    }
+
+
 def session_conf(cfg: gs_config.Config) -> dict[str, str]:
     """What the driver sets on its session; resources (master, memory, jars) come from :func:`submit_conf`."""
     sp = cfg.spark
@@ -117,6 +128,7 @@ def submit_conf(cfg: gs_config.Config, master: str, deploy_mode: str, python: st
         "spark.driver.memory": sp.driver_memory,
         "spark.driver.extraJavaOptions": f"-XX:ErrorFile={log_dir}/spark-hs_err_%p.log",
         "spark.ui.port": str(sp.ui_port),
+        **malloc_arena_conf(sp.malloc_arena_max),
     }
     if master.startswith("yarn"):
         conf.update(

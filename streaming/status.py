@@ -3,8 +3,10 @@
 Written atomically (temp file + rename) by the driver every ``streaming.status_interval_seconds``:
 ``{"updated_at_ms", "started_at_ms", "ui_url", "state", "queries": [{"name", "id", "run_id", "active",
 "batch_id", "timestamp", "num_input_rows", "input_rows_per_second", "processed_rows_per_second",
-"batch_duration_ms", "durations_ms", "error"}]}``. Rates count Kafka records (each a batch of samples);
-``durations_ms`` is Spark's split of the batch's time (latestOffset, walCommit, addBatch, ...).
+"batch_duration_ms", "durations_ms", "state_operators", "error"}]}``. Rates count Kafka records (each a
+batch of samples); ``durations_ms`` is Spark's split of the batch's time (latestOffset, walCommit,
+addBatch, ...); ``state_operators`` has one entry per stateful operator: its rows and memory, and the
+milliseconds its batch spent updating, evicting and committing (a dedupe's eviction scans its state).
 """
 
 from __future__ import annotations
@@ -13,6 +15,25 @@ import time
 from pathlib import Path
 
 from gaitstream import heartbeats
+
+STATE_OPERATOR_FIELDS = {
+    "operatorName": "operator",
+    "numRowsTotal": "rows_total",
+    "numRowsUpdated": "rows_updated",
+    "numRowsRemoved": "rows_removed",
+    "memoryUsedBytes": "memory_used_bytes",
+    "allUpdatesTimeMs": "updates_ms",
+    "allRemovalsTimeMs": "removals_ms",
+    "commitTimeMs": "commit_ms",
+}
+
+
+def state_operators(progress: dict) -> list[dict]:
+    """Spark's stateOperators progress, named as the rest of the file (snake case)."""
+    return [
+        {ours: operator.get(theirs) for theirs, ours in STATE_OPERATOR_FIELDS.items()}
+        for operator in progress.get("stateOperators") or []
+    ]
 
 
 def query_status(query) -> dict:
@@ -31,6 +52,7 @@ def query_status(query) -> dict:
         "processed_rows_per_second": progress.get("processedRowsPerSecond"),
         "batch_duration_ms": durations.get("triggerExecution"),
         "durations_ms": durations,
+        "state_operators": state_operators(progress),
         "error": str(error) if error else None,
     }
 

@@ -1,5 +1,5 @@
 """The job's Spark settings come from the config: the memory bounds that keep a long-running
-driver flat (RocksDB's bounded memory, the UI's retained jobs) and can be switched off."""
+driver flat (RocksDB's bounded memory, the UI's retained jobs, malloc arenas) and can be switched off."""
 
 from __future__ import annotations
 
@@ -24,3 +24,14 @@ def test_the_ui_keeps_what_the_config_says():
     conf = spark_conf.session_conf(config.load(env={"GAITSTREAM_SPARK_UI_RETAINED": "42"}))
     for key in ("spark.ui.retainedJobs", "spark.ui.retainedStages", "spark.sql.ui.retainedExecutions"):
         assert conf[key] == "42"
+
+
+def test_malloc_arenas_reach_the_workers_and_yarn_unless_zero():
+    conf = spark_conf.submit_conf(
+        config.load(env={"GAITSTREAM_SPARK_MALLOC_ARENA_MAX": "3"}), "local[*]", "client", "py"
+    )
+    assert conf["spark.executorEnv.MALLOC_ARENA_MAX"] == conf["spark.yarn.appMasterEnv.MALLOC_ARENA_MAX"] == "3"
+    conf = spark_conf.submit_conf(
+        config.load(env={"GAITSTREAM_SPARK_MALLOC_ARENA_MAX": "0"}), "local[*]", "client", "py"
+    )
+    assert not any("MALLOC_ARENA_MAX" in key for key in conf)
