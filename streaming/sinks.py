@@ -114,6 +114,10 @@ TRANSIENT = re.compile(
             r"WriteTimeoutException",
             r"ReadTimeoutException",
             r"UnavailableException",
+            # The same unavailability reached through an auth check: a schema refresh's query refused
+            # while a node was partitioned away ("Unable to perform authorization of super-user
+            # permission: Cannot achieve consistency level LOCAL_QUORUM"; cluster fault test).
+            r"Cannot achieve consistency level",
             r"OverloadedException",
             r"ConnectException",
             r"Connection refused",

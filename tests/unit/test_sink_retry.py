@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from streaming.sinks import SinkRetry, StopRequested
+from streaming.sinks import SinkRetry, StopRequested, is_transient
 
 
 class Backend:
@@ -92,3 +92,15 @@ def test_any_error_while_the_backend_is_away_is_retried_and_the_same_error_after
     up = Backend(down_probes=0)  # the backend answers: the same words are the job's own problem
     with pytest.raises(RuntimeError, match="Couldn't find"):
         retry(up).call("test", lambda: (_ for _ in ()).throw(RuntimeError(odd)), gated=True)
+
+
+def test_an_auth_check_refused_for_want_of_replicas_is_transient_a_bad_table_is_not():
+    refused = RuntimeError(
+        "An error occurred while calling o3932.save.\n: com.datastax.oss.driver.api.core.DriverExecutionException\n"
+        "Caused by: com.datastax.oss.driver.internal.core.adminrequest.UnexpectedResponseException: query "
+        "'SELECT * FROM system_schema.types' got unexpected response ERROR(Unable to perform authorization of "
+        "permissions: Unable to perform authorization of super-user permission: Cannot achieve consistency "
+        "level LOCAL_QUORUM)"
+    )
+    assert is_transient(refused)
+    assert not is_transient(RuntimeError("InvalidQueryException: unconfigured table windowz"))
