@@ -16,7 +16,6 @@ dead-letter folder). A stop request ends the waiting at once.
 
 from __future__ import annotations
 
-import collections
 import logging
 import re
 import threading
@@ -345,10 +344,9 @@ def walk_writer(
 
         outputs.persist()
         try:
-            # One job computes the batch (into the cache) and brings its rows' kinds to the driver (a
-            # few hundred short strings; a groupBy would add a shuffle stage to every batch); a kind
-            # with no rows costs no Spark job (most micro-batches have no features, no dead letters).
-            counts = collections.Counter(row["kind"] for row in outputs.select("kind").collect())
+            # One job computes the batch (into the cache) and counts its rows by kind; a kind with
+            # no rows costs no Spark job (most micro-batches have no features and no dead letters).
+            counts = {row["kind"]: row["count"] for row in outputs.groupBy("kind").count().collect()}
             done("operator")
             for kind, table, rows in (
                 ("window", schema.WINDOWS_TABLE, window_rows(outputs)),
@@ -379,7 +377,7 @@ def walk_writer(
                 batch_id,
                 sum(steps.values()),
                 ", ".join(f"{step} {seconds:.2f}s" for step, seconds in steps.items()),
-                dict(counts),
+                counts,
             )
 
     return write_batch
