@@ -284,8 +284,13 @@ def test_kill_9_mid_stream_then_restart_ends_identical(stack, topic, spark_reade
     assert len(windows) < len(counts), "stream finished before the kill: make batches smaller"
     first.kill_everything()
     second = JobProcess(run_env, tmp / f"job-{tag}-2.log")
-    windows, walk_features = wait_for_tables(cfg, keyspace, counts, report.per_walk, second)
-    wait_for_archive(spark_reader, endpoints.archive_uri(run_cfg), sum(report.per_walk.values()), second)
+    try:
+        windows, walk_features = wait_for_tables(cfg, keyspace, counts, report.per_walk, second)
+        wait_for_archive(spark_reader, endpoints.archive_uri(run_cfg), sum(report.per_walk.values()), second)
+    except BaseException:  # a failed wait must not leave the job running under the next tests
+        if second.alive():
+            second.kill_everything()
+        raise
     second.proc.send_signal(signal.SIGTERM)
     assert second.proc.wait(120) == 0, second.log()[-4000:]
 
