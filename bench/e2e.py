@@ -84,14 +84,21 @@ class MemorySampler(threading.Thread):
         reading that caught one counted the JVM twice (one 10-minute run: a 3.8 GiB "peak" for a
         2.3 GiB job, +187 MiB/min over its second half)."""
         now = time.monotonic()
+        first = self.readings()
+        time.sleep(1.0)
+        for name, rss in self.readings().items():
+            if name in first:
+                self.series.setdefault(name, []).append((now, min(first[name], rss)))
+
+    def readings(self) -> dict[str, float]:
+        """Every tree's RSS now (MiB); a tree whose root has gone is left out."""
+        out = {}
         for name, pid in list(self.roots.items()):
             try:
-                first = self.tree_rss(pid)
-                time.sleep(1.0)
-                rss = min(first, self.tree_rss(pid))
+                out[name] = self.tree_rss(pid)
             except psutil.Error:
                 continue
-            self.series.setdefault(name, []).append((now, rss))
+        return out
 
     def run(self):
         self.sample()
